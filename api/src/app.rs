@@ -1,0 +1,176 @@
+//! Building the application: pool, migrations, command bus, feed runners,
+//! schema and router. Tests build the same application on port 0.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::{Extension, Router};
+use domain::ProjectServices;
+use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, RunnerConfig};
+use infrastructure::lookup::PgProjectLookup;
+use infrastructure::CommandBus;
+use projections::{EventLogProjection, ProjectsProjection, ReadModels};
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::config::ServeConfig;
+use crate::graphql::{build_schema, ApiState, HubSchema, RequestContext, SchemaLimits};
+use crate::http::correlation::{self, CorrelationId};
+use crate::http::{auth, health, limits};
+
+/// Shared by every HTTP handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The GraphQL schema (holds the [`ApiState`]).
+    pub schema: HubSchema,
+    /// The database pool.
+    pub pool: PgPool,
+    /// The feed consumers running (or standing by) in this process.
+    pub feeds: Arc<Vec<FeedHandle>>,
+    /// Required for mutations when set.
+    pub api_token: Option<SecretString>,
+}
+
+/// The built application, ready to serve.
+pub struct App {
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    /// Connects, migrates, starts the feed consumers and builds the router.
+    ///
+    /// # Errors
+    /// When the configuration is unsafe or the database cannot be migrated.
+    pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        config.check_exposure().map_err(anyhow::Error::msg)?;
+        let pool = infrastructure::db::connect_lazy(&config.database.db_config())
+            .context("while configuring the database pool")?;
+        infrastructure::db::migrate(&pool)
+            .await
+            .context("while applying database migrations")?;
+
+        let appended = AppendSignal::default();
+        let runner_config = RunnerConfig {
+            max_poll: Duration::from_millis(config.feed_poll_ms.max(1)),
+            ..RunnerConfig::default()
+        };
+        let connect = (*pool.connect_options()).clone();
+        let projects = spawn_runner(
+            Arc::new(ProjectsProjection),
+            connect.clone(),
+            runner_config.clone(),
+            &appended,
+        );
+        let event_log = spawn_runner(
+            Arc::new(EventLogProjection::new(config.hub_id.clone())),
+            connect,
+            runner_config,
+            &appended,
+        );
+        let projects_progress = projects.watch();
+
+        let services = ProjectServices::new(PgProjectLookup::new(pool.clone(), config.port_range));
+        let bus = Arc::new(CommandBus::new(pool.clone(), services, appended));
+        let api = ApiState {
+            bus,
+            read: ReadModels::new(pool.clone()),
+            hub_id: config.hub_id.clone(),
+            projects_progress,
+            read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
+        };
+        let schema = build_schema(
+            api,
+            SchemaLimits {
+                max_depth: config.graphql_max_depth,
+                max_complexity: config.graphql_max_complexity,
+            },
+        );
+        let state = AppState {
+            schema,
+            pool,
+            feeds: Arc::new(vec![projects, event_log]),
+            api_token: config.api_token.clone(),
+        };
+        let max_body = config.max_body_bytes;
+        let router = Router::new()
+            .route("/graphql", get(graphiql).post(graphql))
+            .route("/health", get(health::health))
+            .layer(RequestBodyLimitLayer::new(max_body))
+            .layer(middleware::from_fn(move |req: Request, next: Next| {
+                limits::reject_large_bodies(max_body, req, next)
+            }))
+            .layer(middleware::from_fn(correlation::correlate))
+            .with_state(state.clone());
+        Ok(Self { router, state })
+    }
+
+    /// The application's state (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "hub is serving GraphQL on /graphql");
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("while serving HTTP")?;
+        for feed in self.state.feeds.iter() {
+            feed.stop();
+        }
+        Ok(())
+    }
+}
+
+async fn graphiql() -> impl IntoResponse {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    Extension(CorrelationId(correlation_id)): Extension<CorrelationId>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let authorized = auth::is_authorized(state.api_token.as_ref(), &headers);
+    let context = RequestContext {
+        correlation_id,
+        authorized,
+        user: if state.api_token.is_some() && authorized {
+            "token".to_owned()
+        } else {
+            "anonymous".to_owned()
+        },
+    };
+    state
+        .schema
+        .execute(request.into_inner().data(context))
+        .await
+        .into()
+}

@@ -1,0 +1,208 @@
+//! The hub's configuration: command line flags, each also read from an
+//! environment variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use domain::PortRange;
+use secrecy::SecretString;
+
+/// CommandCenter Hub: event-sourced project lifecycle service.
+#[derive(Debug, Parser)]
+#[command(name = "hub", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The hub's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve GraphQL and the HTTP API.
+    Serve(ServeConfig),
+    /// Apply pending migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Most pooled database connections.
+    #[arg(long, env = "HUB_DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub db_max_connections: u32,
+
+    /// Milliseconds a request waits for a database connection before it
+    /// fails with UNAVAILABLE.
+    #[arg(long, env = "HUB_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_acquire_timeout_ms: u64,
+}
+
+impl DatabaseArgs {
+    /// The infrastructure's view of these flags.
+    pub fn db_config(&self) -> infrastructure::db::DbConfig {
+        infrastructure::db::DbConfig {
+            url: self.database_url.clone(),
+            max_connections: self.db_max_connections,
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+        }
+    }
+}
+
+/// Everything `hub serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Database connection.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// This hub's id: the second token of every subject (`hub.<id>.project.created`).
+    #[arg(long, env = "HUB_ID", default_value = "local-hub", value_parser = parse_hub_id)]
+    pub hub_id: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:9001")]
+    pub bind: SocketAddr,
+
+    /// Bearer token required for mutations (and, later, subscriptions and
+    /// admin operations). Without it, mutations are open: only acceptable on
+    /// a loopback address.
+    #[arg(long, env = "HUB_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<SecretString>,
+
+    /// Serve on a non-loopback address without an API token.
+    #[arg(long, env = "HUB_INSECURE", default_value_t = false)]
+    pub insecure: bool,
+
+    /// Ports handed to projects, four per project (backend, frontend,
+    /// postgres, redis), e.g. `20000-29999`.
+    #[arg(long, env = "HUB_PORT_RANGE", default_value = "20000-29999")]
+    pub port_range: PortRange,
+
+    /// Milliseconds a mutation waits for the read model to show its change
+    /// before it answers UNAVAILABLE (the change itself is kept).
+    #[arg(long, env = "HUB_READ_YOUR_WRITES_TIMEOUT_MS", default_value_t = 5000)]
+    pub read_your_writes_timeout_ms: u64,
+
+    /// Longest idle wait in milliseconds between polls of the event store
+    /// (writes in this process wake the feed at once).
+    #[arg(long, env = "HUB_FEED_POLL_MS", default_value_t = 50)]
+    pub feed_poll_ms: u64,
+
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "HUB_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest accepted GraphQL query.
+    #[arg(long, env = "HUB_GRAPHQL_MAX_DEPTH", default_value_t = 12)]
+    pub graphql_max_depth: usize,
+
+    /// Highest accepted GraphQL query complexity.
+    #[arg(long, env = "HUB_GRAPHQL_MAX_COMPLEXITY", default_value_t = 2000)]
+    pub graphql_max_complexity: usize,
+
+    /// Log format: `text` (human-readable) or `json`.
+    #[arg(long, env = "HUB_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl ServeConfig {
+    /// A config with every default, for `database_url` (used by tests).
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Self {
+            database: DatabaseArgs {
+                database_url: database_url.into(),
+                db_max_connections: 32,
+                db_acquire_timeout_ms: 3000,
+            },
+            hub_id: "local-hub".into(),
+            bind: ([127, 0, 0, 1], 9001).into(),
+            api_token: None,
+            insecure: false,
+            port_range: PortRange::default(),
+            read_your_writes_timeout_ms: 5000,
+            feed_poll_ms: 50,
+            max_body_bytes: 256 * 1024,
+            graphql_max_depth: 12,
+            graphql_max_complexity: 2000,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// Refuses to expose unauthenticated mutations beyond this machine.
+    ///
+    /// # Errors
+    /// A non-loopback bind address without a token and without `--insecure`.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        if !self.bind.ip().is_loopback() && self.api_token.is_none() && !self.insecure {
+            return Err(format!(
+                "refusing to serve on {} without HUB_API_TOKEN: anyone on the network could change projects; \
+                 set HUB_API_TOKEN, bind to 127.0.0.1, or pass --insecure",
+                self.bind
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_hub_id(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(
+            "a hub id is 1-64 ASCII letters, digits, '-' or '_' (it becomes a NATS subject token)"
+                .into(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_bind_without_a_token_is_refused_unless_insecure() {
+        let mut config = ServeConfig::for_database("postgres://x");
+        assert!(config.check_exposure().is_ok());
+        config.bind = "0.0.0.0:9001".parse().unwrap();
+        assert!(config.check_exposure().is_err());
+        config.insecure = true;
+        assert!(config.check_exposure().is_ok());
+        config.insecure = false;
+        config.api_token = Some(SecretString::from("t"));
+        assert!(config.check_exposure().is_ok());
+    }
+
+    #[test]
+    fn hub_ids_must_be_single_subject_tokens() {
+        assert!(parse_hub_id("local-hub").is_ok());
+        assert!(parse_hub_id("a.b").is_err());
+        assert!(parse_hub_id("").is_err());
+        assert!(parse_hub_id("*").is_err());
+    }
+
+    #[test]
+    fn every_flag_is_documented() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,130 @@
+//! Errors as clients see them: a stable code and a sentence they can act on.
+//! Internal details are logged here and never sent.
+
+use async_graphql::ErrorExtensions as _;
+use domain::ProjectError;
+use infrastructure::CommandError;
+use projections::QueryError;
+
+/// The stable machine code in `extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The request itself is malformed.
+    InvalidInput,
+    /// Another live project has this name.
+    NameTaken,
+    /// Not allowed in the project's current state.
+    InvalidTransition,
+    /// A stale `expectedVersion` or a lost race.
+    Conflict,
+    /// A token is required.
+    Unauthenticated,
+    /// A dependency is down; retry later.
+    Unavailable,
+    /// A bug; see the server log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code's wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "NOT_FOUND",
+            Self::InvalidInput => "INVALID_INPUT",
+            Self::NameTaken => "NAME_TAKEN",
+            Self::InvalidTransition => "INVALID_TRANSITION",
+            Self::Conflict => "CONFLICT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// An error ready to be sent to a client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// Machine code.
+    pub code: ErrorCode,
+    /// Human sentence.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Bad input, with what to fix.
+    pub fn invalid_input(message: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::InvalidInput, message.to_string())
+    }
+
+    /// The database could not be reached; logs the cause.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "request failed: database unavailable");
+        Self::new(
+            ErrorCode::Unavailable,
+            "the hub's database is unavailable right now; try again shortly",
+        )
+    }
+
+    /// A bug; logs the cause, tells the client only that it happened.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed with an internal error");
+        Self::new(
+            ErrorCode::Internal,
+            "an internal error occurred; it has been logged (quote the X-Correlation-ID response header)",
+        )
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        async_graphql::Error::new(err.message)
+            .extend_with(|_, ext| ext.set("code", err.code.as_str()))
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        match &err {
+            QueryError::Cursor(cursor) => Self::invalid_input(cursor),
+            _ if err.is_unavailable() => Self::unavailable(&err),
+            _ => Self::internal(&err),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(err: CommandError) -> Self {
+        match err {
+            CommandError::Rejected(rejection) => {
+                let code = match &rejection {
+                    ProjectError::NotFound => ErrorCode::NotFound,
+                    ProjectError::NameTaken { .. } => ErrorCode::NameTaken,
+                    ProjectError::InvalidName(_) => ErrorCode::InvalidInput,
+                    ProjectError::AlreadyExists => ErrorCode::Conflict,
+                    ProjectError::PortsExhausted => ErrorCode::Unavailable,
+                    ProjectError::AlreadyRunning
+                    | ProjectError::NotRunning
+                    | ProjectError::Deleted
+                    | ProjectError::StillRunning => ErrorCode::InvalidTransition,
+                    ProjectError::Lookup(cause) => return Self::internal(cause),
+                };
+                Self::new(code, rejection.to_string())
+            }
+            conflict @ CommandError::Conflict { .. } => {
+                Self::new(ErrorCode::Conflict, conflict.to_string())
+            }
+            CommandError::Unavailable(cause) => Self::unavailable(&cause),
+            CommandError::Internal(cause) => Self::internal(&cause),
+        }
+    }
+}

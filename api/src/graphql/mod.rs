@@ -1,0 +1,102 @@
+//! The GraphQL API: schema, roots, types and errors.
+
+pub mod error;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{EmptySubscription, Schema};
+use infrastructure::feed::ConsumerStatus;
+use infrastructure::{CommandBus, Origin};
+use projections::ReadModels;
+use tokio::sync::watch;
+
+use self::error::{ApiError, ErrorCode};
+use self::mutation::MutationRoot;
+use self::query::QueryRoot;
+
+/// The hub's schema.
+pub type HubSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// What resolvers need, shared by every request.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Runs commands.
+    pub bus: Arc<CommandBus>,
+    /// Answers queries.
+    pub read: ReadModels,
+    /// This hub's id.
+    pub hub_id: String,
+    /// Changes whenever the local `projects` projection commits.
+    pub projects_progress: watch::Receiver<ConsumerStatus>,
+    /// How long a mutation waits for its change to show in the read model.
+    pub read_your_writes_timeout: Duration,
+}
+
+impl ApiState {
+    /// The origin recorded on events of a request by `user`.
+    pub fn origin(&self, user: &str) -> Origin {
+        Origin {
+            hub_id: self.hub_id.clone(),
+            service: "hub-api".to_owned(),
+            user: user.to_owned(),
+        }
+    }
+}
+
+/// Facts about one request, put into the GraphQL context by the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    /// From `X-Correlation-ID`, or new.
+    pub correlation_id: String,
+    /// Whether the request may change things: true when no token is
+    /// configured or the right bearer token was sent.
+    pub authorized: bool,
+    /// Who is asking, for event origins.
+    pub user: String,
+}
+
+impl RequestContext {
+    /// Fails unless the request may change things.
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED without the configured token.
+    pub fn require_auth(&self) -> Result<(), ApiError> {
+        if self.authorized {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "this operation needs the hub's API token: send the header 'Authorization: Bearer <token>'",
+            ))
+        }
+    }
+}
+
+/// Limits applied to every operation.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaLimits {
+    /// Deepest selection.
+    pub max_depth: usize,
+    /// Highest complexity.
+    pub max_complexity: usize,
+}
+
+/// Builds the schema around `state`.
+pub fn build_schema(state: ApiState, limits: SchemaLimits) -> HubSchema {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .data(state)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .finish()
+}
+
+/// The schema's SDL, without any state (for the checked-in contract).
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .finish()
+        .sdl()
+}

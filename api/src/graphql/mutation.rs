@@ -1,0 +1,186 @@
+//! The mutation root: one command each, answered with the project as the
+//! read model has it after the command (read-your-writes).
+
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
+use domain::{ProjectCommand, ProjectId, ProjectName, ProjectPath};
+use infrastructure::{CommandMetadata, Executed};
+
+use super::error::{ApiError, ErrorCode};
+use super::query::parse_uuid;
+use super::types::Project;
+use super::{ApiState, RequestContext};
+
+/// Changes, each recorded as events.
+#[derive(Default)]
+pub struct MutationRoot;
+
+/// What a new project needs.
+#[derive(InputObject, Debug)]
+pub struct CreateProjectInput {
+    /// Display name, 1-255 characters; its slug must be free.
+    pub name: String,
+    /// Absolute path of the project's directory.
+    pub path: String,
+}
+
+/// The result of a mutation.
+#[derive(SimpleObject, Debug)]
+pub struct ProjectPayload {
+    /// The project after the mutation.
+    pub project: Project,
+    /// Correlation id of the request (also in the `X-Correlation-ID` header).
+    pub correlation_id: String,
+}
+
+fn expected(version: Option<i64>) -> Result<Option<u64>, ApiError> {
+    version
+        .map(|v| {
+            u64::try_from(v).map_err(|_| {
+                ApiError::invalid_input(format!("expectedVersion must be 0 or more, got {v}"))
+            })
+        })
+        .transpose()
+}
+
+async fn run(
+    ctx: &Context<'_>,
+    id: ProjectId,
+    command: ProjectCommand,
+    expected_version: Option<u64>,
+) -> Result<ProjectPayload> {
+    let state = ctx.data::<ApiState>()?;
+    let request = ctx.data::<RequestContext>()?;
+    request.require_auth()?;
+    let metadata =
+        CommandMetadata::for_request(request.correlation_id.clone(), state.origin(&request.user));
+    let Executed { version, .. } = state
+        .bus
+        .execute(id, command, expected_version, &metadata)
+        .await
+        .map_err(ApiError::from)?;
+    let row = state
+        .read
+        .wait_for_project_version(
+            id.as_uuid(),
+            version as i64,
+            state.read_your_writes_timeout,
+            state.projects_progress.clone(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+    let Some(row) = row else {
+        tracing::warn!(project_id = %id, version, "read model did not catch up in time");
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the change was recorded (version {version}) but the read model has not caught up yet; query the project again shortly"
+            ),
+        )
+        .into());
+    };
+    Ok(ProjectPayload {
+        project: row.into(),
+        correlation_id: request.correlation_id.clone(),
+    })
+}
+
+fn project_id(id: &ID) -> Result<ProjectId, ApiError> {
+    parse_uuid("project", id).map(ProjectId::from_uuid)
+}
+
+#[Object]
+impl MutationRoot {
+    /// Creates a stopped project with a free slug and four free ports.
+    async fn create_project(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProjectInput,
+    ) -> Result<ProjectPayload> {
+        ctx.data::<RequestContext>()?.require_auth()?;
+        let name = ProjectName::parse(&input.name).map_err(ApiError::invalid_input)?;
+        let path = ProjectPath::parse(&input.path).map_err(ApiError::invalid_input)?;
+        let id = ProjectId::new();
+        run(
+            ctx,
+            id,
+            ProjectCommand::CreateProject {
+                project_id: id,
+                name,
+                path,
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Starts a stopped project.
+    async fn start_project(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i64>,
+    ) -> Result<ProjectPayload> {
+        ctx.data::<RequestContext>()?.require_auth()?;
+        run(
+            ctx,
+            project_id(&id)?,
+            ProjectCommand::StartProject,
+            expected(expected_version)?,
+        )
+        .await
+    }
+
+    /// Stops a running project.
+    async fn stop_project(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i64>,
+    ) -> Result<ProjectPayload> {
+        ctx.data::<RequestContext>()?.require_auth()?;
+        run(
+            ctx,
+            project_id(&id)?,
+            ProjectCommand::StopProject,
+            expected(expected_version)?,
+        )
+        .await
+    }
+
+    /// Renames a project (its slug follows the name and must be free).
+    async fn rename_project(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        name: String,
+        expected_version: Option<i64>,
+    ) -> Result<ProjectPayload> {
+        ctx.data::<RequestContext>()?.require_auth()?;
+        let id = project_id(&id)?;
+        let name = ProjectName::parse(&name).map_err(ApiError::invalid_input)?;
+        run(
+            ctx,
+            id,
+            ProjectCommand::RenameProject { name },
+            expected(expected_version)?,
+        )
+        .await
+    }
+
+    /// Deletes a stopped project; its slug and ports become free.
+    async fn delete_project(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i64>,
+    ) -> Result<ProjectPayload> {
+        ctx.data::<RequestContext>()?.require_auth()?;
+        run(
+            ctx,
+            project_id(&id)?,
+            ProjectCommand::DeleteProject,
+            expected(expected_version)?,
+        )
+        .await
+    }
+}

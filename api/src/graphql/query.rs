@@ -1,0 +1,141 @@
+//! The query root.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Object, Result, ID};
+use projections::{ProjectFilter, SubjectPattern};
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorCode};
+use super::types::{page_size, Event, EventFilter, Project, ProjectStats, ProjectStatus};
+use super::ApiState;
+
+/// Reads, all answered from the read models.
+#[derive(Default)]
+pub struct QueryRoot;
+
+/// Parses a client-given id.
+pub(crate) fn parse_uuid(what: &str, id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| {
+        ApiError::invalid_input(format!(
+            "'{}' is not a valid {what} id: expected a UUID such as 6f1c2f4e-8a0b-4b5e-9c3d-2a1b0c9d8e7f",
+            id.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+#[Object]
+impl QueryRoot {
+    /// One project, by id or by slug (exactly one of them). Deleted projects
+    /// are found by id, not by slug (their slug is free for reuse).
+    async fn project(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        slug: Option<String>,
+    ) -> Result<Option<Project>> {
+        let state = ctx.data::<ApiState>()?;
+        let row = match (id, slug) {
+            (Some(id), None) => state.read.project(parse_uuid("project", &id)?).await,
+            (None, Some(slug)) => state.read.project_by_slug(&slug).await,
+            _ => return Err(ApiError::invalid_input("give exactly one of id and slug").into()),
+        }
+        .map_err(ApiError::from)?;
+        Ok(row.map(Project::from))
+    }
+
+    /// Projects in creation order, newest last. Without `status`, deleted
+    /// projects are left out.
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<ProjectStatus>,
+        #[graphql(desc = "Case-insensitive part of the name or slug.")] search: Option<String>,
+        #[graphql(desc = "Page size, 0-1000 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last item of the previous page.")] after: Option<String>,
+    ) -> Result<Connection<String, Project, EmptyFields, EmptyFields>> {
+        let state = ctx.data::<ApiState>()?;
+        let first = page_size(first)?;
+        let filter = ProjectFilter {
+            status: status.map(Into::into),
+            search,
+        };
+        let page = state
+            .read
+            .projects(&filter, first, after.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        let mut connection = Connection::new(after.is_some(), page.has_next_page);
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|(cursor, row)| Edge::new(cursor, Project::from(row))),
+        );
+        Ok(connection)
+    }
+
+    /// Counts of projects per status.
+    async fn project_stats(&self, ctx: &Context<'_>) -> Result<ProjectStats> {
+        let state = ctx.data::<ApiState>()?;
+        Ok(state.read.stats().await.map_err(ApiError::from)?.into())
+    }
+
+    /// Recorded events in commit order, oldest first.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<EventFilter>,
+        #[graphql(desc = "Page size, 0-1000 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last item of the previous page.")] after: Option<String>,
+    ) -> Result<Connection<String, Event, EmptyFields, EmptyFields>> {
+        let state = ctx.data::<ApiState>()?;
+        let first = page_size(first)?;
+        let filter = event_filter(filter.unwrap_or_default())?;
+        let page = state
+            .read
+            .events(&filter, first, after.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        let mut connection = Connection::new(after.is_some(), page.has_next_page);
+        connection.edges.extend(
+            page.items
+                .into_iter()
+                .map(|(cursor, row)| Edge::new(cursor, Event::from(row))),
+        );
+        Ok(connection)
+    }
+
+    /// One event by id.
+    async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Event>> {
+        let state = ctx.data::<ApiState>()?;
+        let row = state
+            .read
+            .event(parse_uuid("event", &id)?)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(row.map(Event::from))
+    }
+}
+
+fn event_filter(filter: EventFilter) -> Result<projections::EventFilter, ApiError> {
+    let subject = filter
+        .subject
+        .as_deref()
+        .map(SubjectPattern::parse)
+        .transpose()
+        .map_err(|err| ApiError::new(ErrorCode::InvalidInput, err.to_string()))?;
+    if let Some(types) = &filter.event_types {
+        if types.len() > 100 {
+            return Err(ApiError::invalid_input(
+                "eventTypes may list at most 100 types",
+            ));
+        }
+    }
+    Ok(projections::EventFilter {
+        subject,
+        aggregate_id: filter.aggregate_id,
+        correlation_id: filter.correlation_id,
+        event_types: filter.event_types,
+        since: filter.since,
+        until: filter.until,
+    })
+}

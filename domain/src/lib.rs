@@ -1,0 +1,32 @@
+//! The hub's domain: what a project is, which commands it accepts and which
+//! events it records. Everything here is pure: no database, no network, no
+//! runtime. Facts the aggregate cannot know by itself (is a slug taken? which
+//! ports are free?) are asked through the [`ProjectLookup`] port, which the
+//! infrastructure crate implements.
+//!
+//! Layout:
+//! - [`ids`]: [`ProjectId`], the UUID newtype that names a project.
+//! - [`name`]: [`ProjectName`] (what people type) and [`Slug`] (what it
+//!   becomes in URLs and reservations).
+//! - [`path`]: [`ProjectPath`], a normalized absolute directory.
+//! - [`ports`]: [`Ports`], the block of four ports a project owns, and the
+//!   [`PortRange`] such blocks are carved from.
+//! - [`project`]: the [`Project`] aggregate with its commands, events,
+//!   errors, status and the lookup port it needs.
+
+#![warn(missing_docs)]
+
+pub mod ids;
+pub mod name;
+pub mod path;
+pub mod ports;
+pub mod project;
+
+pub use ids::{IdError, ProjectId};
+pub use name::{NameError, ProjectName, Slug};
+pub use path::{PathError, ProjectPath};
+pub use ports::{PortRange, PortRangeError, Ports};
+pub use project::{
+    LookupError, ParseStatusError, Project, ProjectCommand, ProjectError, ProjectEvent,
+    ProjectLookup, ProjectServices, ProjectStatus,
+};

@@ -1,0 +1,246 @@
+//! The [`Project`] aggregate: its state and the rules that guard it.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use crate::project::{
+    ProjectCommand, ProjectError, ProjectEvent, ProjectLookup, ProjectServices, ProjectStatus,
+};
+use crate::{Ports, ProjectId, ProjectName, ProjectPath, Slug};
+
+/// One software project, rebuilt from its events.
+///
+/// The default value is a project that has not been created yet; every
+/// accessor returns `None` for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// `None` until `ProjectCreated`. Everything a created project has lives
+    /// together, so a half-created project cannot be represented.
+    state: Option<State>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    id: ProjectId,
+    name: ProjectName,
+    slug: Slug,
+    path: ProjectPath,
+    ports: Ports,
+    status: ProjectStatus,
+}
+
+impl Project {
+    /// Its id, once created.
+    pub fn id(&self) -> Option<ProjectId> {
+        self.state.as_ref().map(|s| s.id)
+    }
+
+    /// Its current display name, once created.
+    pub fn name(&self) -> Option<&ProjectName> {
+        self.state.as_ref().map(|s| &s.name)
+    }
+
+    /// Its current slug, once created.
+    pub fn slug(&self) -> Option<&Slug> {
+        self.state.as_ref().map(|s| &s.slug)
+    }
+
+    /// Its directory, once created.
+    pub fn path(&self) -> Option<&ProjectPath> {
+        self.state.as_ref().map(|s| &s.path)
+    }
+
+    /// Its ports, once created. A deleted project still reports the ports
+    /// it had, though they are free for others.
+    pub fn ports(&self) -> Option<Ports> {
+        self.state.as_ref().map(|s| s.ports)
+    }
+
+    /// Its lifecycle status, once created.
+    pub fn status(&self) -> Option<ProjectStatus> {
+        self.state.as_ref().map(|s| s.status)
+    }
+
+    /// Whether it was ever created. A deleted project still exists in this
+    /// sense: it can be read, but not changed.
+    pub fn exists(&self) -> bool {
+        self.state.is_some()
+    }
+
+    fn set_status(&mut self, status: ProjectStatus) {
+        if let Some(state) = &mut self.state {
+            state.status = status;
+        }
+    }
+
+    /// The state of a project that commands other than create may change.
+    fn changeable(&self) -> Result<&State, ProjectError> {
+        match &self.state {
+            None => Err(ProjectError::NotFound),
+            Some(state) if state.status == ProjectStatus::Deleted => Err(ProjectError::Deleted),
+            Some(state) => Ok(state),
+        }
+    }
+
+    /// Decides what a command means for this project: at most one event.
+    async fn decide(
+        &self,
+        command: ProjectCommand,
+        lookup: &dyn ProjectLookup,
+    ) -> Result<Option<ProjectEvent>, ProjectError> {
+        match command {
+            ProjectCommand::CreateProject {
+                project_id,
+                name,
+                path,
+            } => self.create(project_id, name, path, lookup).await.map(Some),
+            ProjectCommand::StartProject => self.changeable()?.start().map(Some),
+            ProjectCommand::StopProject => self.changeable()?.stop().map(Some),
+            ProjectCommand::RenameProject { name } => self.changeable()?.rename(name, lookup).await,
+            ProjectCommand::DeleteProject => self.changeable()?.delete().map(Some),
+        }
+    }
+
+    async fn create(
+        &self,
+        project_id: ProjectId,
+        name: ProjectName,
+        path: ProjectPath,
+        lookup: &dyn ProjectLookup,
+    ) -> Result<ProjectEvent, ProjectError> {
+        if self.exists() {
+            return Err(ProjectError::AlreadyExists);
+        }
+        let slug = slug_of(&name)?;
+        ensure_slug_free(&slug, project_id, lookup).await?;
+        let ports = lookup
+            .free_ports(project_id)
+            .await?
+            .ok_or(ProjectError::PortsExhausted)?;
+        Ok(ProjectEvent::ProjectCreated {
+            project_id,
+            name,
+            slug,
+            path,
+            ports,
+        })
+    }
+}
+
+impl State {
+    fn start(&self) -> Result<ProjectEvent, ProjectError> {
+        match self.status {
+            ProjectStatus::Stopped => Ok(ProjectEvent::ProjectStarted {}),
+            // Starting, Stopping and Error are not reached yet; until the
+            // hub drives processes, only a stopped project may start.
+            _ => Err(ProjectError::AlreadyRunning),
+        }
+    }
+
+    fn stop(&self) -> Result<ProjectEvent, ProjectError> {
+        match self.status {
+            ProjectStatus::Running => Ok(ProjectEvent::ProjectStopped {}),
+            _ => Err(ProjectError::NotRunning),
+        }
+    }
+
+    async fn rename(
+        &self,
+        name: ProjectName,
+        lookup: &dyn ProjectLookup,
+    ) -> Result<Option<ProjectEvent>, ProjectError> {
+        if name == self.name {
+            // Renaming to the current name changes nothing, so it records
+            // nothing; repeating a rename is harmless.
+            return Ok(None);
+        }
+        let slug = slug_of(&name)?;
+        // A new spelling of the same slug ("My App" -> "my app") keeps the
+        // reservation this project already holds; no need to ask.
+        if slug != self.slug {
+            ensure_slug_free(&slug, self.id, lookup).await?;
+        }
+        Ok(Some(ProjectEvent::ProjectRenamed { name, slug }))
+    }
+
+    fn delete(&self) -> Result<ProjectEvent, ProjectError> {
+        match self.status {
+            ProjectStatus::Running => Err(ProjectError::StillRunning),
+            _ => Ok(ProjectEvent::ProjectDeleted {}),
+        }
+    }
+}
+
+fn slug_of(name: &ProjectName) -> Result<Slug, ProjectError> {
+    Slug::from_name(name).map_err(ProjectError::InvalidName)
+}
+
+/// Fails with `NameTaken` when a live project other than `own_id` holds
+/// `slug`. The store's unique reservation still has the last word if two
+/// commands race past this check.
+async fn ensure_slug_free(
+    slug: &Slug,
+    own_id: ProjectId,
+    lookup: &dyn ProjectLookup,
+) -> Result<(), ProjectError> {
+    match lookup.slug_holder(slug).await? {
+        Some(holder) if holder != own_id => Err(ProjectError::NameTaken {
+            slug: slug.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Aggregate for Project {
+    const TYPE: &'static str = "Project";
+    type Command = ProjectCommand;
+    type Event = ProjectEvent;
+    type Error = ProjectError;
+    type Services = ProjectServices;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        if let Some(event) = self.decide(command, services.lookup()).await? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        // `apply` cannot fail. Events other than `ProjectCreated` on a
+        // project that was never created cannot come from `handle`, so they
+        // find no state and change nothing.
+        match event {
+            ProjectEvent::ProjectCreated {
+                project_id,
+                name,
+                slug,
+                path,
+                ports,
+            } => {
+                self.state = Some(State {
+                    id: project_id,
+                    name,
+                    slug,
+                    path,
+                    ports,
+                    status: ProjectStatus::Stopped,
+                });
+            }
+            ProjectEvent::ProjectStarted {} => self.set_status(ProjectStatus::Running),
+            ProjectEvent::ProjectStopped {} => self.set_status(ProjectStatus::Stopped),
+            ProjectEvent::ProjectRenamed { name, slug } => {
+                if let Some(state) = &mut self.state {
+                    state.name = name;
+                    state.slug = slug;
+                }
+            }
+            ProjectEvent::ProjectDeleted {} => self.set_status(ProjectStatus::Deleted),
+        }
+    }
+}

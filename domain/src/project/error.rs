@@ -1,0 +1,57 @@
+//! Why a project command did not produce events.
+
+use crate::project::LookupError;
+use crate::NameError;
+
+/// Why a command was refused, or, for [`ProjectError::Lookup`], why it
+/// could not be decided.
+///
+/// Every variant but `Lookup` is a rejection: the caller asked for
+/// something the project's state does not allow, and the message says what
+/// to do instead. `Lookup` is a system failure (e.g. the database is down):
+/// retryable, to be logged, and not the caller's fault. Use
+/// [`ProjectError::is_rejection`] to tell them apart.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ProjectError {
+    /// The command targets a project that was never created.
+    #[error("no project exists with this id; create it first")]
+    NotFound,
+    /// `CreateProject` for an id that is already used.
+    #[error("a project with this id already exists; create the new project with a new id")]
+    AlreadyExists,
+    /// Another live project already has the slug the name produces.
+    #[error("another project already uses the slug '{slug}'; choose another name")]
+    NameTaken {
+        /// The contested slug.
+        slug: String,
+    },
+    /// The name cannot be turned into a slug.
+    #[error(transparent)]
+    InvalidName(NameError),
+    /// `StartProject` on a project that is not stopped.
+    #[error("the project is already running, so it cannot be started again")]
+    AlreadyRunning,
+    /// `StopProject` on a project that is not running.
+    #[error("the project is not running, so it cannot be stopped")]
+    NotRunning,
+    /// Any command on a deleted project.
+    #[error("the project was deleted; it can be read but not changed")]
+    Deleted,
+    /// `DeleteProject` on a running project.
+    #[error("the project is still running; stop the project before deleting it")]
+    StillRunning,
+    /// Every block of four ports in the range is held by a live project.
+    #[error("no free block of four ports is left in the configured range; delete a project or widen HUB_PORT_RANGE")]
+    PortsExhausted,
+    /// Looking up a fact the decision needs failed; nothing was decided.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+}
+
+impl ProjectError {
+    /// `true` when the command was refused by a domain rule (a 4xx-like
+    /// outcome), `false` when the system failed to decide it.
+    pub fn is_rejection(&self) -> bool {
+        !matches!(self, Self::Lookup(_))
+    }
+}

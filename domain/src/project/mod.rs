@@ -1,0 +1,26 @@
+//! The project aggregate: one software project managed by the hub.
+//!
+//! - [`aggregate`]: [`Project`], its state and the rules in `handle`.
+//! - [`command`]: [`ProjectCommand`], what a caller asks for.
+//! - [`event`]: [`ProjectEvent`], what was decided and is stored.
+//! - [`error`]: [`ProjectError`], why a command was refused (or failed).
+//! - [`services`]: [`ProjectLookup`], the port for facts the aggregate
+//!   cannot know by itself, wrapped in [`ProjectServices`].
+//! - [`status`]: [`ProjectStatus`], where a project is in its lifecycle.
+
+pub mod aggregate;
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod services;
+pub mod status;
+
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::Project;
+pub use command::ProjectCommand;
+pub use error::ProjectError;
+pub use event::ProjectEvent;
+pub use services::{LookupError, ProjectLookup, ProjectServices};
+pub use status::{ParseStatusError, ProjectStatus};

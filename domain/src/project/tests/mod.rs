@@ -1,0 +1,133 @@
+//! Given / when / then tests of the project rules, against an in-memory
+//! lookup.
+
+use std::collections::HashMap;
+
+use cqrs_es::test::TestFramework;
+use cqrs_es::Aggregate;
+
+use super::*;
+use crate::{NameError, PortRange, Ports, ProjectId, ProjectName, ProjectPath, Slug};
+
+mod create;
+mod lifecycle;
+mod rename;
+mod state;
+
+/// An in-memory [`ProjectLookup`] whose answers each test sets up.
+#[derive(Clone)]
+struct FakeLookup {
+    slug_holders: HashMap<String, ProjectId>,
+    free_ports: Option<Ports>,
+    broken: bool,
+}
+
+impl FakeLookup {
+    /// No slug is held and the first block of the default range is free.
+    fn new() -> Self {
+        Self {
+            slug_holders: HashMap::new(),
+            free_ports: Some(first_block()),
+            broken: false,
+        }
+    }
+
+    fn with_slug_held(mut self, slug: &str, holder: ProjectId) -> Self {
+        self.slug_holders.insert(slug.to_owned(), holder);
+        self
+    }
+
+    fn with_ports_exhausted(mut self) -> Self {
+        self.free_ports = None;
+        self
+    }
+
+    /// Every lookup fails, as if the database were down.
+    fn broken(mut self) -> Self {
+        self.broken = true;
+        self
+    }
+
+    fn check(&self, what: &'static str) -> Result<(), LookupError> {
+        if self.broken {
+            Err(LookupError::new(what, "connection refused"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ProjectLookup for FakeLookup {
+    async fn slug_holder(&self, slug: &Slug) -> Result<Option<ProjectId>, LookupError> {
+        self.check("the slug holder")?;
+        Ok(self.slug_holders.get(slug.as_str()).copied())
+    }
+
+    async fn free_ports(&self, _project_id: ProjectId) -> Result<Option<Ports>, LookupError> {
+        self.check("free ports")?;
+        Ok(self.free_ports)
+    }
+}
+
+fn given(lookup: FakeLookup) -> TestFramework<Project> {
+    TestFramework::with(ProjectServices::new(lookup))
+}
+
+fn first_block() -> Ports {
+    PortRange::default().block(0).unwrap()
+}
+
+fn id() -> ProjectId {
+    ProjectId::parse("6f1c2a9e-3b7d-4c1e-9a52-0d8e4f6b7c21").unwrap()
+}
+
+fn other_id() -> ProjectId {
+    ProjectId::parse("0b6a6f0e-1d2c-4e5f-8a9b-c0d1e2f3a4b5").unwrap()
+}
+
+fn name(text: &str) -> ProjectName {
+    ProjectName::parse(text).unwrap()
+}
+
+fn slug(text: &str) -> Slug {
+    Slug::parse(text).unwrap()
+}
+
+fn path() -> ProjectPath {
+    ProjectPath::parse("/srv/projects/my-app").unwrap()
+}
+
+fn create(text: &str) -> ProjectCommand {
+    ProjectCommand::CreateProject {
+        project_id: id(),
+        name: name(text),
+        path: path(),
+    }
+}
+
+fn rename(text: &str) -> ProjectCommand {
+    ProjectCommand::RenameProject { name: name(text) }
+}
+
+fn created() -> ProjectEvent {
+    ProjectEvent::ProjectCreated {
+        project_id: id(),
+        name: name("My App"),
+        slug: slug("my-app"),
+        path: path(),
+        ports: first_block(),
+    }
+}
+
+fn started() -> ProjectEvent {
+    ProjectEvent::ProjectStarted {}
+}
+
+fn stopped() -> ProjectEvent {
+    ProjectEvent::ProjectStopped {}
+}
+
+fn deleted() -> ProjectEvent {
+    ProjectEvent::ProjectDeleted {}
+}

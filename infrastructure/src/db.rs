@@ -1,0 +1,66 @@
+//! Connecting to PostgreSQL and applying the schema.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::error::InfraError;
+
+/// The migrations in the repository's `migrations/` folder, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// How the hub connects to PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct DbConfig {
+    /// Connection URL, e.g. `postgres://postgres@127.0.0.1:5432/hub`.
+    pub url: String,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it fails as unavailable.
+    /// Keeps a database outage from hanging requests.
+    pub acquire_timeout: Duration,
+}
+
+impl DbConfig {
+    /// A config with the hub's defaults for the given URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Builds a lazily connecting pool: the hub starts even while the database is
+/// down and reports it as unavailable until it answers.
+///
+/// # Errors
+/// Fails when the URL cannot be parsed.
+pub fn connect_lazy(config: &DbConfig) -> Result<PgPool, InfraError> {
+    let options: PgConnectOptions = config.url.parse().map_err(InfraError::Database)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(0)
+        .acquire_timeout(config.acquire_timeout)
+        // A connection broken by a database restart is detected before use.
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// Applies every pending migration.
+///
+/// # Errors
+/// Fails when the database is unreachable or a migration fails.
+pub async fn migrate(pool: &PgPool) -> Result<(), InfraError> {
+    MIGRATOR.run(pool).await.map_err(InfraError::Migrate)
+}
+
+/// Whether the database answers a trivial query.
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .is_ok()
+}

@@ -1,0 +1,207 @@
+//! An event as the feed reads it from the store.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::metadata::CommandMetadata;
+
+/// A point in the feed: the order in which events become visible to readers.
+///
+/// Events are ordered by their writing transaction first and their insert
+/// position second, which is the order that never lets a late commit slip
+/// behind a reader (see the `events` table's comments).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct FeedPosition {
+    /// The writing transaction's id (`xid8`).
+    pub transaction_id: i64,
+    /// The event's global insert position.
+    pub position: i64,
+}
+
+impl FeedPosition {
+    /// Before the first event.
+    pub const START: FeedPosition = FeedPosition {
+        transaction_id: 0,
+        position: 0,
+    };
+}
+
+/// One committed event with its store coordinates and metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Stable public id.
+    pub event_id: Uuid,
+    /// Global insert position.
+    pub position: i64,
+    /// Writing transaction.
+    pub transaction_id: i64,
+    /// e.g. `Project`.
+    pub aggregate_type: String,
+    /// The aggregate instance (a project id for projects).
+    pub aggregate_id: String,
+    /// 1-based sequence within the aggregate.
+    pub sequence: i64,
+    /// e.g. `ProjectCreated`.
+    pub event_type: String,
+    /// e.g. `1.0`.
+    pub event_version: String,
+    /// The serialized domain event (externally tagged: `{"ProjectCreated": {...}}`).
+    pub payload: serde_json::Value,
+    /// Correlation, causation, origin.
+    pub metadata: CommandMetadata,
+    /// When the row was written.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// Where this event sits in the feed.
+    pub fn feed_position(&self) -> FeedPosition {
+        FeedPosition {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+
+    /// The event's own fields, without the enum tag the store keeps around them.
+    pub fn body(&self) -> &serde_json::Value {
+        match &self.payload {
+            serde_json::Value::Object(map) if map.len() == 1 => {
+                map.get(&self.event_type).unwrap_or(&self.payload)
+            }
+            other => other,
+        }
+    }
+
+    /// The subject domain token: the aggregate type in lower case (`project`).
+    pub fn domain(&self) -> String {
+        self.aggregate_type.to_ascii_lowercase()
+    }
+
+    /// The subject action token: the event type without the aggregate type
+    /// prefix, in snake case (`ProjectCreated` -> `created`,
+    /// `ProjectStartRequested` -> `start_requested`).
+    pub fn action(&self) -> String {
+        let rest = self
+            .event_type
+            .strip_prefix(self.aggregate_type.as_str())
+            .filter(|rest| !rest.is_empty())
+            .unwrap_or(&self.event_type);
+        snake_case(rest)
+    }
+
+    /// `hub.<hub_id>.<domain>.<action>`.
+    pub fn subject(&self, hub_id: &str) -> String {
+        format!("hub.{hub_id}.{}.{}", self.domain(), self.action())
+    }
+
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let metadata: serde_json::Value = row.try_get("metadata")?;
+        Ok(Self {
+            event_id: row.try_get("event_id")?,
+            position: row.try_get("position")?,
+            transaction_id: row.try_get("transaction_id")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            metadata: CommandMetadata::from_json(&metadata),
+            recorded_at: row.try_get("recorded_at")?,
+        })
+    }
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, ch) in camel.chars().enumerate() {
+        if ch.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Columns of `events` in the shape [`StoredEvent::from_row`] reads.
+pub(crate) const EVENT_COLUMNS: &str = "event_id, position, transaction_id::text::bigint AS transaction_id, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+
+/// Reads up to `limit` committed events after `after`, in feed order.
+///
+/// Only events of transactions older than every transaction still running
+/// are read, so an event whose transaction commits late is never skipped:
+/// it is simply read on a later call.
+///
+/// # Errors
+/// Fails when the query fails.
+pub async fn read_after(
+    conn: &mut PgConnection,
+    after: FeedPosition,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE (transaction_id, position) > ($1::text::xid8, $2) \
+           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY transaction_id, position \
+         LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after.transaction_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(aggregate_type: &str, event_type: &str) -> StoredEvent {
+        StoredEvent {
+            event_id: Uuid::nil(),
+            position: 1,
+            transaction_id: 1,
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: "a".into(),
+            sequence: 1,
+            event_type: event_type.into(),
+            event_version: "1.0".into(),
+            payload: serde_json::json!({ event_type: {"x": 1} }),
+            metadata: CommandMetadata::from_json(&serde_json::json!({})),
+            recorded_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn subjects_are_built_from_the_aggregate_and_event_type() {
+        assert_eq!(
+            event("Project", "ProjectCreated").subject("local-hub"),
+            "hub.local-hub.project.created"
+        );
+        assert_eq!(
+            event("Project", "ProjectStartRequested").subject("h"),
+            "hub.h.project.start_requested"
+        );
+    }
+
+    #[test]
+    fn the_body_is_the_payload_without_its_tag() {
+        assert_eq!(
+            event("Project", "ProjectCreated").body(),
+            &serde_json::json!({"x": 1})
+        );
+    }
+}

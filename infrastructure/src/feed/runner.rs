@@ -1,0 +1,348 @@
+//! Runs one feed consumer: exactly one active runner per consumer across all
+//! hub processes on a database, batches in feed order, checkpoints, retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::event::{read_after, FeedPosition, StoredEvent};
+
+/// An error a consumer returns for a batch; the batch is retried with backoff.
+pub type ConsumerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Something that handles every committed event once, in feed order.
+#[async_trait::async_trait]
+pub trait FeedConsumer: Send + Sync + 'static {
+    /// Stable name: the key of the consumer's checkpoint and lock.
+    fn name(&self) -> &str;
+
+    /// Handles one batch in feed order. Changes made through `tx` commit in
+    /// the same transaction as the consumer's checkpoint, so a database
+    /// consumer sees each event exactly once. A consumer with effects outside
+    /// the database (e.g. publishing) must make them idempotent: they may be
+    /// repeated when the checkpoint fails to commit.
+    ///
+    /// # Errors
+    /// Any error rolls the batch back; it is retried with backoff.
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ConsumerError>;
+}
+
+/// Tuning of a runner.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// Events per batch (one transaction each).
+    pub batch_size: i64,
+    /// Shortest wait before polling again after an empty read.
+    pub min_poll: Duration,
+    /// Longest wait between polls while idle. Writers in this process wake
+    /// the runner at once; this bounds the delay for writes from other processes.
+    pub max_poll: Duration,
+    /// How often a standby runner tries to take over the consumer.
+    pub lock_retry: Duration,
+    /// First delay after a failure; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest delay between retries.
+    pub max_backoff: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            min_poll: Duration::from_millis(2),
+            max_poll: Duration::from_millis(50),
+            lock_retry: Duration::from_millis(500),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a runner is doing, for health reports and read-your-writes waits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConsumerStatus {
+    /// Whether this process holds the consumer's lock and runs it.
+    pub active: bool,
+    /// The checkpoint as last seen by this process.
+    pub checkpoint: FeedPosition,
+    /// Events handled in total (from the checkpoint row).
+    pub handled: i64,
+    /// Batches committed by this process; increases on every commit, so
+    /// waiters can watch it.
+    pub batches: u64,
+    /// The last failure, cleared by the next success.
+    pub last_error: Option<String>,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// When this process last committed a batch.
+    pub last_batch_at: Option<DateTime<Utc>>,
+}
+
+/// Wakes feed runners when this process has appended events.
+#[derive(Clone, Debug)]
+pub struct AppendSignal(Arc<watch::Sender<u64>>);
+
+impl Default for AppendSignal {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(0).0))
+    }
+}
+
+impl AppendSignal {
+    /// Tells every runner that new events were committed.
+    pub fn notify(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+/// A running consumer: its status and its task.
+pub struct FeedHandle {
+    name: String,
+    status: watch::Receiver<ConsumerStatus>,
+    task: JoinHandle<()>,
+}
+
+impl FeedHandle {
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current status.
+    pub fn status(&self) -> ConsumerStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that changes after each batch and each failure.
+    pub fn watch(&self) -> watch::Receiver<ConsumerStatus> {
+        self.status.clone()
+    }
+
+    /// Stops the runner. Its connection closes, which releases its lock, so
+    /// a runner in another process takes over.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for FeedHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a runner for `consumer` on its own connection (not from the pool:
+/// the lock lives as long as that connection).
+pub fn spawn_runner<C: FeedConsumer>(
+    consumer: Arc<C>,
+    connect: PgConnectOptions,
+    config: RunnerConfig,
+    appended: &AppendSignal,
+) -> FeedHandle {
+    let (status_tx, status_rx) = watch::channel(ConsumerStatus::default());
+    let name = consumer.name().to_owned();
+    let runner = Runner {
+        consumer,
+        connect,
+        config,
+        appended: appended.subscribe(),
+        status: status_tx,
+    };
+    let task = tokio::spawn(runner.run());
+    FeedHandle {
+        name,
+        status: status_rx,
+        task,
+    }
+}
+
+struct Runner<C> {
+    consumer: Arc<C>,
+    connect: PgConnectOptions,
+    config: RunnerConfig,
+    appended: watch::Receiver<u64>,
+    status: watch::Sender<ConsumerStatus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("consumer failed: {0}")]
+    Consumer(ConsumerError),
+    #[error("another runner moved the checkpoint")]
+    LostCheckpoint,
+}
+
+impl<C: FeedConsumer> Runner<C> {
+    async fn run(mut self) {
+        let mut backoff = self.config.min_backoff;
+        loop {
+            let err = self.hold_lock_and_consume().await;
+            self.status.send_modify(|s| {
+                s.active = false;
+                s.last_error = Some(err.to_string());
+                s.consecutive_failures += 1;
+            });
+            tracing::warn!(consumer = self.consumer.name(), error = %err, retry_in = ?backoff, "feed runner lost its connection");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+
+    /// Runs until the connection fails; returns why.
+    async fn hold_lock_and_consume(&mut self) -> StepError {
+        let mut conn = match PgConnection::connect_with(&self.connect).await {
+            Ok(conn) => conn,
+            Err(err) => return err.into(),
+        };
+        if let Err(err) = self.wait_for_lock(&mut conn).await {
+            return err.into();
+        }
+        let name = self.consumer.name().to_owned();
+        tracing::info!(consumer = %name, "feed runner is active");
+        if let Err(err) = sqlx::query(
+            "INSERT INTO feed_checkpoints (consumer) VALUES ($1) ON CONFLICT (consumer) DO NOTHING",
+        )
+        .bind(&name)
+        .execute(&mut conn)
+        .await
+        {
+            return err.into();
+        }
+        self.status.send_modify(|s| s.active = true);
+
+        let mut idle = self.config.min_poll;
+        let mut backoff = self.config.min_backoff;
+        loop {
+            match self.step(&mut conn).await {
+                Ok(0) => {
+                    tokio::select! {
+                        woken = self.appended.changed() => {
+                            if woken.is_err() {
+                                // Every writer is gone: only polling is left.
+                                tokio::time::sleep(idle).await;
+                            }
+                            idle = self.config.min_poll;
+                        }
+                        _ = tokio::time::sleep(idle) => idle = (idle * 2).min(self.config.max_poll),
+                    }
+                }
+                Ok(_) => {
+                    idle = self.config.min_poll;
+                    backoff = self.config.min_backoff;
+                }
+                Err(StepError::Consumer(err)) => {
+                    let failures = self.record_failure(err.to_string());
+                    tracing::error!(consumer = %name, error = %err, failures, retry_in = ?backoff, "feed consumer failed on a batch; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+                Err(err) => return err,
+            }
+        }
+    }
+
+    fn record_failure(&self, error: String) -> u32 {
+        let mut failures = 0;
+        self.status.send_modify(|s| {
+            s.last_error = Some(error);
+            s.consecutive_failures += 1;
+            failures = s.consecutive_failures;
+        });
+        failures
+    }
+
+    async fn wait_for_lock(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        loop {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                .bind(lock_name(self.consumer.name()))
+                .fetch_one(&mut *conn)
+                .await?;
+            if locked {
+                return Ok(());
+            }
+            tokio::time::sleep(self.config.lock_retry).await;
+        }
+    }
+
+    /// One batch in one transaction; returns the number of events handled.
+    async fn step(&self, conn: &mut PgConnection) -> Result<usize, StepError> {
+        let name = self.consumer.name();
+        let mut tx = conn.begin().await?;
+        // Plain reads first: the transaction gets no xid (and so does not hold
+        // back other readers' fence) until the consumer writes.
+        let (transaction_id, position, handled): (i64, i64, i64) = sqlx::query_as(
+            "SELECT transaction_id::text::bigint, position, handled \
+             FROM feed_checkpoints WHERE consumer = $1",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let checkpoint = FeedPosition {
+            transaction_id,
+            position,
+        };
+        let events = read_after(&mut tx, checkpoint, self.config.batch_size).await?;
+        let Some(last) = events.last().map(StoredEvent::feed_position) else {
+            tx.rollback().await?;
+            self.status.send_if_modified(|s| {
+                let changed = s.checkpoint != checkpoint || s.handled != handled;
+                s.checkpoint = checkpoint;
+                s.handled = handled;
+                changed
+            });
+            return Ok(0);
+        };
+        self.consumer
+            .handle(&mut tx, &events)
+            .await
+            .map_err(StepError::Consumer)?;
+        let moved = sqlx::query(
+            "UPDATE feed_checkpoints \
+             SET transaction_id = $2::text::xid8, position = $3, handled = handled + $4, updated_at = now() \
+             WHERE consumer = $1 AND transaction_id = $5::text::xid8 AND position = $6",
+        )
+        .bind(name)
+        .bind(last.transaction_id.to_string())
+        .bind(last.position)
+        .bind(events.len() as i64)
+        .bind(checkpoint.transaction_id.to_string())
+        .bind(checkpoint.position)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(StepError::LostCheckpoint);
+        }
+        tx.commit().await?;
+        let count = events.len();
+        self.status.send_modify(|s| {
+            s.checkpoint = last;
+            s.handled = handled + count as i64;
+            s.batches += 1;
+            s.last_error = None;
+            s.consecutive_failures = 0;
+            s.last_batch_at = Some(Utc::now());
+        });
+        tracing::debug!(consumer = name, events = count, "feed batch committed");
+        Ok(count)
+    }
+}
+
+fn lock_name(consumer: &str) -> String {
+    format!("hub.feed.{consumer}")
+}

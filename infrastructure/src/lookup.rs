@@ -1,0 +1,77 @@
+//! The facts the `Project` aggregate looks up before deciding: who holds a
+//! slug, and which ports are free. Both read the reservation tables that the
+//! store's trigger maintains (see `migrations/0002_project_reservations.sql`).
+
+use domain::{LookupError, PortRange, Ports, ProjectId, ProjectLookup, Slug};
+use rand::Rng;
+use sqlx::PgPool;
+
+/// [`ProjectLookup`] on PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PgProjectLookup {
+    pool: PgPool,
+    ports: PortRange,
+}
+
+impl PgProjectLookup {
+    /// Looks up in `pool`, allocating ports from `ports`.
+    pub fn new(pool: PgPool, ports: PortRange) -> Self {
+        Self { pool, ports }
+    }
+
+    /// The first free block in `from..=to`, if any.
+    async fn first_free_block(&self, from: u32, to: u32) -> Result<Option<u32>, sqlx::Error> {
+        // Blocks are probed in order and the scan stops at the first free one;
+        // each probe is one index range lookup.
+        let block: Option<i64> = sqlx::query_scalar(
+            "SELECT k FROM generate_series($1::bigint, $2::bigint) AS k \
+             WHERE NOT EXISTS ( \
+                 SELECT 1 FROM project_ports \
+                 WHERE port BETWEEN $3 + 4 * k AND $3 + 4 * k + 3) \
+             LIMIT 1",
+        )
+        .bind(i64::from(from))
+        .bind(i64::from(to))
+        .bind(i64::from(self.ports.start()))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(block.and_then(|k| u32::try_from(k).ok()))
+    }
+}
+
+#[async_trait::async_trait]
+impl ProjectLookup for PgProjectLookup {
+    async fn slug_holder(&self, slug: &Slug) -> Result<Option<ProjectId>, LookupError> {
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT project_id FROM project_slugs WHERE slug = $1")
+                .bind(slug.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|err| LookupError::new("the holder of a slug", err))?;
+        holder
+            .map(|id| ProjectId::parse(&id))
+            .transpose()
+            .map_err(|err| LookupError::new("the holder of a slug", err))
+    }
+
+    async fn free_ports(&self, _project_id: ProjectId) -> Result<Option<Ports>, LookupError> {
+        let blocks = self.ports.blocks();
+        if blocks == 0 {
+            return Ok(None);
+        }
+        // Start at a random block so that concurrent creates rarely propose
+        // the same ports (a collision is caught by the store and retried).
+        let start = rand::thread_rng().gen_range(0..blocks);
+        let mut block = self
+            .first_free_block(start, blocks - 1)
+            .await
+            .map_err(|err| LookupError::new("free ports", err))?;
+        if block.is_none() && start > 0 {
+            block = self
+                .first_free_block(0, start - 1)
+                .await
+                .map_err(|err| LookupError::new("free ports", err))?;
+        }
+        Ok(block.and_then(|k| self.ports.block(k)))
+    }
+}

@@ -1,0 +1,335 @@
+//! Reading the read models: projects, statistics and the event log.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::ProjectStatus;
+use infrastructure::feed::{ConsumerStatus, FeedPosition};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::cursor::{
+    decode_event_cursor, decode_project_cursor, encode_event_cursor, encode_project_cursor,
+    CursorError,
+};
+use crate::projects::ProjectRow;
+use crate::subject::{escape_like, SubjectPattern};
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items with their cursors, in list order.
+    pub items: Vec<(String, T)>,
+    /// Whether more items follow the last one.
+    pub has_next_page: bool,
+}
+
+/// Counts of projects per status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProjectStats {
+    /// Projects not deleted.
+    pub total: i64,
+    /// Running.
+    pub running: i64,
+    /// Stopped.
+    pub stopped: i64,
+    /// Starting.
+    pub starting: i64,
+    /// Stopping.
+    pub stopping: i64,
+    /// In error.
+    pub errors: i64,
+    /// Deleted.
+    pub deleted: i64,
+}
+
+/// Which projects to list.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFilter {
+    /// Only this status; without it, every project that is not deleted.
+    pub status: Option<ProjectStatus>,
+    /// Case-insensitive substring of the name or slug.
+    pub search: Option<String>,
+}
+
+/// A row of `event_log`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EventRow {
+    /// Event id.
+    pub id: Uuid,
+    /// `hub.<hub_id>.<domain>.<action>`.
+    pub subject: String,
+    /// e.g. `Project`.
+    pub aggregate_type: String,
+    /// The aggregate instance.
+    pub aggregate_id: String,
+    /// Sequence within the aggregate.
+    pub sequence: i64,
+    /// e.g. `ProjectCreated`.
+    pub event_type: String,
+    /// e.g. `1.0`.
+    pub event_version: String,
+    /// Global insert position.
+    pub position: i64,
+    /// Writing transaction.
+    pub transaction_id: i64,
+    /// Correlation id, when the command had one.
+    pub correlation_id: Option<String>,
+    /// Causation id, when the command had one.
+    pub causation_id: Option<String>,
+    /// `{hub_id, service, user}`.
+    pub origin: serde_json::Value,
+    /// The event's fields.
+    pub payload: serde_json::Value,
+    /// When it was recorded.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl EventRow {
+    /// The row's place in feed order.
+    pub fn feed_position(&self) -> FeedPosition {
+        FeedPosition {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
+/// Which events to list. Every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// NATS subject pattern.
+    pub subject: Option<SubjectPattern>,
+    /// Events of one aggregate.
+    pub aggregate_id: Option<String>,
+    /// Events of one request.
+    pub correlation_id: Option<String>,
+    /// Only these event types.
+    pub event_types: Option<Vec<String>>,
+    /// Recorded at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Recorded before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A cursor that this service did not hand out.
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl QueryError {
+    /// Whether the failure is the database being unreachable.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Database(err) if infrastructure::error::is_unavailable(err))
+    }
+}
+
+/// The read side: answers queries from the read models.
+#[derive(Clone, Debug)]
+pub struct ReadModels {
+    pool: PgPool,
+}
+
+const PROJECT_LIST: &str = "\
+SELECT * FROM projects
+WHERE (CASE WHEN $1::text IS NULL THEN status <> 'DELETED' ELSE status = $1 END)
+  AND ($2::text IS NULL OR name ILIKE $2 ESCAPE '\\' OR slug ILIKE $2 ESCAPE '\\')
+  AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
+ORDER BY created_at, id
+LIMIT $5";
+
+const EVENT_LIST: &str = "\
+SELECT * FROM event_log
+WHERE ($1::text IS NULL OR (subject LIKE $1 ESCAPE '\\' AND subject ~ $2))
+  AND ($3::text IS NULL OR aggregate_id = $3)
+  AND ($4::text IS NULL OR correlation_id = $4)
+  AND ($5::text[] IS NULL OR event_type = ANY($5))
+  AND ($6::timestamptz IS NULL OR \"timestamp\" >= $6)
+  AND ($7::timestamptz IS NULL OR \"timestamp\" < $7)
+  AND (transaction_id, position) > ($8, $9)
+ORDER BY transaction_id, position
+LIMIT $10";
+
+impl ReadModels {
+    /// Reads from `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// A project by id, deleted ones included.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn project(&self, id: Uuid) -> Result<Option<ProjectRow>, QueryError> {
+        Ok(sqlx::query_as("SELECT * FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The live project with this slug.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn project_by_slug(&self, slug: &str) -> Result<Option<ProjectRow>, QueryError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM projects WHERE slug = $1 AND status <> 'DELETED' \
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// A page of projects in creation order.
+    ///
+    /// # Errors
+    /// A foreign cursor, or the database fails.
+    pub async fn projects(
+        &self,
+        filter: &ProjectFilter,
+        first: u32,
+        after: Option<&str>,
+    ) -> Result<Page<ProjectRow>, QueryError> {
+        let after = after.map(decode_project_cursor).transpose()?;
+        let search = filter
+            .search
+            .as_deref()
+            .map(|s| format!("%{}%", escape_like(s)));
+        let mut rows: Vec<ProjectRow> = sqlx::query_as(PROJECT_LIST)
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(search)
+            .bind(after.map(|(at, _)| at))
+            .bind(after.map(|(_, id)| id))
+            .bind(i64::from(first) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let has_next_page = rows.len() > first as usize;
+        rows.truncate(first as usize);
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|row| (encode_project_cursor(row.created_at, row.id), row))
+                .collect(),
+            has_next_page,
+        })
+    }
+
+    /// Counts per status.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn stats(&self) -> Result<ProjectStats, QueryError> {
+        Ok(sqlx::query_as("SELECT * FROM project_stats")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// A page of events in feed order.
+    ///
+    /// # Errors
+    /// A foreign cursor, or the database fails.
+    pub async fn events(
+        &self,
+        filter: &EventFilter,
+        first: u32,
+        after: Option<&str>,
+    ) -> Result<Page<EventRow>, QueryError> {
+        let after = after
+            .map(decode_event_cursor)
+            .transpose()?
+            .unwrap_or(FeedPosition::START);
+        let mut rows: Vec<EventRow> = sqlx::query_as(EVENT_LIST)
+            .bind(filter.subject.as_ref().map(SubjectPattern::sql_like_prefix))
+            .bind(filter.subject.as_ref().map(SubjectPattern::sql_regex))
+            .bind(filter.aggregate_id.as_deref())
+            .bind(filter.correlation_id.as_deref())
+            .bind(filter.event_types.as_deref())
+            .bind(filter.since)
+            .bind(filter.until)
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(i64::from(first) + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let has_next_page = rows.len() > first as usize;
+        rows.truncate(first as usize);
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|row| (encode_event_cursor(row.feed_position()), row))
+                .collect(),
+            has_next_page,
+        })
+    }
+
+    /// One event by id.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn event(&self, id: Uuid) -> Result<Option<EventRow>, QueryError> {
+        Ok(sqlx::query_as("SELECT * FROM event_log WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The first `first` events of one aggregate, in sequence order.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn history(
+        &self,
+        aggregate_id: &str,
+        first: u32,
+    ) -> Result<Vec<EventRow>, QueryError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM event_log WHERE aggregate_id = $1 ORDER BY sequence LIMIT $2",
+        )
+        .bind(aggregate_id)
+        .bind(i64::from(first))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Waits until the `projects` row of `id` reflects `version`, then returns
+    /// it: the read-your-writes step after a command.
+    ///
+    /// Re-checks whenever the local projection commits a batch, and every
+    /// 20 ms in case it runs in another process. Returns `None` when the
+    /// deadline passes first (the caller must then not answer with stale data).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn wait_for_project_version(
+        &self,
+        id: Uuid,
+        version: i64,
+        timeout: Duration,
+        mut progress: watch::Receiver<ConsumerStatus>,
+    ) -> Result<Option<ProjectRow>, QueryError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(row) = self.project(id).await? {
+                if row.version >= version {
+                    return Ok(Some(row));
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::select! {
+                _ = progress.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}
