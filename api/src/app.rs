@@ -17,6 +17,7 @@ use axum::{Extension, Router};
 use domain::ProjectServices;
 use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, RunnerConfig};
 use infrastructure::lookup::PgProjectLookup;
+use infrastructure::nats::{LiveFeed, NatsRelay};
 use infrastructure::CommandBus;
 use projections::{EventLogProjection, ProjectsProjection, ReadModels};
 use secrecy::SecretString;
@@ -27,7 +28,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::config::ServeConfig;
 use crate::graphql::{build_schema, ApiState, HubSchema, RequestContext, SchemaLimits};
 use crate::http::correlation::{self, CorrelationId};
-use crate::http::{auth, health, limits};
+use crate::http::{auth, health, limits, ws};
 
 /// Shared by every HTTP handler.
 #[derive(Clone)]
@@ -38,8 +39,16 @@ pub struct AppState {
     pub pool: PgPool,
     /// The feed consumers running (or standing by) in this process.
     pub feeds: Arc<Vec<FeedHandle>>,
-    /// Required for mutations when set.
+    /// Required for mutations and subscriptions when set.
     pub api_token: Option<SecretString>,
+    /// The NATS connection.
+    pub nats: async_nats::Client,
+    /// Where NATS is (for health reports).
+    pub nats_url: String,
+    /// How long a WebSocket may stay open without `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// Largest accepted WebSocket message.
+    pub ws_max_message_bytes: usize,
 }
 
 /// The built application, ready to serve.
@@ -76,10 +85,36 @@ impl App {
         let event_log = spawn_runner(
             Arc::new(EventLogProjection::new(config.hub_id.clone())),
             connect,
-            runner_config,
+            runner_config.clone(),
             &appended,
         );
         let projects_progress = projects.watch();
+
+        let nats = infrastructure::nats::connect(&config.nats_url)
+            .await
+            .map_err(|err| anyhow::anyhow!("{err}"))
+            .with_context(|| {
+                format!(
+                    "while configuring the NATS connection to {}",
+                    config.nats_url
+                )
+            })?;
+        let js = async_nats::jetstream::new(nats.clone());
+        let stream = config.stream_settings();
+        let relay = spawn_runner(
+            Arc::new(NatsRelay::new(
+                js.clone(),
+                stream.clone(),
+                config.hub_id.clone(),
+            )),
+            (*pool.connect_options()).clone(),
+            RunnerConfig {
+                max_backoff: Duration::from_secs(5),
+                ..runner_config.clone()
+            },
+            &appended,
+        );
+        let live = Arc::new(LiveFeed::start(js, stream, config.subscriber_buffer.max(1)));
 
         let services = ProjectServices::new(PgProjectLookup::new(pool.clone(), config.port_range));
         let bus = Arc::new(CommandBus::new(pool.clone(), services, appended));
@@ -89,6 +124,7 @@ impl App {
             hub_id: config.hub_id.clone(),
             projects_progress,
             read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
+            live,
         };
         let schema = build_schema(
             api,
@@ -100,13 +136,19 @@ impl App {
         let state = AppState {
             schema,
             pool,
-            feeds: Arc::new(vec![projects, event_log]),
+            feeds: Arc::new(vec![projects, event_log, relay]),
             api_token: config.api_token.clone(),
+            nats,
+            nats_url: config.nats_url.clone(),
+            ws_init_timeout: Duration::from_secs(config.ws_init_timeout_secs),
+            ws_max_message_bytes: config.ws_max_message_bytes,
         };
         let max_body = config.max_body_bytes;
         let router = Router::new()
             .route("/graphql", get(graphiql).post(graphql))
+            .route("/graphql/ws", get(ws::graphql_ws))
             .route("/health", get(health::health))
+            .route("/health/nats", get(health::nats))
             .layer(RequestBodyLimitLayer::new(max_body))
             .layer(middleware::from_fn(move |req: Request, next: Next| {
                 limits::reject_large_bodies(max_body, req, next)

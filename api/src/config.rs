@@ -106,6 +106,31 @@ pub struct ServeConfig {
     #[arg(long, env = "HUB_GRAPHQL_MAX_COMPLEXITY", default_value_t = 2000)]
     pub graphql_max_complexity: usize,
 
+    /// NATS server with JetStream; every committed event is published there.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// JetStream stream holding this hub's events (subjects `hub.<hub_id>.>`);
+    /// default `HUB_<HUB_ID>`.
+    #[arg(long, env = "HUB_NATS_STREAM")]
+    pub nats_stream: Option<String>,
+
+    /// Seconds JetStream remembers event ids to drop duplicate publishes.
+    #[arg(long, env = "HUB_NATS_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    pub nats_duplicate_window_secs: u64,
+
+    /// Events a subscriber may fall behind before it is told to resume with `after`.
+    #[arg(long, env = "HUB_SUBSCRIBER_BUFFER", default_value_t = 1024)]
+    pub subscriber_buffer: usize,
+
+    /// Seconds a WebSocket may stay open without `connection_init`.
+    #[arg(long, env = "HUB_WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Largest accepted WebSocket message in bytes.
+    #[arg(long, env = "HUB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
+
     /// Log format: `text` (human-readable) or `json`.
     #[arg(long, env = "HUB_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -139,8 +164,27 @@ impl ServeConfig {
             max_body_bytes: 256 * 1024,
             graphql_max_depth: 12,
             graphql_max_complexity: 2000,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_stream: None,
+            nats_duplicate_window_secs: 120,
+            subscriber_buffer: 1024,
+            ws_init_timeout_secs: 10,
+            ws_max_message_bytes: 64 * 1024,
             log_format: LogFormat::Text,
         }
+    }
+
+    /// The JetStream stream's settings.
+    pub fn stream_settings(&self) -> infrastructure::nats::StreamSettings {
+        let name = self
+            .nats_stream
+            .clone()
+            .unwrap_or_else(|| infrastructure::nats::StreamSettings::default_name(&self.hub_id));
+        infrastructure::nats::StreamSettings::for_hub(
+            &self.hub_id,
+            name,
+            Duration::from_secs(self.nats_duplicate_window_secs),
+        )
     }
 
     /// Refuses to expose unauthenticated mutations beyond this machine.

@@ -9,6 +9,7 @@
 //! - `lookup`: slug holders and free ports, for the `Project` aggregate.
 //! - `commands`: [`CommandBus`], load/decide/commit with optimistic concurrency.
 //! - `feed`: the event feed, its consumers and their runners.
+//! - `nats`: the JetStream stream, the envelope and the outbox relay.
 
 pub mod commands;
 pub mod db;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod feed;
 pub mod lookup;
 pub mod metadata;
+pub mod nats;
 
 pub use commands::{CommandBus, CommandError, Executed};
 pub use error::InfraError;

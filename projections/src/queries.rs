@@ -163,6 +163,11 @@ impl ReadModels {
         Self { pool }
     }
 
+    /// The pool the read models are read from.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// A project by id, deleted ones included.
     ///
     /// # Errors

@@ -1,1 +1,41 @@
-//! Test support.
+//! Support for the hub's integration tests: a fresh PostgreSQL database per
+//! test, the real application on port 0, a GraphQL client, waiting on
+//! conditions with deadlines, and a TCP proxy to simulate outages.
+//!
+//! Tests read `DATABASE_URL` (an admin URL; default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and, where they need it,
+//! `NATS_URL`. `TEST_LOG=1` turns on tracing output.
+//!
+//! Layout:
+//! - `db`: [`TestDb`], a database created for one test and dropped after.
+//! - `hub`: [`TestHub`], the application serving on an ephemeral port.
+//! - `wait`: [`wait_until`] and [`holds_for`].
+//! - `proxy`: [`Proxy`], a TCP forwarder that can be cut and restored.
+//! - `feed`: a migrated database, events written straight into the store,
+//!   recording feed consumers and a command bus, for feed and store tests.
+//! - `ops`: the GraphQL operations tests send, and [`ops::Response`].
+
+pub mod db;
+pub mod feed;
+pub mod hub;
+pub mod ops;
+pub mod proxy;
+pub mod wait;
+
+pub use db::TestDb;
+pub use hub::TestHub;
+pub use proxy::Proxy;
+pub use wait::{holds_for, wait_until};
+
+/// Turns on logging when `TEST_LOG` is set.
+pub fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -3,13 +3,15 @@
 pub mod error;
 pub mod mutation;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 use infrastructure::feed::ConsumerStatus;
+use infrastructure::nats::LiveFeed;
 use infrastructure::{CommandBus, Origin};
 use projections::ReadModels;
 use tokio::sync::watch;
@@ -17,9 +19,10 @@ use tokio::sync::watch;
 use self::error::{ApiError, ErrorCode};
 use self::mutation::MutationRoot;
 use self::query::QueryRoot;
+use self::subscription::SubscriptionRoot;
 
 /// The hub's schema.
-pub type HubSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type HubSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// What resolvers need, shared by every request.
 #[derive(Clone)]
@@ -34,6 +37,8 @@ pub struct ApiState {
     pub projects_progress: watch::Receiver<ConsumerStatus>,
     /// How long a mutation waits for its change to show in the read model.
     pub read_your_writes_timeout: Duration,
+    /// Live events from NATS, fanned out to subscriptions.
+    pub live: Arc<LiveFeed>,
 }
 
 impl ApiState {
@@ -87,7 +92,7 @@ pub struct SchemaLimits {
 
 /// Builds the schema around `state`.
 pub fn build_schema(state: ApiState, limits: SchemaLimits) -> HubSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(state)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
@@ -96,7 +101,7 @@ pub fn build_schema(state: ApiState, limits: SchemaLimits) -> HubSchema {
 
 /// The schema's SDL, without any state (for the checked-in contract).
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .finish()
         .sdl()
 }

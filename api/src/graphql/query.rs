@@ -116,7 +116,7 @@ impl QueryRoot {
     }
 }
 
-fn event_filter(filter: EventFilter) -> Result<projections::EventFilter, ApiError> {
+pub(crate) fn event_filter(filter: EventFilter) -> Result<projections::EventFilter, ApiError> {
     let subject = filter
         .subject
         .as_deref()

@@ -2,6 +2,8 @@
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use infrastructure::nats::Envelope;
+use projections::cursor::encode_event_cursor;
 use projections::{EventRow, ProjectRow};
 
 use super::error::ApiError;
@@ -160,6 +162,9 @@ pub struct Origin {
 pub struct Event {
     /// Event id (also the NATS message id).
     pub id: ID,
+    /// Opaque cursor of the event in commit order: pass it as `after` to
+    /// `events` (query or subscription) to continue after this event.
+    pub cursor: String,
     /// `hub.<hub_id>.<domain>.<action>`.
     pub subject: String,
     /// e.g. `ProjectCreated`.
@@ -197,6 +202,7 @@ impl From<EventRow> for Event {
         };
         Self {
             id: ID(row.id.to_string()),
+            cursor: encode_event_cursor(row.feed_position()),
             subject: row.subject.clone(),
             event_type: row.event_type.clone(),
             event_version: row.event_version.clone(),
@@ -213,6 +219,31 @@ impl From<EventRow> for Event {
             },
             payload: async_graphql::Json(row.payload.clone()),
             timestamp: row.timestamp,
+        }
+    }
+}
+
+impl From<&Envelope> for Event {
+    fn from(e: &Envelope) -> Self {
+        Self {
+            id: ID(e.id.to_string()),
+            cursor: encode_event_cursor(e.feed_position()),
+            subject: e.subject.clone(),
+            event_type: e.event_type.clone(),
+            event_version: e.event_version.clone(),
+            aggregate_type: e.aggregate_type.clone(),
+            aggregate_id: e.aggregate_id.clone(),
+            sequence: e.sequence,
+            position: e.position,
+            correlation_id: e.correlation_id.clone(),
+            causation_id: e.causation_id.clone(),
+            origin: Origin {
+                hub_id: e.origin.hub_id.clone(),
+                service: e.origin.service.clone(),
+                user: e.origin.user.clone(),
+            },
+            payload: async_graphql::Json(e.payload.clone()),
+            timestamp: e.timestamp,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `GET /health`: is the hub able to do its work?
+//! `GET /health` and `GET /health/nats`: is the hub able to do its work?
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,38 +8,67 @@ use serde_json::json;
 
 use crate::app::AppState;
 
-/// `{status, database, projections}`: `healthy` with status 200 when the
-/// database answers and no projection is failing; `degraded` (200) when a
-/// projection is failing; `unhealthy` (503) without a database.
+/// `{status, database, nats, consumers}`.
+///
+/// - `healthy` (200): the database answers, NATS is connected, no feed
+///   consumer is failing.
+/// - `degraded` (200): commands work, but NATS is down or a consumer is
+///   failing (events are kept and relayed once it recovers).
+/// - `unhealthy` (503): the database does not answer.
+///
+/// Each feed consumer (read models, NATS relay) reports its lag: committed
+/// events it has not handled yet.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let database_up = infrastructure::db::ping(&state.pool).await;
-    let mut projections = serde_json::Map::new();
+    let nats_up = infrastructure::nats::is_connected(&state.nats);
+    let mut consumers = serde_json::Map::new();
     let mut failing = false;
     for feed in state.feeds.iter() {
         let status = feed.status();
         failing |= status.consecutive_failures > 0;
-        projections.insert(
+        let lag = if database_up {
+            infrastructure::feed::consumer_lag(&state.pool, feed.name())
+                .await
+                .ok()
+        } else {
+            None
+        };
+        consumers.insert(
             feed.name().to_owned(),
             json!({
                 "active_here": status.active,
                 "handled": status.handled,
-                "position": status.checkpoint.position,
+                "lag": lag,
                 "last_error": status.last_error,
                 "consecutive_failures": status.consecutive_failures,
             }),
         );
     }
-    let (code, status) = match (database_up, failing) {
+    let (code, status) = match (database_up, nats_up && !failing) {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
-        (true, true) => (StatusCode::OK, "degraded"),
-        (true, false) => (StatusCode::OK, "healthy"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (true, true) => (StatusCode::OK, "healthy"),
     };
+    let relay_lag = consumers
+        .get(infrastructure::nats::NatsRelay::NAME)
+        .and_then(|c| c.get("lag").cloned())
+        .unwrap_or(serde_json::Value::Null);
     (
         code,
         Json(json!({
             "status": status,
             "database": { "connected": database_up },
-            "projections": projections,
+            "nats": { "connected": nats_up, "url": state.nats_url },
+            "relay_lag": relay_lag,
+            "consumers": consumers,
         })),
     )
+}
+
+/// `{connected, url}` of the NATS connection.
+pub async fn nats(State(state): State<AppState>) -> impl IntoResponse {
+    Json(json!({
+        "connected": infrastructure::nats::is_connected(&state.nats),
+        "url": state.nats_url,
+    }))
 }

@@ -4,3 +4,4 @@ pub mod auth;
 pub mod correlation;
 pub mod health;
 pub mod limits;
+pub mod ws;

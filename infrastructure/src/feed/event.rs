@@ -165,6 +165,44 @@ pub async fn read_after(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
+/// How many committed events a consumer has not handled yet.
+///
+/// # Errors
+/// Fails when the query fails.
+pub async fn consumer_lag(pool: &sqlx::PgPool, consumer: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH checkpoint AS ( \
+             SELECT transaction_id, position FROM ( \
+                 SELECT transaction_id, position, 0 AS preference FROM feed_checkpoints WHERE consumer = $1 \
+                 UNION ALL SELECT '0'::xid8, 0::bigint, 1) AS candidates \
+             ORDER BY preference LIMIT 1) \
+         SELECT count(*) FROM events e, checkpoint c \
+         WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)",
+    )
+    .bind(consumer)
+    .fetch_one(pool)
+    .await
+}
+
+/// The feed position of the event at global `position`, if it exists.
+///
+/// # Errors
+/// Fails when the query fails.
+pub async fn position_of(
+    pool: &sqlx::PgPool,
+    position: i64,
+) -> Result<Option<FeedPosition>, sqlx::Error> {
+    let tx: Option<i64> =
+        sqlx::query_scalar("SELECT transaction_id::text::bigint FROM events WHERE position = $1")
+            .bind(position)
+            .fetch_optional(pool)
+            .await?;
+    Ok(tx.map(|transaction_id| FeedPosition {
+        transaction_id,
+        position,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

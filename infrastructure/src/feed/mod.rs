@@ -13,7 +13,7 @@
 mod event;
 mod runner;
 
-pub use event::{read_after, FeedPosition, StoredEvent};
+pub use event::{consumer_lag, position_of, read_after, FeedPosition, StoredEvent};
 pub use runner::{
     spawn_runner, AppendSignal, ConsumerError, ConsumerStatus, FeedConsumer, FeedHandle,
     RunnerConfig,

@@ -1,0 +1,104 @@
+//! The JSON body of every event published to NATS (and streamed to clients):
+//! the original event-system design's envelope plus the store's coordinates.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::feed::{FeedPosition, StoredEvent};
+use crate::metadata::Origin;
+
+/// Header carrying the event's feed position (`<transaction_id>:<position>`),
+/// used by the relay to reconcile with the stream after a crash.
+pub const FEED_POSITION_HEADER: &str = "Hub-Feed-Position";
+/// Header carrying the correlation id.
+pub const CORRELATION_HEADER: &str = "Hub-Correlation-Id";
+/// Header carrying the causation id.
+pub const CAUSATION_HEADER: &str = "Hub-Causation-Id";
+/// Header carrying the event type.
+pub const EVENT_TYPE_HEADER: &str = "Hub-Event-Type";
+
+/// One event as published.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Event id (also the `Nats-Msg-Id`).
+    pub id: Uuid,
+    /// `hub.<hub_id>.<domain>.<action>`.
+    pub subject: String,
+    /// Who and where.
+    pub origin: Origin,
+    /// Shared by everything one request caused.
+    pub correlation_id: Option<String>,
+    /// The message that caused this event.
+    pub causation_id: Option<String>,
+    /// The event's fields.
+    pub payload: serde_json::Value,
+    /// When it was recorded.
+    pub timestamp: DateTime<Utc>,
+    /// e.g. `Project`.
+    pub aggregate_type: String,
+    /// The aggregate instance.
+    pub aggregate_id: String,
+    /// 1-based sequence within the aggregate.
+    pub sequence: i64,
+    /// e.g. `ProjectCreated`.
+    pub event_type: String,
+    /// e.g. `1.0`.
+    pub event_version: String,
+    /// Global insert position in the store.
+    pub position: i64,
+    /// The writing transaction; with `position`, the event's feed order.
+    pub transaction_id: i64,
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+impl Envelope {
+    /// The envelope of a stored event, for the hub `hub_id`.
+    pub fn from_stored(event: &StoredEvent, hub_id: &str) -> Self {
+        let mut origin = event.metadata.origin.clone();
+        if origin.hub_id.is_empty() {
+            origin.hub_id = hub_id.to_owned();
+        }
+        Self {
+            id: event.event_id,
+            subject: event.subject(hub_id),
+            origin,
+            correlation_id: non_empty(&event.metadata.correlation_id),
+            causation_id: non_empty(&event.metadata.causation_id),
+            payload: event.body().clone(),
+            timestamp: event.recorded_at,
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            position: event.position,
+            transaction_id: event.transaction_id,
+        }
+    }
+
+    /// Where the event sits in the feed.
+    pub fn feed_position(&self) -> FeedPosition {
+        FeedPosition {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
+/// `<transaction_id>:<position>`.
+pub fn format_feed_position(at: FeedPosition) -> String {
+    format!("{}:{}", at.transaction_id, at.position)
+}
+
+/// Reads [`format_feed_position`]'s output.
+pub fn parse_feed_position(value: &str) -> Option<FeedPosition> {
+    let (tx, pos) = value.split_once(':')?;
+    Some(FeedPosition {
+        transaction_id: tx.parse().ok()?,
+        position: pos.parse().ok()?,
+    })
+}

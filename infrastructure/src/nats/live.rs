@@ -1,0 +1,107 @@
+//! Live events for this process: one ordered JetStream consumer on the hub's
+//! stream, fanned out in memory to every subscriber (GraphQL subscriptions,
+//! the event socket). A change made through any hub process reaches the
+//! subscribers of every process, because all of them read the same stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::envelope::Envelope;
+use super::stream::{ensure_stream, NatsError, StreamSettings};
+
+/// The in-memory fan-out of the hub's stream.
+pub struct LiveFeed {
+    sender: broadcast::Sender<Arc<Envelope>>,
+    task: JoinHandle<()>,
+}
+
+impl LiveFeed {
+    /// Starts reading new messages of the stream in `settings`. `capacity`
+    /// is how many events a subscriber may fall behind before it is told to
+    /// resume.
+    pub fn start(js: jetstream::Context, settings: StreamSettings, capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity);
+        let task = tokio::spawn(run(js, settings, sender.clone()));
+        Self { sender, task }
+    }
+
+    /// A receiver of every event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Envelope>> {
+        self.sender.subscribe()
+    }
+
+    /// How many receivers are open.
+    pub fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
+impl Drop for LiveFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run(
+    js: jetstream::Context,
+    settings: StreamSettings,
+    sender: broadcast::Sender<Arc<Envelope>>,
+) {
+    // The stream sequence of the last message passed on; after an outage the
+    // consumer resumes right after it, so nothing published meanwhile is missed.
+    let mut last_sequence: Option<u64> = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match follow(&js, &settings, &sender, &mut last_sequence).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?backoff, "live event feed from NATS interrupted");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn follow(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+    sender: &broadcast::Sender<Arc<Envelope>>,
+    last_sequence: &mut Option<u64>,
+) -> Result<(), NatsError> {
+    let stream = ensure_stream(js, settings).await?;
+    let deliver_policy = match *last_sequence {
+        Some(seq) => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: seq + 1,
+        },
+        None => consumer::DeliverPolicy::New,
+    };
+    let ordered = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: settings.subjects.first().cloned().unwrap_or_default(),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = ordered.messages().await?;
+    tracing::info!(stream = %settings.name, "following the stream for live events");
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        if let Ok(info) = message.info() {
+            *last_sequence = Some(info.stream_sequence);
+        }
+        match serde_json::from_slice::<Envelope>(&message.payload) {
+            // No receivers is fine: nobody is subscribed right now.
+            Ok(envelope) => drop(sender.send(Arc::new(envelope))),
+            Err(err) => {
+                tracing::debug!(subject = %message.subject, error = %err, "skipping a message that is not a hub event")
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The outbox relay: a feed consumer that publishes every committed event to
+//! JetStream, exactly once.
+//!
+//! How "exactly once" holds:
+//! - The feed hands the relay each committed event in feed order, and only
+//!   committed events (the store is the outbox).
+//! - A batch is published pipelined, every acknowledgement is awaited, and
+//!   only then does the runner move the checkpoint. A batch that fails is
+//!   published again from the checkpoint.
+//! - A repeat within the stream's duplicate window is dropped by JetStream
+//!   (`Nats-Msg-Id` is the event id).
+//! - A repeat after the window (the relay died between publishing and
+//!   checkpointing and stayed down longer) is prevented by reconciling: before
+//!   its first batch, and after any failure, the relay reads the feed
+//!   position of the last hub event in the stream and skips what is not past it.
+//!   Publishes on one connection are stored in order, so everything before
+//!   that message is in the stream too.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use async_nats::HeaderMap;
+use sqlx::PgConnection;
+use tokio::sync::Mutex;
+
+use super::envelope::{
+    format_feed_position, parse_feed_position, Envelope, CAUSATION_HEADER, CORRELATION_HEADER,
+    EVENT_TYPE_HEADER, FEED_POSITION_HEADER,
+};
+use super::stream::{ensure_stream, NatsError, StreamSettings};
+use crate::feed::{ConsumerError, FeedConsumer, FeedPosition, StoredEvent};
+
+/// How far back from the stream's end the relay looks for its own last
+/// message (other publishers may have added messages after it).
+const RECONCILE_SCAN: u64 = 1000;
+
+/// Publishes the event feed to JetStream.
+pub struct NatsRelay {
+    js: jetstream::Context,
+    settings: StreamSettings,
+    hub_id: String,
+    ack_timeout: Duration,
+    /// `None`: reconcile before the next batch. `Some(w)`: skip events at or
+    /// before `w` (already in the stream).
+    watermark: Mutex<Option<Option<FeedPosition>>>,
+}
+
+impl NatsRelay {
+    /// The consumer name (its checkpoint key).
+    pub const NAME: &'static str = "nats_relay";
+
+    /// A relay for hub `hub_id` into the stream described by `settings`.
+    pub fn new(
+        js: jetstream::Context,
+        settings: StreamSettings,
+        hub_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            js,
+            settings,
+            hub_id: hub_id.into(),
+            ack_timeout: Duration::from_secs(10),
+            watermark: Mutex::new(None),
+        }
+    }
+
+    /// Ensures the stream exists and finds the last event it holds.
+    async fn reconcile(&self) -> Result<Option<FeedPosition>, NatsError> {
+        let mut stream = ensure_stream(&self.js, &self.settings).await?;
+        let info = stream.info().await?;
+        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        if info.state.messages == 0 {
+            return Ok(None);
+        }
+        let floor = first.max(last.saturating_sub(RECONCILE_SCAN));
+        let mut seq = last;
+        while seq >= floor && seq > 0 {
+            // A message deleted from the stream cannot be read: skip it.
+            if let Ok(message) = stream.get_raw_message(seq).await {
+                let position = message
+                    .headers
+                    .get(FEED_POSITION_HEADER)
+                    .and_then(|v| parse_feed_position(v.as_str()));
+                if position.is_some() {
+                    return Ok(position);
+                }
+            }
+            seq -= 1;
+        }
+        Ok(None)
+    }
+
+    fn message(
+        &self,
+        event: &StoredEvent,
+    ) -> Result<(Envelope, HeaderMap, Vec<u8>), serde_json::Error> {
+        let envelope = Envelope::from_stored(event, &self.hub_id);
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
+        headers.insert(
+            FEED_POSITION_HEADER,
+            format_feed_position(event.feed_position()).as_str(),
+        );
+        headers.insert(EVENT_TYPE_HEADER, event.event_type.as_str());
+        if let Some(correlation) = &envelope.correlation_id {
+            headers.insert(CORRELATION_HEADER, correlation.as_str());
+        }
+        if let Some(causation) = &envelope.causation_id {
+            headers.insert(CAUSATION_HEADER, causation.as_str());
+        }
+        let body = serde_json::to_vec(&envelope)?;
+        Ok((envelope, headers, body))
+    }
+
+    async fn publish(
+        &self,
+        events: &[StoredEvent],
+        watermark: Option<FeedPosition>,
+    ) -> Result<(), NatsError> {
+        let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
+        for event in events {
+            if watermark.is_some_and(|w| event.feed_position() <= w) {
+                continue;
+            }
+            let (envelope, headers, body) = self.message(event)?;
+            acks.push(
+                self.js
+                    .publish_with_headers(envelope.subject, headers, body.into())
+                    .await?,
+            );
+        }
+        for ack in acks {
+            tokio::time::timeout(self.ack_timeout, ack)
+                .await
+                .map_err(|_| "timed out waiting for JetStream to acknowledge a publish")??;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl FeedConsumer for NatsRelay {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    async fn handle(
+        &self,
+        _tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ConsumerError> {
+        let mut watermark = self.watermark.lock().await;
+        let current = match *watermark {
+            Some(current) => current,
+            None => {
+                let found = self.reconcile().await?;
+                if let Some(found) = found {
+                    tracing::info!(position = %format_feed_position(found), "relay reconciled with the stream's last event");
+                }
+                *watermark = Some(found);
+                found
+            }
+        };
+        match self.publish(events, current).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                // Some of the batch may be in the stream: find out before retrying.
+                *watermark = None;
+                Err(err)
+            }
+        }
+    }
+}
