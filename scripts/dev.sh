@@ -8,15 +8,15 @@
 #
 # Services: when DATABASE_URL / NATS_URL are set they are used as given.
 # Otherwise this script runs PRIVATE instances for this checkout (data under
-# .data/, ports 55432 and 54222), installing Debian's `postgresql` and
+# .data/, ports 31543 and 31422), installing Debian's `postgresql` and
 # `nats-server` packages first if they are missing. Private instances keep
 # running between invocations and are reused; `stop` ends them. With CI=true,
 # `test` stops the instances it started itself when it exits.
 #
 # Environment knobs (all optional):
-#   HUB_DEV_PG_PORT             private PostgreSQL port        (default 55432)
-#   HUB_DEV_NATS_PORT           private NATS client port       (default 54222)
-#   HUB_DEV_NATS_MONITOR_PORT   private NATS monitoring port   (default 58222)
+#   HUB_DEV_PG_PORT             private PostgreSQL port        (default 31543)
+#   HUB_DEV_NATS_PORT           private NATS client port       (default 31422)
+#   HUB_DEV_NATS_MONITOR_PORT   private NATS monitoring port   (default 31822)
 #   HUB_DEV_WAIT_SECS           readiness deadline in seconds  (default 30)
 #   HUB_DEV_STOP_AFTER          1: `test` stops what it started (default: 1 when CI=true)
 set -euo pipefail
@@ -24,9 +24,11 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 DATA_ROOT="$REPO_ROOT/.data"
 
-PG_PORT="${HUB_DEV_PG_PORT:-55432}"
-NATS_PORT="${HUB_DEV_NATS_PORT:-54222}"
-NATS_MONITOR_PORT="${HUB_DEV_NATS_MONITOR_PORT:-58222}"
+# Below the kernel's ephemeral range (32768-60999): a client socket that
+# happens to use the same local port would stop the server from listening.
+PG_PORT="${HUB_DEV_PG_PORT:-31543}"
+NATS_PORT="${HUB_DEV_NATS_PORT:-31422}"
+NATS_MONITOR_PORT="${HUB_DEV_NATS_MONITOR_PORT:-31822}"
 WAIT_SECS="${HUB_DEV_WAIT_SECS:-30}"
 
 NATS_DIR="$DATA_ROOT/nats"

@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -23,7 +28,6 @@ use projections::{EventLogProjection, ProjectsProjection, ReadModels};
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::config::ServeConfig;
 use crate::graphql::{build_schema, ApiState, HubSchema, RequestContext, SchemaLimits};
@@ -49,6 +53,8 @@ pub struct AppState {
     pub ws_init_timeout: Duration,
     /// Largest accepted WebSocket message.
     pub ws_max_message_bytes: usize,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
 }
 
 /// The built application, ready to serve.
@@ -142,6 +148,7 @@ impl App {
             nats_url: config.nats_url.clone(),
             ws_init_timeout: Duration::from_secs(config.ws_init_timeout_secs),
             ws_max_message_bytes: config.ws_max_message_bytes,
+            max_body_bytes: config.max_body_bytes,
         };
         let max_body = config.max_body_bytes;
         let router = Router::new()
@@ -149,7 +156,7 @@ impl App {
             .route("/graphql/ws", get(ws::graphql_ws))
             .route("/health", get(health::health))
             .route("/health/nats", get(health::nats))
-            .layer(RequestBodyLimitLayer::new(max_body))
+            .layer(DefaultBodyLimit::max(max_body))
             .layer(middleware::from_fn(move |req: Request, next: Next| {
                 limits::reject_large_bodies(max_body, req, next)
             }))
@@ -198,8 +205,32 @@ async fn graphql(
     State(state): State<AppState>,
     Extension(CorrelationId(correlation_id)): Extension<CorrelationId>,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return limits::too_large(state.max_body_bytes);
+        }
+        Err(rejection) => {
+            return graphql_error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the request body could not be read: {}",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return graphql_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the request body is not a GraphQL request in JSON: {err}"),
+            );
+        }
+    };
     let authorized = auth::is_authorized(state.api_token.as_ref(), &headers);
     let context = RequestContext {
         correlation_id,
@@ -210,9 +241,33 @@ async fn graphql(
             "anonymous".to_owned()
         },
     };
-    state
-        .schema
-        .execute(request.into_inner().data(context))
-        .await
-        .into()
+    let mut response = state.schema.execute_batch(request.data(context)).await;
+    match &mut response {
+        async_graphql::BatchResponse::Single(single) => with_codes(single),
+        async_graphql::BatchResponse::Batch(all) => all.iter_mut().for_each(with_codes),
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Errors raised by the GraphQL engine itself (syntax, unknown fields,
+/// depth and complexity limits, argument types) carry no code; they are all
+/// problems with the request, so they get INVALID_INPUT.
+fn with_codes(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "INVALID_INPUT");
+        }
+    }
+}
+
+/// A GraphQL-shaped error response for a request that never reached the engine.
+fn graphql_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({
+            "errors": [{ "message": message, "extensions": { "code": "INVALID_INPUT" } }]
+        })),
+    )
+        .into_response()
 }

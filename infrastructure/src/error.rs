@@ -36,8 +36,11 @@ impl InfraError {
 /// out of connections.
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
+        // A connection closed during the handshake (e.g. by a proxy in front
+        // of a stopped server) surfaces as a protocol error.
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,

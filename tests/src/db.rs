@@ -13,23 +13,7 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-/// Replaces the database name in a PostgreSQL URL.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{}", &base[..path_start], database);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
+pub use infrastructure::db::with_database;
 
 /// Replaces the host and port of a PostgreSQL URL with `addr`, keeping the
 /// user, password, database and parameters (to route a hub through a
@@ -102,6 +86,20 @@ impl TestDb {
     /// The database's URL with its host and port replaced by `addr`.
     pub fn url_via(&self, addr: SocketAddr) -> String {
         with_address(&self.url, addr)
+    }
+
+    /// How many events the store holds (read from `events` itself, not from
+    /// the event log that follows it).
+    pub async fn event_count(&self) -> i64 {
+        let mut conn = PgConnection::connect(&self.url)
+            .await
+            .expect("connect to test database");
+        let count = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count events");
+        let _ = conn.close().await;
+        count
     }
 
     /// A new pool on the database.

@@ -40,6 +40,8 @@ impl TestHub {
         config.hub_id = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
         config.bind = ([127, 0, 0, 1], 0).into();
         config.nats_url = nats_url();
+        // Tests run in parallel on one server: keep each hub's share small.
+        config.database.db_max_connections = 10;
         config
     }
 

@@ -4,7 +4,7 @@
 //!
 //! Tests read `DATABASE_URL` (an admin URL; default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and, where they need it,
-//! `NATS_URL`. `TEST_LOG=1` turns on tracing output.
+//! `NATS_URL` (and `NATS_SERVER_BIN` for a private server). `TEST_LOG=1` turns on tracing output.
 //!
 //! Layout:
 //! - `db`: [`TestDb`], a database created for one test and dropped after.
@@ -14,16 +14,23 @@
 //! - `feed`: a migrated database, events written straight into the store,
 //!   recording feed consumers and a command bus, for feed and store tests.
 //! - `ops`: the GraphQL operations tests send, and [`ops::Response`].
+//! - `nats_server`: [`NatsServer`], a private `nats-server` to stop and restart.
+//! - `jetstream`: reading a hub's stream back, and the hub's `/health`.
+//! - `ws`: [`ws::WsClient`], a GraphQL WebSocket client for both protocols.
 
 pub mod db;
 pub mod feed;
 pub mod hub;
+pub mod jetstream;
+pub mod nats_server;
 pub mod ops;
 pub mod proxy;
 pub mod wait;
+pub mod ws;
 
 pub use db::TestDb;
 pub use hub::TestHub;
+pub use nats_server::NatsServer;
 pub use proxy::Proxy;
 pub use wait::{holds_for, wait_until};
 

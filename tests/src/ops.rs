@@ -153,6 +153,21 @@ impl TestHub {
         self.graphql(DELETE, json!({ "id": id })).await
     }
 
+    /// Creates a project named `name`, then starts, stops, renames (to
+    /// `<name> Renamed`) and deletes it; returns its id.
+    ///
+    /// # Panics
+    /// When a step fails.
+    pub async fn run_lifecycle(&self, name: &str) -> String {
+        let id = self.create_project(name, "/srv/lifecycle").await;
+        payload(&self.start_project(&id, None).await, "startProject");
+        payload(&self.stop_project(&id, None).await, "stopProject");
+        let renamed = format!("{name} Renamed");
+        payload(&self.rename_project(&id, &renamed).await, "renameProject");
+        payload(&self.delete_project(&id).await, "deleteProject");
+        id
+    }
+
     /// `project(id)`: the project, or JSON null.
     pub async fn project(&self, id: &str) -> Value {
         let body = self.graphql(PROJECT_BY_ID, json!({ "id": id })).await;

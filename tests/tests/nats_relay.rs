@@ -1,12 +1,33 @@
-//! The outbox relay publishes every committed event to JetStream, once.
+//! The outbox relay publishes every committed event to JetStream, once:
+//! the envelope, a burst of mutations, and a relay that died between
+//! publishing and checkpointing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
+use domain::{PortRange, ProjectCommand};
+use futures::stream::{self, StreamExt};
+use hub_tests::feed::{
+    checkpoint_handled, command_bus, connect_options, create_project, migrated_pool, quick_config,
+    run, stored_event_ids,
+};
 use hub_tests::hub::nats_url;
+use hub_tests::jetstream::{
+    assert_once_and_in_aggregate_order, context, hub_events, message_count, read_stream,
+    DeleteStreamOnDrop,
+};
 use hub_tests::{wait_until, TestDb, TestHub};
+use infrastructure::feed::{
+    read_after, spawn_runner, AppendSignal, FeedConsumer as _, FeedPosition,
+};
+use infrastructure::nats::{NatsRelay, StreamSettings};
 use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Long enough for the relay to catch up on a busy test server (any open
+/// writing transaction on the server holds every feed reader back).
+const CATCHES_UP: Duration = Duration::from_secs(20);
 
 async fn stream_messages(
     stream_name: &str,
@@ -106,4 +127,182 @@ async fn every_event_of_a_lifecycle_arrives_on_its_subject_with_the_envelope() {
         assert!(headers.get("Hub-Causation-Id").is_some());
     }
     assert_eq!(messages[0].1["payload"]["name"], json!("Relay Demo"));
+}
+
+#[tokio::test]
+async fn after_a_burst_of_fifty_mixed_mutations_the_stream_holds_each_stored_event_once_in_feed_order(
+) {
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    // Ten creations, then four changes to each project, four projects at a
+    // time (more would only queue for database connections on a small
+    // machine): fifty mutations, one event each.
+    let ids: Vec<String> = stream::iter(0..10)
+        .map(|i| {
+            let hub = &hub;
+            async move {
+                hub.create_project(&format!("Burst {i}"), &format!("/srv/burst-{i}"))
+                    .await
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    stream::iter(ids.iter().enumerate())
+        .for_each_concurrent(4, |(i, id)| {
+            let hub = &hub;
+            async move {
+                let renamed = format!("Burst {i} renamed");
+                for (what, body) in [
+                    ("start", hub.start_project(id, None).await),
+                    ("rename", hub.rename_project(id, &renamed).await),
+                    ("stop", hub.stop_project(id, None).await),
+                    ("start again", hub.start_project(id, None).await),
+                ] {
+                    assert!(body["errors"].is_null(), "{what} {id} failed: {body}");
+                }
+            }
+        })
+        .await;
+    let pool = db.pool().await;
+    let stored = stored_event_ids(&pool).await;
+    assert_eq!(stored.len(), 50, "one event per mutation");
+
+    let js = context(&nats_url()).await;
+    let stream = hub.stream_name();
+    wait_until(
+        "the stream to hold the store's 50 events",
+        CATCHES_UP,
+        || {
+            let (js, stream) = (&js, &stream);
+            async move { (message_count(js, stream).await == Some(50)).then_some(()) }
+        },
+    )
+    .await;
+    let messages = read_stream(&js, &stream).await;
+    assert_once_and_in_aggregate_order(&messages);
+    let published: Vec<Uuid> = hub_events(&messages)
+        .iter()
+        .filter_map(|message| message.event_id())
+        .collect();
+    assert_eq!(
+        published, stored,
+        "the stream holds the store's events in feed order"
+    );
+}
+
+/// Publishes a message with `Nats-Msg-Id: id` on `subject`; returns whether
+/// JetStream dropped it as a duplicate.
+async fn publish_probe(js: &jetstream::Context, subject: &str, id: &str) -> bool {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    js.publish_with_headers(subject.to_owned(), headers, "probe".into())
+        .await
+        .expect("publish the probe")
+        .await
+        .expect("the probe is acknowledged")
+        .duplicate
+}
+
+#[tokio::test]
+async fn a_relay_killed_between_publishing_and_checkpointing_publishes_nothing_twice_even_after_the_duplicate_window(
+) {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let bus = command_bus(&pool, PortRange::default());
+    for i in 0..3 {
+        let (id, created) = create_project(&bus, &format!("Crash {i}")).await;
+        created.expect("create a project");
+        run(&bus, id, ProjectCommand::StartProject)
+            .await
+            .expect("start it");
+    }
+    let hub_id = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let settings = StreamSettings::for_hub(
+        &hub_id,
+        StreamSettings::default_name(&hub_id),
+        Duration::from_millis(500),
+    );
+    let _cleanup = DeleteStreamOnDrop {
+        url: nats_url(),
+        stream: settings.name.clone(),
+    };
+    let js = context(&nats_url()).await;
+    let batch = wait_until("the first six events to be readable", CATCHES_UP, || {
+        let pool = &pool;
+        async move {
+            let mut conn = pool.acquire().await.ok()?;
+            let events = read_after(&mut conn, FeedPosition::START, 100).await.ok()?;
+            (events.len() == 6).then_some(events)
+        }
+    })
+    .await;
+
+    // The crash: the batch is published, but the transaction in which the
+    // runner would have moved the checkpoint never commits.
+    let crashed = NatsRelay::new(js.clone(), settings.clone(), hub_id.clone());
+    let mut tx = pool.begin().await.expect("begin the batch");
+    crashed
+        .handle(&mut tx, &batch)
+        .await
+        .expect("publish the batch");
+    tx.rollback().await.expect("roll the batch back");
+    drop(crashed);
+    assert_eq!(checkpoint_handled(&pool, NatsRelay::NAME).await, 0);
+    assert_eq!(message_count(&js, &settings.name).await, Some(6));
+
+    // The condition under test is that the duplicate window has passed, so
+    // JetStream no longer drops a republished event. It remembers ids at
+    // least as long as ids published after them: once a probe published
+    // after the batch is stored again instead of dropped, the batch's ids
+    // are forgotten too. (This waits on that fact instead of sleeping.)
+    let probe = format!("hub.{hub_id}.test.window_probe");
+    let probe_id = Uuid::new_v4().to_string();
+    assert!(!publish_probe(&js, &probe, &probe_id).await);
+    wait_until(
+        "JetStream to forget the published ids",
+        Duration::from_secs(10),
+        || {
+            let (js, probe, probe_id) = (&js, &probe, &probe_id);
+            async move { (!publish_probe(js, probe, probe_id).await).then_some(()) }
+        },
+    )
+    .await;
+
+    // More events while the relay is down, then a fresh relay from the
+    // unmoved checkpoint.
+    let (late, created) = create_project(&bus, "Crash late").await;
+    created.expect("create a project");
+    run(&bus, late, ProjectCommand::StartProject)
+        .await
+        .expect("start it");
+    let relay = spawn_runner(
+        Arc::new(NatsRelay::new(js.clone(), settings.clone(), hub_id)),
+        connect_options(&db),
+        quick_config(),
+        &AppendSignal::default(),
+    );
+    wait_until(
+        "the fresh relay to handle all eight events",
+        CATCHES_UP,
+        || {
+            let pool = &pool;
+            async move { (checkpoint_handled(pool, NatsRelay::NAME).await == 8).then_some(()) }
+        },
+    )
+    .await;
+    relay.stop();
+
+    let messages = read_stream(&js, &settings.name).await;
+    assert_once_and_in_aggregate_order(&messages);
+    let published: Vec<Uuid> = hub_events(&messages)
+        .iter()
+        .filter_map(|message| message.event_id())
+        .collect();
+    assert_eq!(
+        published,
+        stored_event_ids(&pool).await,
+        "each event once, in feed order"
+    );
+    assert_eq!(messages.len(), 8 + 2, "the eight events and the two probes");
 }

@@ -53,11 +53,13 @@ async fn run(
     request.require_auth()?;
     let metadata =
         CommandMetadata::for_request(request.correlation_id.clone(), state.origin(&request.user));
+    let started = std::time::Instant::now();
     let Executed { version, .. } = state
         .bus
         .execute(id, command, expected_version, &metadata)
         .await
         .map_err(ApiError::from)?;
+    let executed_in = started.elapsed();
     let row = state
         .read
         .wait_for_project_version(
@@ -68,6 +70,13 @@ async fn run(
         )
         .await
         .map_err(ApiError::from)?;
+    tracing::debug!(
+        project_id = %id,
+        version,
+        execute_ms = executed_in.as_secs_f64() * 1000.0,
+        read_model_wait_ms = (started.elapsed() - executed_in).as_secs_f64() * 1000.0,
+        "command executed"
+    );
     let Some(row) = row else {
         tracing::warn!(project_id = %id, version, "read model did not catch up in time");
         return Err(ApiError::new(
@@ -88,7 +97,7 @@ fn project_id(id: &ID) -> Result<ProjectId, ApiError> {
     parse_uuid("project", id).map(ProjectId::from_uuid)
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a stopped project with a free slug and four free ports.
     async fn create_project(

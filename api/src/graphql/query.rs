@@ -23,7 +23,7 @@ pub(crate) fn parse_uuid(what: &str, id: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// One project, by id or by slug (exactly one of them). Deleted projects
     /// are found by id, not by slug (their slug is free for reuse).

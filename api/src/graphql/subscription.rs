@@ -81,7 +81,7 @@ async fn resolve_after(state: &ApiState, after: &str) -> Result<FeedPosition, Ap
     decode_event_cursor(after).map_err(ApiError::invalid_input)
 }
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// The project as the read model has it after each change: of project
     /// `id`, or of every project when `id` is absent.

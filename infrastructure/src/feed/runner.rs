@@ -12,6 +12,10 @@ use tokio::task::JoinHandle;
 
 use super::event::{read_after, FeedPosition, StoredEvent};
 
+/// How long after a write or a batch an empty read is retried at the
+/// shortest interval.
+const HOT_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// An error a consumer returns for a batch; the batch is retried with backoff.
 pub type ConsumerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -34,6 +38,12 @@ pub trait FeedConsumer: Send + Sync + 'static {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ConsumerError>;
+
+    /// Called each time this runner becomes the active one (at start and
+    /// after taking over from another process or reconnecting), before the
+    /// first batch. Another runner may have worked in between, so a consumer
+    /// that caches what it has done outside the database must forget it here.
+    async fn on_activate(&self) {}
 }
 
 /// Tuning of a runner.
@@ -58,7 +68,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             batch_size: 1000,
-            min_poll: Duration::from_millis(2),
+            min_poll: Duration::from_millis(1),
             max_poll: Duration::from_millis(50),
             lock_retry: Duration::from_millis(500),
             min_backoff: Duration::from_millis(100),
@@ -85,6 +95,9 @@ pub struct ConsumerStatus {
     pub consecutive_failures: u32,
     /// When this process last committed a batch.
     pub last_batch_at: Option<DateTime<Utc>>,
+    /// Reads of the log by this process so far (changes without waking
+    /// watchers).
+    pub polls: u64,
 }
 
 /// Wakes feed runners when this process has appended events.
@@ -112,6 +125,7 @@ impl AppendSignal {
 pub struct FeedHandle {
     name: String,
     status: watch::Receiver<ConsumerStatus>,
+    status_tx: Arc<watch::Sender<ConsumerStatus>>,
     task: JoinHandle<()>,
 }
 
@@ -135,6 +149,7 @@ impl FeedHandle {
     /// a runner in another process takes over.
     pub fn stop(&self) {
         self.task.abort();
+        self.status_tx.send_modify(|s| s.active = false);
     }
 }
 
@@ -153,18 +168,20 @@ pub fn spawn_runner<C: FeedConsumer>(
     appended: &AppendSignal,
 ) -> FeedHandle {
     let (status_tx, status_rx) = watch::channel(ConsumerStatus::default());
+    let status_tx = Arc::new(status_tx);
     let name = consumer.name().to_owned();
     let runner = Runner {
         consumer,
         connect,
         config,
         appended: appended.subscribe(),
-        status: status_tx,
+        status: status_tx.clone(),
     };
     let task = tokio::spawn(runner.run());
     FeedHandle {
         name,
         status: status_rx,
+        status_tx,
         task,
     }
 }
@@ -174,7 +191,7 @@ struct Runner<C> {
     connect: PgConnectOptions,
     config: RunnerConfig,
     appended: watch::Receiver<u64>,
-    status: watch::Sender<ConsumerStatus>,
+    status: Arc<watch::Sender<ConsumerStatus>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +209,11 @@ impl<C: FeedConsumer> Runner<C> {
         let mut backoff = self.config.min_backoff;
         loop {
             let err = self.hold_lock_and_consume().await;
+            if self.status.borrow().active {
+                // The last session worked: this is a fresh outage, not a
+                // continuing one, so start over with a short delay.
+                backoff = self.config.min_backoff;
+            }
             self.status.send_modify(|s| {
                 s.active = false;
                 s.last_error = Some(err.to_string());
@@ -223,27 +245,49 @@ impl<C: FeedConsumer> Runner<C> {
         {
             return err.into();
         }
-        self.status.send_modify(|s| s.active = true);
+        let (mut checkpoint, mut handled) = match load_checkpoint(&mut conn, &name).await {
+            Ok(loaded) => loaded,
+            Err(err) => return err.into(),
+        };
+        self.consumer.on_activate().await;
+        self.status.send_modify(|s| {
+            s.active = true;
+            s.checkpoint = checkpoint;
+            s.handled = handled;
+        });
 
         let mut idle = self.config.min_poll;
         let mut backoff = self.config.min_backoff;
+        // Until this instant, an empty read is retried at `min_poll`: just
+        // after a write, the event is usually only held back by the xmin fence
+        // (an older transaction still running) for a moment.
+        let mut hot_until = tokio::time::Instant::now();
         loop {
-            match self.step(&mut conn).await {
-                Ok(0) => {
+            match self.step(&mut conn, checkpoint, handled).await {
+                Ok(None) => {
+                    if tokio::time::Instant::now() < hot_until {
+                        idle = self.config.min_poll;
+                    }
                     tokio::select! {
                         woken = self.appended.changed() => {
                             if woken.is_err() {
                                 // Every writer is gone: only polling is left.
                                 tokio::time::sleep(idle).await;
+                                idle = (idle * 2).min(self.config.max_poll);
+                            } else {
+                                idle = self.config.min_poll;
+                                hot_until = tokio::time::Instant::now() + HOT_WINDOW;
                             }
-                            idle = self.config.min_poll;
                         }
                         _ = tokio::time::sleep(idle) => idle = (idle * 2).min(self.config.max_poll),
                     }
                 }
-                Ok(_) => {
+                Ok(Some((last, count))) => {
+                    checkpoint = last;
+                    handled += count as i64;
                     idle = self.config.min_poll;
                     backoff = self.config.min_backoff;
+                    hot_until = tokio::time::Instant::now() + HOT_WINDOW;
                 }
                 Err(StepError::Consumer(err)) => {
                     let failures = self.record_failure(err.to_string());
@@ -279,34 +323,34 @@ impl<C: FeedConsumer> Runner<C> {
         }
     }
 
-    /// One batch in one transaction; returns the number of events handled.
-    async fn step(&self, conn: &mut PgConnection) -> Result<usize, StepError> {
+    /// One batch in one transaction. Returns the new checkpoint and the
+    /// number of events handled, or `None` when nothing new was committed.
+    ///
+    /// The checkpoint is kept in memory while this runner holds the lock; the
+    /// compare-and-set in the update still refuses to move a checkpoint that
+    /// someone else moved.
+    async fn step(
+        &self,
+        conn: &mut PgConnection,
+        checkpoint: FeedPosition,
+        handled: i64,
+    ) -> Result<Option<(FeedPosition, usize)>, StepError> {
         let name = self.consumer.name();
-        let mut tx = conn.begin().await?;
-        // Plain reads first: the transaction gets no xid (and so does not hold
-        // back other readers' fence) until the consumer writes.
-        let (transaction_id, position, handled): (i64, i64, i64) = sqlx::query_as(
-            "SELECT transaction_id::text::bigint, position, handled \
-             FROM feed_checkpoints WHERE consumer = $1",
-        )
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
-        let checkpoint = FeedPosition {
-            transaction_id,
-            position,
-        };
-        let events = read_after(&mut tx, checkpoint, self.config.batch_size).await?;
+        // The read runs outside any transaction: an idle poll costs one query
+        // and never holds an xid that would hold back other readers' fence.
+        let events = read_after(&mut *conn, checkpoint, self.config.batch_size).await?;
         let Some(last) = events.last().map(StoredEvent::feed_position) else {
-            tx.rollback().await?;
+            // A successful read also ends a failure streak (e.g. after a reconnect).
             self.status.send_if_modified(|s| {
-                let changed = s.checkpoint != checkpoint || s.handled != handled;
-                s.checkpoint = checkpoint;
-                s.handled = handled;
+                s.polls += 1;
+                let changed = s.consecutive_failures != 0 || s.last_error.is_some();
+                s.consecutive_failures = 0;
+                s.last_error = None;
                 changed
             });
-            return Ok(0);
+            return Ok(None);
         };
+        let mut tx = conn.begin().await?;
         self.consumer
             .handle(&mut tx, &events)
             .await
@@ -331,6 +375,7 @@ impl<C: FeedConsumer> Runner<C> {
         tx.commit().await?;
         let count = events.len();
         self.status.send_modify(|s| {
+            s.polls += 1;
             s.checkpoint = last;
             s.handled = handled + count as i64;
             s.batches += 1;
@@ -339,8 +384,29 @@ impl<C: FeedConsumer> Runner<C> {
             s.last_batch_at = Some(Utc::now());
         });
         tracing::debug!(consumer = name, events = count, "feed batch committed");
-        Ok(count)
+        Ok(Some((last, count)))
     }
+}
+
+/// Reads a consumer's checkpoint and handled count.
+async fn load_checkpoint(
+    conn: &mut PgConnection,
+    consumer: &str,
+) -> Result<(FeedPosition, i64), sqlx::Error> {
+    let (transaction_id, position, handled): (i64, i64, i64) = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, position, handled \
+         FROM feed_checkpoints WHERE consumer = $1",
+    )
+    .bind(consumer)
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        FeedPosition {
+            transaction_id,
+            position,
+        },
+        handled,
+    ))
 }
 
 fn lock_name(consumer: &str) -> String {

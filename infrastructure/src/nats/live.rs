@@ -74,13 +74,16 @@ async fn follow(
     sender: &broadcast::Sender<Arc<Envelope>>,
     last_sequence: &mut Option<u64>,
 ) -> Result<(), NatsError> {
-    let stream = ensure_stream(js, settings).await?;
-    let deliver_policy = match *last_sequence {
-        Some(seq) => consumer::DeliverPolicy::ByStartSequence {
-            start_sequence: seq + 1,
-        },
-        None => consumer::DeliverPolicy::New,
-    };
+    let mut stream = ensure_stream(js, settings).await?;
+    if last_sequence.is_none() {
+        // Start after what the stream holds now, and remember it: if the
+        // consumer is interrupted before it passes anything on, it resumes
+        // from here rather than from "new" (which would skip what arrived
+        // meanwhile).
+        *last_sequence = Some(stream.info().await?.state.last_sequence);
+    }
+    let start_sequence = last_sequence.map_or(1, |seq| seq + 1);
+    let deliver_policy = consumer::DeliverPolicy::ByStartSequence { start_sequence };
     let ordered = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: settings.subjects.first().cloned().unwrap_or_default(),

@@ -10,11 +10,13 @@
 //! - A repeat within the stream's duplicate window is dropped by JetStream
 //!   (`Nats-Msg-Id` is the event id).
 //! - A repeat after the window (the relay died between publishing and
-//!   checkpointing and stayed down longer) is prevented by reconciling: before
-//!   its first batch, and after any failure, the relay reads the feed
+//!   checkpointing and stayed down longer) is prevented by reconciling: each
+//!   time the relay becomes the active one, and after any failure, the relay reads the feed
 //!   position of the last hub event in the stream and skips what is not past it.
 //!   Publishes on one connection are stored in order, so everything before
-//!   that message is in the stream too.
+//!   that message is in the stream too. After each acknowledged batch the
+//!   relay also remembers the batch's last position, so a checkpoint that
+//!   fails to commit does not make this process publish the batch again.
 
 use std::time::Duration;
 
@@ -144,6 +146,12 @@ impl FeedConsumer for NatsRelay {
         Self::NAME
     }
 
+    async fn on_activate(&self) {
+        // Another process may have published (without checkpointing) while
+        // this one was not the active relay: look at the stream again.
+        *self.watermark.lock().await = None;
+    }
+
     async fn handle(
         &self,
         _tx: &mut PgConnection,
@@ -162,7 +170,14 @@ impl FeedConsumer for NatsRelay {
             }
         };
         match self.publish(events, current).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Remember what is in the stream now: if the checkpoint then
+                // fails to commit, the retry skips it instead of publishing
+                // it again (which, after the duplicate window, would double it).
+                let published = events.last().map(StoredEvent::feed_position);
+                *watermark = Some(current.max(published));
+                Ok(())
+            }
             Err(err) => {
                 // Some of the batch may be in the stream: find out before retrying.
                 *watermark = None;

@@ -1,0 +1,299 @@
+//! Scenario `commands`: createProject and start/stop cycles through GraphQL
+//! over HTTP, beside a raw sqlx loop doing the same store work, at the same
+//! concurrency, in the same run.
+//!
+//! The raw loop runs on a second database migrated with the hub's schema
+//! (`hub migrate`) where nothing consumes the events, and does what the
+//! store does per command: read the aggregate's events, then insert the new
+//! event row in a transaction. Creates insert a non-`Project` aggregate type
+//! so the reservation trigger does not run (its cost is part of what the API
+//! pays and the ratio shows).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::hub_process::HubProcess;
+use crate::stats::{summarize, Summary};
+
+/// Sizes of one run.
+#[derive(Debug, Clone)]
+pub struct CommandsConfig {
+    /// Client counts to measure.
+    pub concurrency: Vec<usize>,
+    /// createProject calls per level, spread over the clients.
+    pub creates_per_level: usize,
+    /// How long start/stop cycles run per level.
+    pub cycle_duration: Duration,
+}
+
+/// The results at one concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandsResult {
+    /// Concurrent clients.
+    pub concurrency: usize,
+    /// createProject through the API.
+    pub create_api: Summary,
+    /// The same store work, raw.
+    pub create_raw: Summary,
+    /// API throughput / raw throughput.
+    pub create_ratio: f64,
+    /// start/stop through the API.
+    pub cycle_api: Summary,
+    /// The same store work, raw.
+    pub cycle_raw: Summary,
+    /// API throughput / raw throughput.
+    pub cycle_ratio: f64,
+}
+
+struct Api {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Api {
+    async fn call(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        let body: Value = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if !body["errors"].is_null() {
+            bail!("GraphQL error: {}", body["errors"]);
+        }
+        Ok(body)
+    }
+
+    async fn create(&self, name: &str) -> anyhow::Result<String> {
+        let body = self
+            .call(
+                "mutation($i: CreateProjectInput!) { createProject(input: $i) { project { id } } }",
+                json!({ "i": { "name": name, "path": format!("/srv/bench/{name}") } }),
+            )
+            .await?;
+        body["data"]["createProject"]["project"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("createProject returned no id")
+    }
+
+    async fn toggle(&self, id: &str, start: bool) -> anyhow::Result<()> {
+        let mutation = if start { "startProject" } else { "stopProject" };
+        self.call(
+            &format!("mutation($id: ID!) {{ {mutation}(id: $id) {{ project {{ version }} }} }}"),
+            json!({ "id": id }),
+        )
+        .await
+        .map(drop)
+    }
+}
+
+type Outcome = (Vec<Duration>, usize);
+
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Outcome>>) -> Outcome {
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        if let Ok((s, e)) = task.await {
+            samples.extend(s);
+            errors += e;
+        }
+    }
+    (samples, errors)
+}
+
+async fn api_creates(api: &Arc<Api>, clients: usize, per_client: usize) -> Summary {
+    let run = Uuid::new_v4().simple().to_string();
+    let started = Instant::now();
+    let tasks = (0..clients)
+        .map(|c| {
+            let api = api.clone();
+            let run = run.clone();
+            tokio::spawn(async move {
+                let (mut samples, mut errors) = (Vec::with_capacity(per_client), 0);
+                for i in 0..per_client {
+                    let t = Instant::now();
+                    match api.create(&format!("bench {run} {c} {i}")).await {
+                        Ok(_) => samples.push(t.elapsed()),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let (samples, errors) = gather(tasks).await;
+    summarize(samples, errors, started.elapsed())
+}
+
+async fn api_cycles(api: &Arc<Api>, clients: usize, duration: Duration) -> anyhow::Result<Summary> {
+    let run = Uuid::new_v4().simple().to_string();
+    let mut ids = Vec::new();
+    for c in 0..clients {
+        ids.push(api.create(&format!("cycle {run} {c}")).await?);
+    }
+    let started = Instant::now();
+    let tasks = ids
+        .into_iter()
+        .map(|id| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let (mut samples, mut errors, mut start) = (Vec::new(), 0, true);
+                while started.elapsed() < duration {
+                    let t = Instant::now();
+                    match api.toggle(&id, start).await {
+                        Ok(()) => {
+                            samples.push(t.elapsed());
+                            start = !start;
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let (samples, errors) = gather(tasks).await;
+    Ok(summarize(samples, errors, started.elapsed()))
+}
+
+const LOAD: &str =
+    "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata \
+                    FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
+const INSERT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+                      VALUES ($1, $2, $3, $4, '1.0', $5, $6)";
+
+/// One command's store work: load, then insert in a transaction.
+async fn raw_command(
+    pool: &PgPool,
+    id: &str,
+    sequence: i64,
+    event_type: &str,
+    payload: &Value,
+) -> Result<(), sqlx::Error> {
+    let _history = sqlx::query(LOAD)
+        .bind("BenchRaw")
+        .bind(id)
+        .fetch_all(pool)
+        .await?;
+    let metadata = json!({"correlation_id": id, "causation_id": id, "hub_id": "bench", "service": "bench", "user": "bench"});
+    let mut tx = pool.begin().await?;
+    sqlx::query(INSERT)
+        .bind("BenchRaw")
+        .bind(id)
+        .bind(sequence)
+        .bind(event_type)
+        .bind(payload)
+        .bind(&metadata)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+async fn raw_creates(pool: &PgPool, clients: usize, per_client: usize) -> Summary {
+    let started = Instant::now();
+    let tasks = (0..clients)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let (mut samples, mut errors) = (Vec::with_capacity(per_client), 0);
+                for _ in 0..per_client {
+                    let id = Uuid::new_v4().to_string();
+                    let payload = json!({"ProjectCreated": {"project_id": id, "name": id, "slug": id, "path": "/srv/x",
+                        "ports": {"backend": 1, "frontend": 2, "postgres": 3, "redis": 4}}});
+                    let t = Instant::now();
+                    match raw_command(&pool, &id, 1, "ProjectCreated", &payload).await {
+                        Ok(()) => samples.push(t.elapsed()),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let (samples, errors) = gather(tasks).await;
+    summarize(samples, errors, started.elapsed())
+}
+
+async fn raw_cycles(pool: &PgPool, clients: usize, duration: Duration) -> Summary {
+    let started = Instant::now();
+    let tasks = (0..clients)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let id = Uuid::new_v4().to_string();
+                let (mut samples, mut errors, mut sequence) = (Vec::new(), 0, 1);
+                while started.elapsed() < duration {
+                    let event = if sequence % 2 == 1 {
+                        "ProjectStarted"
+                    } else {
+                        "ProjectStopped"
+                    };
+                    let payload = json!({ event: {} });
+                    let t = Instant::now();
+                    match raw_command(&pool, &id, sequence, event, &payload).await {
+                        Ok(()) => {
+                            samples.push(t.elapsed());
+                            sequence += 1;
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let (samples, errors) = gather(tasks).await;
+    summarize(samples, errors, started.elapsed())
+}
+
+/// Runs the scenario against `hub`, with the raw loop on `raw_database_url`.
+///
+/// # Errors
+/// When the hub or the raw database cannot be reached.
+pub async fn run(
+    hub: &HubProcess,
+    raw_database_url: &str,
+    config: &CommandsConfig,
+) -> anyhow::Result<Vec<CommandsResult>> {
+    let api = Arc::new(Api {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?,
+        url: hub.url.clone(),
+    });
+    let mut results = Vec::new();
+    for &clients in &config.concurrency {
+        let pool = PgPoolOptions::new()
+            // The same cap as the hub's pool (HUB_DB_MAX_CONNECTIONS=32).
+            .max_connections(clients.min(32) as u32)
+            .connect(raw_database_url)
+            .await
+            .context("while connecting the raw loop")?;
+        let per_client = (config.creates_per_level / clients).max(1);
+        let create_api = api_creates(&api, clients, per_client).await;
+        let create_raw = raw_creates(&pool, clients, per_client).await;
+        let cycle_api = api_cycles(&api, clients, config.cycle_duration).await?;
+        let cycle_raw = raw_cycles(&pool, clients, config.cycle_duration).await;
+        results.push(CommandsResult {
+            concurrency: clients,
+            create_ratio: create_api.throughput / create_raw.throughput.max(1e-9),
+            cycle_ratio: cycle_api.throughput / cycle_raw.throughput.max(1e-9),
+            create_api,
+            create_raw,
+            cycle_api,
+            cycle_raw,
+        });
+        pool.close().await;
+    }
+    Ok(results)
+}

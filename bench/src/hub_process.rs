@@ -1,0 +1,129 @@
+//! A real `hub serve` process with a database and stream of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use infrastructure::nats::StreamSettings;
+use sqlx::{Connection, PgConnection};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+pub use infrastructure::db::with_database;
+
+/// The `hub` binary built next to this one.
+pub fn default_hub_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hub")))
+        .unwrap_or_else(|| PathBuf::from("hub"))
+}
+
+/// A running hub.
+pub struct HubProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Its hub id.
+    pub hub_id: String,
+    admin_url: String,
+    database: String,
+    nats_url: String,
+}
+
+impl HubProcess {
+    /// Creates a database and starts `hub serve` on a free port.
+    ///
+    /// # Errors
+    /// When the database cannot be created or the hub does not become healthy.
+    pub async fn start(binary: &Path, admin_url: &str, nats_url: &str) -> anyhow::Result<Self> {
+        let database = format!("hub_bench_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(admin_url)
+            .await
+            .with_context(|| format!("while connecting to {admin_url}"))?;
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .context("while creating the benchmark database")?;
+        let database_url = with_database(admin_url, &database);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let hub_id = format!("bench-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let child = Command::new(binary)
+            .arg("serve")
+            .env("DATABASE_URL", &database_url)
+            .env("NATS_URL", nats_url)
+            .env("HUB_ID", &hub_id)
+            .env("HUB_BIND", format!("127.0.0.1:{port}"))
+            .env("HUB_PORT_RANGE", "1024-65535")
+            .env("HUB_DB_MAX_CONNECTIONS", "32")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("while starting {}", binary.display()))?;
+        let hub = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            hub_id,
+            admin_url: admin_url.to_owned(),
+            database,
+            nats_url: nats_url.to_owned(),
+        };
+        hub.wait_healthy(Duration::from_secs(30)).await?;
+        Ok(hub)
+    }
+
+    async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(resp) = client.get(format!("{}/health", self.url)).send().await {
+                if resp.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "the hub at {} did not become healthy within {timeout:?}",
+            self.url
+        )
+    }
+
+    /// Peak resident memory of the hub process in MiB (`VmHWM`).
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kib: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kib / 1024.0)
+    }
+
+    /// Stops the hub and removes its database and stream.
+    pub async fn shutdown(mut self) {
+        let _ = self.child.kill().await;
+        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+        if let Ok(client) = async_nats::connect(&self.nats_url).await {
+            let js = async_nats::jetstream::new(client);
+            let _ = js
+                .delete_stream(StreamSettings::default_name(&self.hub_id))
+                .await;
+        }
+    }
+}

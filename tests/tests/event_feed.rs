@@ -1,0 +1,333 @@
+//! The event feed against a real PostgreSQL: the gap-safe read order, a late
+//! commit, exactly-once delivery into a database consumer and resuming from
+//! the checkpoint. Runner coordination, retries and wake-ups are in
+//! `feed_runners.rs`.
+//!
+//! Any transaction that is writing anywhere on the server (another test's
+//! database included) holds every feed reader back until it ends. Waits for
+//! an event to arrive therefore use generous deadlines; only claims that
+//! something does *not* happen use short windows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{PortRange, ProjectCommand, ProjectServices};
+use hub_tests::feed::{
+    append_events, checkpoint_handled, connect_options, create_handled_table, create_project,
+    handled_rows, insert_event, migrated_pool, quick_config, run, stored_event_ids,
+    RecordingConsumer,
+};
+use hub_tests::{holds_for, wait_until, TestDb};
+use infrastructure::feed::{
+    read_after, spawn_runner, AppendSignal, FeedPosition, RunnerConfig, StoredEvent,
+};
+use infrastructure::lookup::PgProjectLookup;
+use infrastructure::CommandBus;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Long enough for any event to become visible on a busy test server.
+const ARRIVES: Duration = Duration::from_secs(15);
+
+fn ids(events: &[StoredEvent]) -> Vec<Uuid> {
+    events.iter().map(|event| event.event_id).collect()
+}
+
+async fn read_all(pool: &PgPool, after: FeedPosition) -> Vec<StoredEvent> {
+    let mut conn = pool.acquire().await.expect("a connection");
+    read_after(&mut conn, after, 1000)
+        .await
+        .expect("read the feed")
+}
+
+#[tokio::test]
+async fn read_after_holds_back_a_later_commit_until_an_earlier_transaction_commits() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let before = append_events(&pool, 1).await[0];
+
+    // A writes first but commits last; B writes second and commits first.
+    let mut a = pool.begin().await.expect("begin A");
+    let event_a = insert_event(&mut a).await;
+    let mut b = pool.begin().await.expect("begin B");
+    let event_b = insert_event(&mut b).await;
+    b.commit().await.expect("commit B");
+    assert!(
+        event_a.transaction_id < event_b.transaction_id && event_a.position < event_b.position,
+        "A must have both the lower xid and the lower position: {event_a:?} {event_b:?}"
+    );
+
+    let visible = wait_until(
+        "the event committed before A to be readable",
+        ARRIVES,
+        || {
+            let pool = pool.clone();
+            async move {
+                let read = read_all(&pool, FeedPosition::START).await;
+                (!read.is_empty()).then_some(read)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        ids(&visible),
+        vec![before],
+        "with A open, B (committed, but after A's xid) must not be readable yet"
+    );
+    let checkpoint = visible[0].feed_position();
+    assert!(read_all(&pool, checkpoint).await.is_empty());
+
+    a.commit().await.expect("commit A");
+    let read = wait_until("A and B to be readable", ARRIVES, || {
+        let pool = pool.clone();
+        async move {
+            let read = read_all(&pool, checkpoint).await;
+            (read.len() >= 2).then_some(read)
+        }
+    })
+    .await;
+    assert_eq!(ids(&read), vec![event_a.event_id, event_b.event_id]);
+    assert!(read[0].feed_position() < read[1].feed_position());
+    assert_eq!(
+        ids(&read_all(&pool, FeedPosition::START).await),
+        vec![before, event_a.event_id, event_b.event_id]
+    );
+}
+
+#[tokio::test]
+async fn read_after_orders_by_transaction_even_where_positions_disagree() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+
+    // A takes its xid first but inserts last: lower xid, higher position.
+    let mut a = pool.begin().await.expect("begin A");
+    let a_xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&mut *a)
+        .await
+        .expect("assign A an xid");
+    let mut b = pool.begin().await.expect("begin B");
+    let event_b = insert_event(&mut b).await;
+    b.commit().await.expect("commit B");
+    let event_a = insert_event(&mut a).await;
+    assert_eq!(event_a.transaction_id, a_xid);
+    assert!(
+        event_a.transaction_id < event_b.transaction_id && event_a.position > event_b.position,
+        "A must have the lower xid but the higher position: {event_a:?} {event_b:?}"
+    );
+    assert!(
+        read_all(&pool, FeedPosition::START).await.is_empty(),
+        "B must wait for the older transaction A"
+    );
+
+    a.commit().await.expect("commit A");
+    let read = wait_until("A and B to be readable", ARRIVES, || {
+        let pool = pool.clone();
+        async move {
+            let read = read_all(&pool, FeedPosition::START).await;
+            (read.len() >= 2).then_some(read)
+        }
+    })
+    .await;
+    assert_eq!(ids(&read), vec![event_a.event_id, event_b.event_id]);
+    // Resuming after A yields B, though B's position is lower than A's.
+    assert_eq!(
+        ids(&read_all(&pool, read[0].feed_position()).await),
+        vec![event_b.event_id]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_never_skips_a_late_commit_and_handles_both_events_once() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let before = append_events(&pool, 1).await[0];
+
+    let mut a = pool.begin().await.expect("begin A");
+    let event_a = insert_event(&mut a).await;
+    let mut b = pool.begin().await.expect("begin B");
+    let event_b = insert_event(&mut b).await;
+    b.commit().await.expect("commit B");
+    assert!(event_a.transaction_id < event_b.transaction_id);
+
+    let consumer = Arc::new(RecordingConsumer::in_memory("late-commit"));
+    let signal = AppendSignal::default();
+    let handle = spawn_runner(
+        consumer.clone(),
+        connect_options(&db),
+        quick_config(),
+        &signal,
+    );
+    wait_until("the runner to handle the event before A", ARRIVES, || {
+        let seen = consumer.seen();
+        async move { (!seen.is_empty()).then_some(()) }
+    })
+    .await;
+    assert_eq!(consumer.seen(), vec![before]);
+
+    let a_at = FeedPosition {
+        transaction_id: event_a.transaction_id,
+        position: event_a.position,
+    };
+    signal.notify();
+    // The runner polls every 50 ms at most: ten chances to skip ahead.
+    holds_for(
+        "the runner staying behind A while A is open",
+        Duration::from_millis(500),
+        || {
+            let (seen, status) = (consumer.seen(), handle.status());
+            async move { seen == vec![before] && status.checkpoint < a_at }
+        },
+    )
+    .await;
+
+    a.commit().await.expect("commit A");
+    signal.notify();
+    wait_until("the runner to handle A and B", ARRIVES, || {
+        let seen = consumer.seen();
+        async move { (seen.len() >= 3).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        consumer.seen(),
+        vec![before, event_a.event_id, event_b.event_id]
+    );
+
+    // A later event arrives alone: nothing before it was delivered again.
+    let fence = append_events(&pool, 1).await[0];
+    wait_until("the runner to commit the fence event", ARRIVES, || {
+        let status = handle.status();
+        async move { (status.handled >= 4).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        consumer.seen(),
+        vec![before, event_a.event_id, event_b.event_id, fence]
+    );
+    assert_eq!(handle.status().handled, 4);
+    assert_eq!(checkpoint_handled(&pool, "late-commit").await, 4);
+}
+
+/// Writes through the command bus from `writers` tasks, `projects` projects
+/// each (create, start, stop), plus transactions of three raw events whose
+/// commits are held back a moment so they interleave with the commands.
+async fn write_concurrently(pool: &PgPool, signal: &AppendSignal, writers: usize, projects: usize) {
+    let bus = Arc::new(CommandBus::new(
+        pool.clone(),
+        ProjectServices::new(PgProjectLookup::new(pool.clone(), PortRange::default())),
+        signal.clone(),
+    ));
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let bus = bus.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..projects {
+                let (id, created) = create_project(&bus, &format!("Writer {writer} No {n}")).await;
+                created.expect("create a project");
+                run(&bus, id, ProjectCommand::StartProject)
+                    .await
+                    .expect("start it");
+                run(&bus, id, ProjectCommand::StopProject)
+                    .await
+                    .expect("stop it");
+            }
+        }));
+    }
+    let raw_pool = pool.clone();
+    let raw_signal = signal.clone();
+    tasks.push(tokio::spawn(async move {
+        for _ in 0..projects {
+            let mut tx = raw_pool.begin().await.expect("begin");
+            for _ in 0..3 {
+                insert_event(&mut tx).await;
+                // Commands commit in between, with later xids.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tx.commit().await.expect("commit");
+            raw_signal.notify();
+        }
+    }));
+    for task in tasks {
+        task.await.expect("writer task");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_consumer_records_every_concurrently_written_event_exactly_once() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    create_handled_table(&pool).await;
+
+    let consumer = Arc::new(RecordingConsumer::in_table("exactly-once", "only"));
+    let signal = AppendSignal::default();
+    // Small batches: many checkpoints, racing with the writers.
+    let config = RunnerConfig {
+        batch_size: 7,
+        ..quick_config()
+    };
+    let handle = spawn_runner(consumer.clone(), connect_options(&db), config, &signal);
+
+    let (writers, projects) = (6, 12);
+    write_concurrently(&pool, &signal, writers, projects).await;
+    let expected = stored_event_ids(&pool).await;
+    assert_eq!(expected.len(), writers * projects * 3 + projects * 3);
+
+    let total = expected.len() as i64;
+    wait_until("the consumer to handle every event", ARRIVES, || {
+        let status = handle.status();
+        async move { (status.handled >= total).then_some(()) }
+    })
+    .await;
+    let rows = handled_rows(&pool).await;
+    let recorded: Vec<Uuid> = rows.iter().map(|(_, id)| *id).collect();
+    assert_eq!(
+        recorded.len(),
+        expected.len(),
+        "each event exactly once, no more, no less"
+    );
+    assert_eq!(recorded, expected, "every event once, in feed order");
+    assert_eq!(handle.status().handled, total);
+    assert_eq!(checkpoint_handled(&pool, "exactly-once").await, total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_runner_resumes_after_its_checkpoint() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let signal = AppendSignal::default();
+    let first_events = append_events(&pool, 5).await;
+
+    let first = Arc::new(RecordingConsumer::in_memory("restart"));
+    let handle = spawn_runner(first.clone(), connect_options(&db), quick_config(), &signal);
+    wait_until("the first runner to handle five events", ARRIVES, || {
+        let status = handle.status();
+        async move { (status.handled >= 5).then_some(()) }
+    })
+    .await;
+    drop(handle);
+
+    let later_events = append_events(&pool, 3).await;
+    let second = Arc::new(RecordingConsumer::in_memory("restart"));
+    let handle = spawn_runner(
+        second.clone(),
+        connect_options(&db),
+        quick_config(),
+        &signal,
+    );
+    wait_until("the new runner to commit three events", ARRIVES, || {
+        let status = handle.status();
+        async move { (status.handled >= 8).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        second.seen(),
+        later_events,
+        "only the events after the checkpoint"
+    );
+    assert_eq!(
+        first.seen(),
+        first_events,
+        "the stopped runner handled nothing more"
+    );
+    assert_eq!(handle.status().handled, 8);
+    assert_eq!(checkpoint_handled(&pool, "restart").await, 8);
+}

@@ -1,0 +1,184 @@
+//! NATS goes away while the hub takes commands and comes back: commands keep
+//! working, `/health` says the hub is degraded, and the relay then catches
+//! up with every event exactly once and in order. Uses a private
+//! `nats-server`, so the shared one is never stopped.
+
+use std::time::Duration;
+
+use hub_tests::feed::stored_event_ids;
+use hub_tests::jetstream::{
+    assert_once_and_in_aggregate_order, context, health, hub_events, message_count, read_stream,
+};
+use hub_tests::ws::{Protocol, WsClient, EVENTS};
+use hub_tests::{wait_until, NatsServer, TestDb, TestHub};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Long enough for the NATS client to reconnect (its backoff reaches a few
+/// seconds) and the relay to retry (its backoff is capped at 5 s).
+const RECOVERS: Duration = Duration::from_secs(30);
+
+fn ok(body: Value, what: &str) {
+    assert!(body["errors"].is_null(), "{what} failed: {body}");
+}
+
+async fn store_count(pool: &PgPool) -> u64 {
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await
+        .expect("count the events");
+    count as u64
+}
+
+/// Waits until the hub reports no relay lag and the stream holds as many
+/// messages as the store holds events; returns the store's count.
+async fn wait_until_relayed(hub: &TestHub, nats_url: &str, pool: &PgPool) -> u64 {
+    wait_until(
+        "the relay to catch up with the store",
+        RECOVERS,
+        || async move {
+            let report = health(hub).await;
+            if report["relay_lag"] != json!(0) {
+                return None;
+            }
+            let stored = store_count(pool).await;
+            // A fresh connection each time: the one from before an outage
+            // may still be reconnecting.
+            let js = context(nats_url).await;
+            (message_count(&js, &hub.stream_name()).await == Some(stored)).then_some(stored)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_after_it_returns() {
+    let mut nats = NatsServer::start().await;
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.nats_url = nats.url();
+    let hub = TestHub::start_with(config).await;
+    let pool = db.pool().await;
+
+    let first = hub.create_project("Outage A", "/srv/outage-a").await;
+    ok(hub.start_project(&first, None).await, "start A");
+    assert_eq!(wait_until_relayed(&hub, &nats.url(), &pool).await, 2);
+
+    nats.stop();
+    let report = wait_until("/health to report NATS down", RECOVERS, || async {
+        let report = health(&hub).await;
+        (report["status"] == "degraded" && report["nats"]["connected"] == false).then_some(report)
+    })
+    .await;
+    assert_eq!(report["database"]["connected"], true, "{report}");
+
+    // Commands go on while NATS is down.
+    let second = hub.create_project("Outage B", "/srv/outage-b").await;
+    ok(hub.start_project(&second, None).await, "start B");
+    ok(hub.stop_project(&first, None).await, "stop A");
+    ok(hub.rename_project(&second, "Outage B2").await, "rename B");
+    ok(hub.start_project(&first, None).await, "start A again");
+    assert_eq!(store_count(&pool).await, 7);
+    let report = health(&hub).await;
+    assert_eq!(report["status"], "degraded", "{report}");
+    assert!(
+        report["relay_lag"].as_i64().is_some_and(|lag| lag > 0),
+        "events wait for NATS: {report}"
+    );
+
+    nats.restart().await;
+    assert_eq!(wait_until_relayed(&hub, &nats.url(), &pool).await, 7);
+    wait_until("/health to report healthy again", RECOVERS, || async {
+        (health(&hub).await["status"] == "healthy").then_some(())
+    })
+    .await;
+
+    let js = context(&nats.url()).await;
+    let messages = read_stream(&js, &hub.stream_name()).await;
+    assert_eq!(messages.len(), 7, "only hub events are in the stream");
+    assert_once_and_in_aggregate_order(&messages);
+    let published: Vec<Uuid> = hub_events(&messages)
+        .iter()
+        .filter_map(|message| message.event_id())
+        .collect();
+    assert_eq!(
+        published,
+        stored_event_ids(&pool).await,
+        "the stream holds the store's events in feed order"
+    );
+}
+
+/// A hub on the private NATS server `nats`, once it has reached it.
+async fn hub_on(nats: &NatsServer, db: &TestDb) -> TestHub {
+    let mut config = TestHub::config(db.url());
+    config.nats_url = nats.url();
+    let hub = TestHub::start_with(config).await;
+    wait_until("the hub to reach NATS", RECOVERS, || async {
+        (health(&hub).await["status"] == "healthy").then_some(())
+    })
+    .await;
+    hub
+}
+
+/// A subscriber of `events(after: "0")` that has received the first
+/// event, a project's creation (so the subscription is registered).
+async fn subscribe_from_the_start(hub: &TestHub) -> WsClient {
+    let mut client = WsClient::connect_and_init(hub, Protocol::TransportWs, json!({})).await;
+    client
+        .subscribe("events", EVENTS, json!({ "after": "0" }))
+        .await;
+    let first = client.next_data("events", RECOVERS).await;
+    assert_eq!(first["events"]["eventType"], "ProjectCreated");
+    client
+}
+
+async fn stop_nats(nats: &mut NatsServer, hub: &TestHub) {
+    nats.stop();
+    wait_until("/health to report NATS down", RECOVERS, || async {
+        (health(hub).await["nats"]["connected"] == false).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_subscriber_receives_the_events_written_during_a_nats_outage_once_nats_returns() {
+    let mut nats = NatsServer::start().await;
+    let db = TestDb::create().await;
+    let hub = hub_on(&nats, &db).await;
+    let id = hub.create_project("Outage Live", "/srv/outage-live").await;
+    let mut client = subscribe_from_the_start(&hub).await;
+    // A live event before the outage, so this process's live feed has a
+    // stream position to resume from.
+    ok(hub.start_project(&id, None).await, "start");
+    let live = client.next_data("events", RECOVERS).await;
+    assert_eq!(live["events"]["eventType"], "ProjectStarted");
+
+    stop_nats(&mut nats, &hub).await;
+    ok(hub.stop_project(&id, None).await, "stop during the outage");
+    nats.restart().await;
+    let resumed = client.next_data("events", RECOVERS).await;
+    assert_eq!(resumed["events"]["eventType"], "ProjectStopped");
+    assert_eq!(resumed["events"]["aggregateId"], json!(id));
+}
+
+#[tokio::test]
+async fn a_subscriber_receives_the_events_written_during_a_nats_outage_even_when_none_were_live_before(
+) {
+    let mut nats = NatsServer::start().await;
+    let db = TestDb::create().await;
+    let hub = hub_on(&nats, &db).await;
+    stop_nats(&mut nats, &hub).await;
+    // The creation reaches the subscriber as a replay from the store: the
+    // live feed has passed on no message yet.
+    let id = hub.create_project("Outage Live", "/srv/outage-live").await;
+    let mut client = subscribe_from_the_start(&hub).await;
+    ok(
+        hub.start_project(&id, None).await,
+        "start during the outage",
+    );
+    nats.restart().await;
+    let resumed = client.next_data("events", RECOVERS).await;
+    assert_eq!(resumed["events"]["eventType"], "ProjectStarted");
+    assert_eq!(resumed["events"]["aggregateId"], json!(id));
+}

@@ -1,0 +1,126 @@
+//! Who may hold a `/graphql/ws` socket: the API token in `connection_init`,
+//! and the deadline for sending `connection_init` at all.
+
+use std::time::Duration;
+
+use hub_tests::ws::{Incoming, Protocol, WsClient, EVENTS};
+use hub_tests::{TestDb, TestHub};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "s3cret-subscriptions";
+
+/// Reads until the socket ends; returns everything that came before the end
+/// and the end itself.
+///
+/// # Panics
+/// When the socket is still open after `deadline`.
+async fn until_closed(client: &mut WsClient, deadline: Duration) -> Vec<Incoming> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut seen = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let message = client
+            .try_next(left)
+            .await
+            .unwrap_or_else(|| panic!("the socket is still open after {deadline:?}: {seen:?}"));
+        let closed = matches!(message, Incoming::Closed(_));
+        seen.push(message);
+        if closed {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_socket_without_the_api_token_in_connection_init_is_refused() {
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.api_token = Some(SecretString::from(TOKEN));
+    let hub = TestHub::start_with(config).await;
+    let refused: [(Protocol, Value); 4] = [
+        (Protocol::TransportWs, json!({})),
+        (
+            Protocol::TransportWs,
+            json!({ "Authorization": "Bearer wrong" }),
+        ),
+        (Protocol::LegacyWs, json!({})),
+        (Protocol::LegacyWs, json!({ "token": "wrong" })),
+    ];
+    for (protocol, payload) in refused {
+        let mut client = WsClient::connect(&hub, protocol).await;
+        let answer = client.init(payload.clone()).await;
+        let Err(first) = answer else {
+            panic!("{protocol:?} with {payload} was acknowledged");
+        };
+        let mut seen = vec![first.clone()];
+        if !matches!(first, Incoming::Closed(_)) {
+            seen.extend(until_closed(&mut client, Duration::from_secs(5)).await);
+        }
+        assert!(
+            !seen.contains(&Incoming::Ack),
+            "{protocol:?} with {payload}: {seen:?}"
+        );
+        // The refusal says what is missing: as the close reason
+        // (graphql-transport-ws) or as a connection_error (legacy).
+        let says_why = seen.iter().any(|message| match message {
+            Incoming::Closed(Some((_, reason))) => reason.contains("API token"),
+            Incoming::ConnectionError(payload) => payload.to_string().contains("API token"),
+            _ => false,
+        });
+        assert!(says_why, "{protocol:?} with {payload}: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_socket_with_the_api_token_in_connection_init_receives_events() {
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.api_token = Some(SecretString::from(TOKEN));
+    let hub = TestHub::start_with(config).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let (_, body) = hub
+        .graphql_request(
+            "mutation { createProject(input: {name: \"Guarded\", path: \"/srv/guarded\"}) { project { id } } }",
+            json!({}),
+            &[("Authorization", bearer.as_str())],
+        )
+        .await;
+    let id = body["data"]["createProject"]["project"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("createProject failed: {body}"))
+        .to_owned();
+    for (protocol, payload) in [
+        (Protocol::TransportWs, json!({ "Authorization": bearer })),
+        (
+            Protocol::LegacyWs,
+            json!({ "headers": { "Authorization": bearer } }),
+        ),
+    ] {
+        let mut client = WsClient::connect_and_init(&hub, protocol, payload).await;
+        client
+            .subscribe("events", EVENTS, json!({ "after": "0" }))
+            .await;
+        let data = client.next_data("events", Duration::from_secs(15)).await;
+        assert_eq!(data["events"]["aggregateId"], json!(id), "{protocol:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_socket_that_never_sends_connection_init_is_closed_after_the_init_timeout() {
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.ws_init_timeout_secs = 1;
+    let hub = TestHub::start_with(config).await;
+    for protocol in [Protocol::TransportWs, Protocol::LegacyWs] {
+        let opened = tokio::time::Instant::now();
+        let mut client = WsClient::connect(&hub, protocol).await;
+        let seen = until_closed(&mut client, Duration::from_secs(5)).await;
+        assert_eq!(seen.len(), 1, "{protocol:?}: only the end: {seen:?}");
+        assert!(
+            opened.elapsed() >= Duration::from_millis(900),
+            "{protocol:?}: closed after {:?}, before the 1 s timeout",
+            opened.elapsed()
+        );
+    }
+}
