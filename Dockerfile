@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
-# Placeholder image for the `hub` binary; not yet built or run anywhere.
+# The `hub` binary: built in a Rust image, run in a slim Debian image as a
+# non-root user. Checked by tests/tests/compose_file.rs (no Docker engine
+# runs on the development machines).
 
 FROM rust:1.89-bookworm AS builder
 WORKDIR /src

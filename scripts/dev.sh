@@ -2,7 +2,7 @@
 # Developer entry point for the hub workspace.
 #
 #   ./scripts/dev.sh run [ARGS...]    PostgreSQL + NATS, then `hub serve ARGS...`
-#   ./scripts/dev.sh test [ARGS...]   PostgreSQL + NATS, then fmt, clippy, `cargo test ARGS...`
+#   ./scripts/dev.sh test [ARGS...]   PostgreSQL + NATS, then fmt, clippy, `cargo test ARGS...`, hub-bench --quick
 #   ./scripts/dev.sh stop             stop the private PostgreSQL and NATS started here
 #   ./scripts/dev.sh services         start (or reuse) the services and print their URLs
 #
@@ -388,6 +388,11 @@ cmd_test() {
     cargo clippy --workspace --all-targets -- -D warnings
     log "cargo test --workspace $*"
     cargo test --workspace "$@"
+    # The benchmark harness in quick mode: proves it still runs and produces
+    # numbers (it asserts no speed).
+    log "hub-bench --quick"
+    cargo build -p api --bin hub -p bench --bin hub-bench
+    ./target/debug/hub-bench --quick
 }
 
 cmd_services() {

@@ -23,8 +23,10 @@ use domain::ProjectServices;
 use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, RunnerConfig};
 use infrastructure::lookup::PgProjectLookup;
 use infrastructure::nats::{LiveFeed, NatsRelay};
+use infrastructure::orchestration::{OrchestrationConfig, ProcessManager};
 use infrastructure::CommandBus;
-use projections::{EventLogProjection, ProjectsProjection, ReadModels};
+use infrastructure::IntegrationPublisher;
+use projections::{EventLogProjection, ProjectsProgress, ProjectsProjection, ReadModels};
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -33,6 +35,8 @@ use crate::config::ServeConfig;
 use crate::graphql::{build_schema, ApiState, HubSchema, RequestContext, SchemaLimits};
 use crate::http::correlation::{self, CorrelationId};
 use crate::http::{auth, health, limits, ws};
+use crate::metrics::{self, Metrics};
+use crate::rest::{self, RestState};
 
 /// Shared by every HTTP handler.
 #[derive(Clone)]
@@ -55,6 +59,10 @@ pub struct AppState {
     pub ws_max_message_bytes: usize,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
+    /// What the REST event API needs.
+    pub rest: RestState,
 }
 
 /// The built application, ready to serve.
@@ -70,6 +78,10 @@ impl App {
     /// When the configuration is unsafe or the database cannot be migrated.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         config.check_exposure().map_err(anyhow::Error::msg)?;
+        let orchestrator = config
+            .orchestration
+            .orchestrator()
+            .map_err(anyhow::Error::msg)?;
         let pool = infrastructure::db::connect_lazy(&config.database.db_config())
             .context("while configuring the database pool")?;
         infrastructure::db::migrate(&pool)
@@ -82,8 +94,11 @@ impl App {
             ..RunnerConfig::default()
         };
         let connect = (*pool.connect_options()).clone();
+        let projects_projection = Arc::new(ProjectsProjection::new());
+        let committed_rows = projects_projection.committed_rows();
+        let recent_rows = projects_projection.recent();
         let projects = spawn_runner(
-            Arc::new(ProjectsProjection),
+            projects_projection,
             connect.clone(),
             runner_config.clone(),
             &appended,
@@ -94,7 +109,11 @@ impl App {
             runner_config.clone(),
             &appended,
         );
-        let projects_progress = projects.watch();
+        let projects_progress = ProjectsProgress {
+            status: projects.watch(),
+            rows: committed_rows,
+            recent: recent_rows,
+        };
 
         let nats = infrastructure::nats::connect(&config.nats_url)
             .await
@@ -121,11 +140,40 @@ impl App {
             &appended,
         );
         let live = Arc::new(LiveFeed::start(js, stream, config.subscriber_buffer.max(1)));
+        let metrics = Arc::new(Metrics::new());
+        let rest = RestState {
+            publisher: Arc::new(IntegrationPublisher::new(pool.clone(), appended.clone())),
+            read: ReadModels::new(pool.clone()),
+            live: live.clone(),
+            hub_id: config.hub_id.clone(),
+            event_log_progress: event_log.watch(),
+            read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
+        };
 
         let services = ProjectServices::new(PgProjectLookup::new(pool.clone(), config.port_range));
-        let bus = Arc::new(CommandBus::new(pool.clone(), services, appended));
+        let bus = Arc::new(CommandBus::new(pool.clone(), services, appended.clone()));
+        let orchestration = spawn_runner(
+            Arc::new(ProcessManager::new(
+                pool.clone(),
+                bus.clone(),
+                orchestrator,
+                OrchestrationConfig {
+                    hub_id: config.hub_id.clone(),
+                    timeout: config.orchestration.timeout(),
+                },
+            )),
+            (*pool.connect_options()).clone(),
+            // The orchestrator's batches record requests it then acts on
+            // (runs commands): they must survive a database crash.
+            RunnerConfig {
+                durable_commits: true,
+                ..runner_config.clone()
+            },
+            &appended,
+        );
         let api = ApiState {
             bus,
+            metrics: metrics.clone(),
             read: ReadModels::new(pool.clone()),
             hub_id: config.hub_id.clone(),
             projects_progress,
@@ -142,13 +190,15 @@ impl App {
         let state = AppState {
             schema,
             pool,
-            feeds: Arc::new(vec![projects, event_log, relay]),
+            feeds: Arc::new(vec![projects, event_log, relay, orchestration]),
             api_token: config.api_token.clone(),
             nats,
             nats_url: config.nats_url.clone(),
             ws_init_timeout: Duration::from_secs(config.ws_init_timeout_secs),
             ws_max_message_bytes: config.ws_max_message_bytes,
             max_body_bytes: config.max_body_bytes,
+            metrics,
+            rest,
         };
         let max_body = config.max_body_bytes;
         let router = Router::new()
@@ -156,10 +206,16 @@ impl App {
             .route("/graphql/ws", get(ws::graphql_ws))
             .route("/health", get(health::health))
             .route("/health/nats", get(health::nats))
+            .route("/metrics", get(metrics::scrape))
             .layer(DefaultBodyLimit::max(max_body))
             .layer(middleware::from_fn(move |req: Request, next: Next| {
                 limits::reject_large_bodies(max_body, req, next)
             }))
+            .merge(rest::router(max_body))
+            .layer(middleware::from_fn_with_state(
+                state.metrics.clone(),
+                metrics::track_http,
+            ))
             .layer(middleware::from_fn(correlation::correlate))
             .with_state(state.clone());
         Ok(Self { router, state })

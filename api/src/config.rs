@@ -21,9 +21,48 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, then serve GraphQL and the HTTP API.
-    Serve(ServeConfig),
+    // Boxed: the serve flags are large next to `Migrate`'s.
+    Serve(Box<ServeConfig>),
     /// Apply pending migrations and exit.
     Migrate(DatabaseArgs),
+    /// Inspect the read models or rebuild them from the event store.
+    Projections(ProjectionsArgs),
+}
+
+/// `hub projections ...`: the read models' state and their rebuild.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectionsArgs {
+    /// Database connection.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// This hub's id: the event log's subjects are rebuilt under it.
+    #[arg(long, env = "HUB_ID", default_value = "local-hub", value_parser = parse_hub_id)]
+    pub hub_id: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ProjectionsCommand,
+}
+
+/// The `hub projections` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each read model's checkpoint, lag and state (live or rebuilding).
+    List,
+    /// Rebuild a read model beside the live one, then switch to it. Safe
+    /// while hubs serve; an interrupted rebuild continues where it stopped.
+    Rebuild {
+        /// The read model (`projects`, `event_log`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Rebuild every read model, one after the other.
+        #[arg(long)]
+        all: bool,
+        /// Events per batch (one transaction each).
+        #[arg(long, default_value_t = 5000)]
+        batch_size: i64,
+    },
 }
 
 /// How to reach PostgreSQL.
@@ -134,6 +173,10 @@ pub struct ServeConfig {
     /// Log format: `text` (human-readable) or `json`.
     #[arg(long, env = "HUB_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// What starting and stopping a project runs.
+    #[command(flatten)]
+    pub orchestration: OrchestrationArgs,
 }
 
 /// How log lines look.
@@ -171,6 +214,7 @@ impl ServeConfig {
             ws_init_timeout_secs: 10,
             ws_max_message_bytes: 64 * 1024,
             log_format: LogFormat::Text,
+            orchestration: OrchestrationArgs::default(),
         }
     }
 
@@ -200,6 +244,89 @@ impl ServeConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Which [`infrastructure::orchestration::Orchestrator`] starts and stops
+/// projects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OrchestratorKind {
+    /// Runs nothing: every start and stop succeeds at once.
+    #[default]
+    Noop,
+    /// Runs `HUB_SHELL_START` / `HUB_SHELL_STOP` with `sh -c`.
+    Shell,
+}
+
+/// How projects are started and stopped.
+#[derive(Debug, Clone, Args)]
+pub struct OrchestrationArgs {
+    /// What starting and stopping a project runs: `noop` (nothing; every
+    /// start and stop succeeds at once) or `shell` (`HUB_SHELL_START` and
+    /// `HUB_SHELL_STOP`).
+    #[arg(long, env = "HUB_ORCHESTRATOR", value_enum, default_value_t = OrchestratorKind::Noop)]
+    pub orchestrator: OrchestratorKind,
+
+    /// With `shell`: the command line that starts a project, run with
+    /// `sh -c` in the project's directory, with HUB_PROJECT_ID,
+    /// HUB_PROJECT_NAME, HUB_PROJECT_SLUG, HUB_PROJECT_PATH and
+    /// HUB_PORT_BACKEND/FRONTEND/POSTGRES/REDIS set; it must be idempotent,
+    /// e.g. `docker compose -p "$HUB_PROJECT_SLUG" up -d --wait`.
+    #[arg(long, env = "HUB_SHELL_START")]
+    pub shell_start: Option<String>,
+
+    /// With `shell`: the command line that stops a project (same
+    /// environment), e.g. `docker compose -p "$HUB_PROJECT_SLUG" down`.
+    #[arg(long, env = "HUB_SHELL_STOP")]
+    pub shell_stop: Option<String>,
+
+    /// Seconds one start or stop may take; then it is cancelled (a shell
+    /// command's process group is killed) and the project goes to ERROR.
+    #[arg(long, env = "HUB_ORCHESTRATION_TIMEOUT_SECS", default_value_t = 600)]
+    pub orchestration_timeout_secs: u64,
+}
+
+impl Default for OrchestrationArgs {
+    fn default() -> Self {
+        Self {
+            orchestrator: OrchestratorKind::Noop,
+            shell_start: None,
+            shell_stop: None,
+            orchestration_timeout_secs: 600,
+        }
+    }
+}
+
+impl OrchestrationArgs {
+    /// The configured orchestrator.
+    ///
+    /// # Errors
+    /// `shell` without both command lines.
+    pub fn orchestrator(
+        &self,
+    ) -> Result<std::sync::Arc<dyn infrastructure::orchestration::Orchestrator>, String> {
+        use infrastructure::orchestration::{NoopOrchestrator, ShellOrchestrator};
+        match self.orchestrator {
+            OrchestratorKind::Noop => Ok(std::sync::Arc::new(NoopOrchestrator)),
+            OrchestratorKind::Shell => {
+                let given = |text: &Option<String>| text.clone().filter(|t| !t.trim().is_empty());
+                match (given(&self.shell_start), given(&self.shell_stop)) {
+                    (Some(start), Some(stop)) => {
+                        Ok(std::sync::Arc::new(ShellOrchestrator::new(start, stop)))
+                    }
+                    _ => Err(
+                        "HUB_ORCHESTRATOR=shell needs both HUB_SHELL_START and HUB_SHELL_STOP \
+                              (use `true` for a step that has nothing to do)"
+                            .to_owned(),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// How long one start or stop may take.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.orchestration_timeout_secs.max(1))
     }
 }
 
@@ -242,6 +369,21 @@ mod tests {
         assert!(parse_hub_id("a.b").is_err());
         assert!(parse_hub_id("").is_err());
         assert!(parse_hub_id("*").is_err());
+    }
+
+    #[test]
+    fn the_default_orchestrator_is_noop_and_shell_needs_both_commands() {
+        let mut args = OrchestrationArgs::default();
+        assert_eq!(args.orchestrator, OrchestratorKind::Noop);
+        assert!(args.orchestrator().is_ok());
+        args.orchestrator = OrchestratorKind::Shell;
+        args.shell_start = Some("docker compose up -d".into());
+        assert!(args.orchestrator().is_err());
+        args.shell_stop = Some("  ".into());
+        assert!(args.orchestrator().is_err());
+        args.shell_stop = Some("docker compose down".into());
+        assert!(args.orchestrator().is_ok());
+        assert_eq!(args.timeout(), Duration::from_secs(600));
     }
 
     #[test]

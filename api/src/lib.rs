@@ -5,14 +5,20 @@
 //! Layout:
 //! - `config`: flags and environment variables.
 //! - `app`: [`App`], building and serving the application.
+//! - `cli`: `hub projections list` and `hub projections rebuild`.
 //! - `graphql`: schema, query and mutation roots, types, client errors.
 //! - `http`: correlation ids, auth, body limits, health.
+//! - `rest`: the REST event API (`/api/events`) and its event socket.
+//! - `metrics`: Prometheus metrics (`/metrics`).
 //! - `telemetry`: logging.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
+pub mod rest;
 pub mod telemetry;
 
 pub use app::{App, AppState};

@@ -1,4 +1,5 @@
-//! The `hub` binary: parse the configuration, then migrate or serve.
+//! The `hub` binary: parse the configuration, then migrate, serve, or
+//! inspect and rebuild the read models.
 
 use anyhow::Context as _;
 use api::config::{Cli, Command, LogFormat};
@@ -18,6 +19,10 @@ async fn main() -> anyhow::Result<()> {
                 .context("while applying database migrations")?;
             tracing::info!("migrations applied");
             Ok(())
+        }
+        Command::Projections(args) => {
+            api::telemetry::init(LogFormat::Text);
+            api::cli::projections(&args).await
         }
         Command::Serve(config) => {
             api::telemetry::init(config.log_format);

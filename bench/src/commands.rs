@@ -2,6 +2,10 @@
 //! over HTTP, beside a raw sqlx loop doing the same store work, at the same
 //! concurrency, in the same run.
 //!
+//! With orchestration, `startProject` answers STARTING and the process
+//! manager completes it; a cycle's next command waits (retrying) until the
+//! previous one completed, and only accepted commands are counted.
+//!
 //! The raw loop runs on a second database migrated with the hub's schema
 //! (`hub migrate`) where nothing consumes the events, and does what the
 //! store does per command: read the aggregate's events, then insert the new
@@ -154,6 +158,11 @@ async fn api_cycles(api: &Arc<Api>, clients: usize, duration: Duration) -> anyho
                         Ok(()) => {
                             samples.push(t.elapsed());
                             start = !start;
+                        }
+                        // The orchestrator has not finished the previous
+                        // start or stop yet: try again (not a failure).
+                        Err(err) if err.to_string().contains("INVALID_TRANSITION") => {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
                         }
                         Err(_) => errors += 1,
                     }

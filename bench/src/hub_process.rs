@@ -27,9 +27,12 @@ pub struct HubProcess {
     pub url: String,
     /// Its hub id.
     pub hub_id: String,
+    /// Its database.
+    pub database_url: String,
+    /// Its NATS server.
+    pub nats_url: String,
     admin_url: String,
     database: String,
-    nats_url: String,
 }
 
 impl HubProcess {
@@ -69,6 +72,7 @@ impl HubProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
             hub_id,
+            database_url,
             admin_url: admin_url.to_owned(),
             database,
             nats_url: nats_url.to_owned(),

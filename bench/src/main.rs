@@ -1,11 +1,15 @@
 //! `hub-bench`: drives a real hub over its real interfaces and measures it
 //! against the machine's own limits in the same run (see docs/PERFORMANCE.md).
 //!
-//! Scenarios so far: `commands` (GraphQL mutations beside a raw sqlx loop).
+//! Scenarios so far: `commands` (GraphQL mutations beside a raw sqlx loop)
+//! `relay` (commit-to-JetStream latency and backlog drain) and
+//! `subscriptions` (delivery latency to many WebSocket subscribers).
 
 mod commands;
 mod hub_process;
+mod relay;
 mod stats;
+mod subscriptions;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -41,6 +45,33 @@ struct Args {
     /// The `hub` binary to start (default: the one built next to hub-bench).
     #[arg(long)]
     hub_binary: Option<PathBuf>,
+    /// Client counts to measure, e.g. `16` or `1,16,64` (default: 1,16,64; quick: 1,4).
+    #[arg(long, value_delimiter = ',')]
+    concurrency: Option<Vec<usize>>,
+    /// createProject calls per concurrency level (default 2000; quick 20).
+    #[arg(long)]
+    creates: Option<usize>,
+    /// Seconds of start/stop cycles per level (default 10; quick 0.5).
+    #[arg(long)]
+    cycle_seconds: Option<f64>,
+    /// Scenarios to run (default: all).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "commands,relay,subscriptions"
+    )]
+    scenarios: Vec<Scenario>,
+}
+
+/// The scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// GraphQL mutations beside a raw sqlx loop.
+    Commands,
+    /// Commit-to-JetStream latency and backlog drain.
+    Relay,
+    /// Delivery latency to many WebSocket subscribers.
+    Subscriptions,
 }
 
 /// A database migrated with the hub's schema (via `hub migrate`), for the raw loop.
@@ -125,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
             hub_binary.display()
         );
     }
-    let config = if args.quick {
+    let mut config = if args.quick {
         commands::CommandsConfig {
             concurrency: vec![1, 4],
             creates_per_level: 20,
@@ -138,29 +169,105 @@ async fn main() -> anyhow::Result<()> {
             cycle_duration: Duration::from_secs(10),
         }
     };
+    if let Some(levels) = &args.concurrency {
+        config.concurrency = levels.clone();
+    }
+    if let Some(creates) = args.creates {
+        config.creates_per_level = creates;
+    }
+    if let Some(seconds) = args.cycle_seconds {
+        config.cycle_duration = Duration::from_secs_f64(seconds);
+    }
+    let relay_config = if args.quick {
+        relay::RelayConfig {
+            rate: 100,
+            duration: Duration::from_secs(1),
+            backlog: 1000,
+        }
+    } else {
+        relay::RelayConfig {
+            rate: 500,
+            duration: Duration::from_secs(10),
+            backlog: 100_000,
+        }
+    };
     let started = Instant::now();
-    let hub = HubProcess::start(&hub_binary, &args.database_url, &args.nats_url).await?;
-    let raw = RawDatabase::create(&args.database_url, &hub_binary).await?;
-    let outcome = commands::run(&hub, &raw.url, &config).await;
-    let peak_rss = hub.peak_rss_mib();
-    hub.shutdown().await;
-    raw.drop_database().await;
-    let results = outcome?;
-    print_commands(&results);
-    println!(
-        "hub peak RSS: {}",
-        peak_rss.map_or("unknown".to_owned(), |m| format!("{m:.1} MiB"))
-    );
-    let produced = results
-        .iter()
-        .all(|r| r.create_api.ops > 0 && r.cycle_api.ops > 0 && r.create_raw.ops > 0);
+    let mut report = serde_json::Map::new();
+    let mut produced = true;
+    if args.scenarios.contains(&Scenario::Commands) {
+        let hub = HubProcess::start(&hub_binary, &args.database_url, &args.nats_url).await?;
+        let raw = RawDatabase::create(&args.database_url, &hub_binary).await?;
+        let outcome = commands::run(&hub, &raw.url, &config).await;
+        let peak_rss = hub.peak_rss_mib();
+        hub.shutdown().await;
+        raw.drop_database().await;
+        let results = outcome?;
+        print_commands(&results);
+        print_rss(peak_rss);
+        produced &= results
+            .iter()
+            .all(|r| r.create_api.ops > 0 && r.cycle_api.ops > 0 && r.create_raw.ops > 0);
+        report.insert(
+            "commands".into(),
+            json!({ "results": results, "hub_peak_rss_mib": peak_rss }),
+        );
+    }
+    if args.scenarios.contains(&Scenario::Relay) {
+        let hub = HubProcess::start(&hub_binary, &args.database_url, &args.nats_url).await?;
+        let outcome = relay::run(&hub, &relay_config).await;
+        let peak_rss = hub.peak_rss_mib();
+        hub.shutdown().await;
+        let result = outcome?;
+        println!("scenario relay");
+        println!(
+            "  commit-to-stream at {}/s: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms ({} delivered, {} missing)",
+            result.rate, result.latency.p50_ms, result.latency.p95_ms, result.latency.p99_ms, result.latency.ops, result.latency.errors
+        );
+        println!(
+            "  backlog of {} drained at {:.0} events/s",
+            result.backlog, result.drain_per_second
+        );
+        print_rss(peak_rss);
+        produced &= result.latency.ops > 0 && result.drain_per_second > 0.0;
+        report.insert(
+            "relay".into(),
+            json!({ "result": result, "hub_peak_rss_mib": peak_rss }),
+        );
+    }
+    if args.scenarios.contains(&Scenario::Subscriptions) {
+        let config = if args.quick {
+            subscriptions::SubscriptionsConfig {
+                subscribers: 20,
+                rate: 10,
+                duration: Duration::from_secs(1),
+            }
+        } else {
+            subscriptions::SubscriptionsConfig {
+                subscribers: 1000,
+                rate: 20,
+                duration: Duration::from_secs(10),
+            }
+        };
+        let hub = HubProcess::start(&hub_binary, &args.database_url, &args.nats_url).await?;
+        let outcome = subscriptions::run(&hub, &config).await;
+        let peak_rss = hub.peak_rss_mib();
+        hub.shutdown().await;
+        let result = outcome?;
+        println!("scenario subscriptions");
+        println!(
+            "  {} subscribers, {} mutations: delivery p50 {:.2} ms, p99 {:.2} ms ({} deliveries, {} missing)",
+            result.subscribers, result.mutations, result.delivery.p50_ms, result.delivery.p99_ms, result.delivery.ops, result.delivery.errors
+        );
+        print_rss(peak_rss);
+        produced &= result.delivery.ops > 0;
+        report.insert(
+            "subscriptions".into(),
+            json!({ "result": result, "hub_peak_rss_mib": peak_rss }),
+        );
+    }
     if let Some(path) = &args.json {
-        let report = json!({
-            "quick": args.quick,
-            "elapsed_s": started.elapsed().as_secs_f64(),
-            "commands": results,
-            "hub_peak_rss_mib": peak_rss,
-        });
+        report.insert("quick".into(), json!(args.quick));
+        report.insert("elapsed_s".into(), json!(started.elapsed().as_secs_f64()));
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("while writing {}", path.display()))?;
     }
@@ -168,4 +275,11 @@ async fn main() -> anyhow::Result<()> {
         bail!("a scenario produced no measurements");
     }
     Ok(())
+}
+
+fn print_rss(peak_rss: Option<f64>) {
+    println!(
+        "  hub peak RSS: {}",
+        peak_rss.map_or("unknown".to_owned(), |m| format!("{m:.1} MiB"))
+    );
 }

@@ -13,20 +13,27 @@
 //!   [`PortRange`] such blocks are carved from.
 //! - [`project`]: the [`Project`] aggregate with its commands, events,
 //!   errors, status and the lookup port it needs.
+//! - [`integration`]: the [`IntegrationEvent`] aggregate, events clients
+//!   publish through the hub on a subject of their own.
 
 #![warn(missing_docs)]
 
 pub mod ids;
+pub mod integration;
 pub mod name;
 pub mod path;
 pub mod ports;
 pub mod project;
 
 pub use ids::{IdError, ProjectId};
+pub use integration::{
+    EventPayload, EventSubject, IntegrationCommand, IntegrationError, IntegrationEvent,
+    IntegrationFact,
+};
 pub use name::{NameError, ProjectName, Slug};
 pub use path::{PathError, ProjectPath};
 pub use ports::{PortRange, PortRangeError, Ports};
 pub use project::{
-    LookupError, ParseStatusError, Project, ProjectCommand, ProjectError, ProjectEvent,
-    ProjectLookup, ProjectServices, ProjectStatus,
+    FailureReason, LookupError, ParseStatusError, PendingRequest, Project, ProjectCommand,
+    ProjectError, ProjectEvent, ProjectLookup, ProjectServices, ProjectStatus, RequestKind,
 };

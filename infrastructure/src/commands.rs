@@ -124,7 +124,8 @@ impl CommandBus {
     pub fn new(pool: PgPool, services: ProjectServices, appended: AppendSignal) -> Self {
         let repo = PostgresEventRepository::new(pool.clone());
         Self {
-            store: PersistedEventStore::new_event_store(repo),
+            store: PersistedEventStore::new_event_store(repo)
+                .with_upcasters(domain::project::upcast::upcasters()),
             services,
             pool,
             appended,
@@ -254,12 +255,12 @@ fn claimed_slug(command: &ProjectCommand) -> Option<Slug> {
     }
 }
 
-fn command_name(command: &ProjectCommand) -> &'static str {
-    match command {
-        ProjectCommand::CreateProject { .. } => "CreateProject",
-        ProjectCommand::StartProject => "StartProject",
-        ProjectCommand::StopProject => "StopProject",
-        ProjectCommand::RenameProject { .. } => "RenameProject",
-        ProjectCommand::DeleteProject => "DeleteProject",
-    }
+/// The command's variant name, for logs and metrics.
+pub fn command_name(command: &ProjectCommand) -> String {
+    let debug = format!("{command:?}");
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -8,17 +8,23 @@
 //! - `metadata`: correlation, causation and origin carried by every event.
 //! - `lookup`: slug holders and free ports, for the `Project` aggregate.
 //! - `commands`: [`CommandBus`], load/decide/commit with optimistic concurrency.
+//! - `integration`: [`IntegrationPublisher`], recording integration events.
 //! - `feed`: the event feed, its consumers and their runners.
 //! - `nats`: the JetStream stream, the envelope and the outbox relay.
+//! - `orchestration`: the process manager that runs start/stop requests
+//!   through an [`orchestration::Orchestrator`] (`noop` or `shell`).
 
 pub mod commands;
 pub mod db;
 pub mod error;
 pub mod feed;
+pub mod integration;
 pub mod lookup;
 pub mod metadata;
 pub mod nats;
+pub mod orchestration;
 
 pub use commands::{CommandBus, CommandError, Executed};
 pub use error::InfraError;
+pub use integration::{IntegrationPublisher, PublishError, Recorded};
 pub use metadata::{CommandMetadata, Origin};

@@ -6,6 +6,9 @@ use domain::{LookupError, PortRange, Ports, ProjectId, ProjectLookup, Slug};
 use rand::Rng;
 use sqlx::PgPool;
 
+/// Random blocks tried before scanning the whole range.
+const RANDOM_PROBES: usize = 16;
+
 /// [`ProjectLookup`] on PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct PgProjectLookup {
@@ -19,10 +22,25 @@ impl PgProjectLookup {
         Self { pool, ports }
     }
 
-    /// The first free block in `from..=to`, if any.
+    /// The first of `candidates` (block numbers) that is free, if any.
+    async fn first_free_of(&self, candidates: &[i64]) -> Result<Option<u32>, sqlx::Error> {
+        let block: Option<i64> = sqlx::query_scalar(
+            "SELECT c.k FROM unnest($1::bigint[]) WITH ORDINALITY AS c(k, ord) \
+             WHERE NOT EXISTS ( \
+                 SELECT 1 FROM project_ports \
+                 WHERE port BETWEEN $2 + 4 * c.k AND $2 + 4 * c.k + 3) \
+             ORDER BY c.ord LIMIT 1",
+        )
+        .bind(candidates)
+        .bind(i64::from(self.ports.start()))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(block.and_then(|k| u32::try_from(k).ok()))
+    }
+
+    /// The first free block in `from..=to`, if any: a scan for when random
+    /// probes found nothing (the range is nearly full).
     async fn first_free_block(&self, from: u32, to: u32) -> Result<Option<u32>, sqlx::Error> {
-        // Blocks are probed in order and the scan stops at the first free one;
-        // each probe is one index range lookup.
         let block: Option<i64> = sqlx::query_scalar(
             "SELECT k FROM generate_series($1::bigint, $2::bigint) AS k \
              WHERE NOT EXISTS ( \
@@ -59,16 +77,22 @@ impl ProjectLookup for PgProjectLookup {
         if blocks == 0 {
             return Ok(None);
         }
-        // Start at a random block so that concurrent creates rarely propose
-        // the same ports (a collision is caught by the store and retried).
-        let start = rand::thread_rng().gen_range(0..blocks);
+        // Random blocks first: one cheap query finds a free one unless the
+        // range is nearly full, and concurrent creates rarely propose the same
+        // ports (a collision is caught by the store and retried).
+        let candidates: Vec<i64> = {
+            let mut rng = rand::thread_rng();
+            (0..RANDOM_PROBES)
+                .map(|_| i64::from(rng.gen_range(0..blocks)))
+                .collect()
+        };
         let mut block = self
-            .first_free_block(start, blocks - 1)
+            .first_free_of(&candidates)
             .await
             .map_err(|err| LookupError::new("free ports", err))?;
-        if block.is_none() && start > 0 {
+        if block.is_none() {
             block = self
-                .first_free_block(0, start - 1)
+                .first_free_block(0, blocks - 1)
                 .await
                 .map_err(|err| LookupError::new("free ports", err))?;
         }

@@ -7,6 +7,8 @@ use sqlx::PgConnection;
 #[derive(Debug)]
 pub struct EventLogProjection {
     hub_id: String,
+    /// The batched insert, on this projection's table.
+    insert_sql: String,
 }
 
 impl EventLogProjection {
@@ -15,14 +17,23 @@ impl EventLogProjection {
 
     /// A projection that writes subjects under `hub.<hub_id>.`.
     pub fn new(hub_id: impl Into<String>) -> Self {
+        Self::with_table(hub_id, Self::NAME)
+    }
+
+    /// A projection writing to `table` (a table shaped like `event_log`,
+    /// e.g. the shadow table a rebuild fills) instead of `event_log`.
+    /// `table` must be a trusted identifier: it is put into the SQL as is.
+    pub fn with_table(hub_id: impl Into<String>, table: &str) -> Self {
         Self {
             hub_id: hub_id.into(),
+            insert_sql: INSERT.replace("{table}", table),
         }
     }
 }
 
+/// `{table}` is replaced by the target table.
 const INSERT: &str = "\
-INSERT INTO event_log (id, subject, aggregate_type, aggregate_id, sequence, event_type, event_version,
+INSERT INTO {table} (id, subject, aggregate_type, aggregate_id, sequence, event_type, event_version,
                        position, transaction_id, correlation_id, causation_id, origin, payload, \"timestamp\")
 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
                      $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
@@ -47,7 +58,7 @@ impl FeedConsumer for EventLogProjection {
         fn col<T>(events: &[StoredEvent], f: impl Fn(&StoredEvent) -> T) -> Vec<T> {
             events.iter().map(f).collect()
         }
-        sqlx::query(INSERT)
+        sqlx::query(&self.insert_sql)
             .bind(col(events, |e| e.event_id))
             .bind(col(events, |e| e.subject(&self.hub_id)))
             .bind(col(events, |e| e.aggregate_type.clone()))

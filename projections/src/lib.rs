@@ -7,18 +7,32 @@
 //!   view over it).
 //! - `event_log`: the queryable event history and its projection.
 //! - `queries`: [`ReadModels`], every read the API makes.
+//! - `rebuild`: [`rebuild()`], a read model rebuilt beside the live one and
+//!   switched to atomically.
+//! - `status`: [`status::list`], checkpoint, lag and state of each read model.
+//! - `recent`: the latest committed project rows, in memory.
 //! - `cursor`: opaque pagination cursors.
 //! - `subject`: NATS subject patterns and their safe SQL forms.
+//! - `subject_filter`: [`SubjectFilter`], a NATS or `LIKE` subject filter.
 
 pub mod cursor;
 pub mod event_log;
 pub mod projects;
 pub mod queries;
+pub mod rebuild;
+pub mod recent;
+pub mod status;
 pub mod subject;
+pub mod subject_filter;
 
 pub use event_log::EventLogProjection;
 pub use projects::{ProjectRow, ProjectsProjection};
 pub use queries::{
-    EventFilter, EventRow, Page, ProjectFilter, ProjectStats, QueryError, ReadModels,
+    EventFilter, EventRow, Page, ProjectFilter, ProjectStats, ProjectsProgress, QueryError,
+    ReadModels,
 };
+pub use rebuild::{rebuild, Progress, RebuildError, RebuildOptions, RebuildOutcome, Rebuildable};
+pub use recent::RecentRows;
+pub use status::{ProjectionState, ProjectionStatus};
 pub use subject::{SubjectError, SubjectPattern};
+pub use subject_filter::SubjectFilter;

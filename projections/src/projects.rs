@@ -1,11 +1,15 @@
 //! The `projects` read model: one row per project, folded from its events.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::{ProjectEvent, ProjectStatus};
 use infrastructure::feed::{ConsumerError, FeedConsumer, StoredEvent};
 use sqlx::PgConnection;
+use tokio::sync::broadcast;
+
+use crate::recent::RecentRows;
 use uuid::Uuid;
 
 /// A row of `projects`.
@@ -48,12 +52,69 @@ pub struct ProjectRow {
 /// Each batch is folded in memory (one read of the touched rows, one
 /// multi-row upsert), so replaying a long history costs a few statements per
 /// thousand events, not a few per event.
-#[derive(Debug, Default)]
-pub struct ProjectsProjection;
+///
+/// After each committed batch it broadcasts the rows it wrote, so a mutation
+/// in this process can answer with its own write without polling the table.
+#[derive(Debug)]
+pub struct ProjectsProjection {
+    /// Rows written by the batch in flight, sent once it commits.
+    pending: std::sync::Mutex<Vec<ProjectRow>>,
+    committed: broadcast::Sender<Arc<Vec<ProjectRow>>>,
+    recent: RecentRows,
+    /// `SELECT` of the touched rows, on this projection's table.
+    select_sql: String,
+    /// The batched upsert, on this projection's table.
+    upsert_sql: String,
+}
+
+impl Default for ProjectsProjection {
+    fn default() -> Self {
+        Self::with_table(Self::NAME)
+    }
+}
 
 impl ProjectsProjection {
     /// The consumer name (its checkpoint key).
     pub const NAME: &'static str = "projects";
+
+    /// A projection with no listeners yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A projection writing to `table` (a table shaped like `projects`,
+    /// e.g. the shadow table a rebuild fills) instead of `projects`.
+    /// `table` must be a trusted identifier: it is put into the SQL as is.
+    pub fn with_table(table: &str) -> Self {
+        Self {
+            pending: std::sync::Mutex::new(Vec::new()),
+            committed: broadcast::channel(256).0,
+            recent: RecentRows::default(),
+            select_sql: format!("SELECT * FROM {table} WHERE id = ANY($1)"),
+            upsert_sql: UPSERT.replace("{table}", table),
+        }
+    }
+
+    /// The rows of every batch committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<ProjectRow>>> {
+        self.committed.subscribe()
+    }
+
+    /// The sender side, for [`crate::ProjectsProgress`].
+    pub fn committed_rows(&self) -> broadcast::Sender<Arc<Vec<ProjectRow>>> {
+        self.committed.clone()
+    }
+
+    /// The latest committed row per project, as this projection wrote them.
+    pub fn recent(&self) -> RecentRows {
+        self.recent.clone()
+    }
+
+    fn set_pending(&self, rows: Vec<ProjectRow>) {
+        if let Ok(mut pending) = self.pending.lock() {
+            *pending = rows;
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +148,7 @@ impl FeedConsumer for ProjectsProjection {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ConsumerError> {
+        self.set_pending(Vec::new());
         let events: Vec<&StoredEvent> = events
             .iter()
             .filter(|e| e.aggregate_type == <domain::Project as cqrs_es::Aggregate>::TYPE)
@@ -102,7 +164,7 @@ impl FeedConsumer for ProjectsProjection {
         }
         ids.sort_unstable();
         ids.dedup();
-        let existing: Vec<ProjectRow> = sqlx::query_as("SELECT * FROM projects WHERE id = ANY($1)")
+        let existing: Vec<ProjectRow> = sqlx::query_as(&self.select_sql)
             .bind(&ids)
             .fetch_all(&mut *tx)
             .await?;
@@ -119,8 +181,27 @@ impl FeedConsumer for ProjectsProjection {
         touched.sort_unstable();
         touched.dedup();
         let rows: Vec<&ProjectRow> = touched.iter().filter_map(|id| rows.get(id)).collect();
-        upsert(tx, &rows).await?;
+        upsert(tx, &self.upsert_sql, &rows).await?;
+        self.set_pending(rows.into_iter().cloned().collect());
         Ok(())
+    }
+
+    async fn on_activate(&self) {
+        self.set_pending(Vec::new());
+        // Another process may have written rows while this one was not active.
+        self.recent.clear();
+    }
+
+    async fn after_commit(&self) {
+        let rows = match self.pending.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => return,
+        };
+        if !rows.is_empty() {
+            self.recent.record(&rows);
+            // Nobody listening is fine.
+            let _ = self.committed.send(Arc::new(rows));
+        }
     }
 }
 
@@ -130,13 +211,17 @@ fn apply(
     id: Uuid,
     event: &StoredEvent,
 ) -> Result<bool, ProjectionError> {
-    let parsed: ProjectEvent = serde_json::from_value(event.payload.clone()).map_err(|source| {
-        ProjectionError::Malformed {
+    let payload = domain::project::upcast::upcast_payload(
+        &event.event_type,
+        &event.event_version,
+        event.payload.clone(),
+    );
+    let parsed: ProjectEvent =
+        serde_json::from_value(payload).map_err(|source| ProjectionError::Malformed {
             event_id: event.event_id,
             event_type: event.event_type.clone(),
             source,
-        }
-    })?;
+        })?;
     let at = event.recorded_at;
     if let ProjectEvent::ProjectCreated {
         name,
@@ -181,8 +266,18 @@ fn apply(
         // Already applied (a replay over an existing row).
         return Ok(false);
     }
+    // `lastError` stays through a new request and changes only with its
+    // outcome: set by a failure, cleared by a success. `ProjectStarted` and
+    // `ProjectStopped` mean the same with or without a request before them
+    // (histories from before orchestration have none).
     match parsed {
         ProjectEvent::ProjectCreated { .. } => {}
+        ProjectEvent::ProjectStartRequested {} => {
+            row.status = ProjectStatus::Starting.as_str().to_owned();
+        }
+        ProjectEvent::ProjectStopRequested {} | ProjectEvent::ProjectRestartRequested {} => {
+            row.status = ProjectStatus::Stopping.as_str().to_owned();
+        }
         ProjectEvent::ProjectStarted {} => {
             row.status = ProjectStatus::Running.as_str().to_owned();
             row.last_started_at = Some(at);
@@ -192,6 +287,11 @@ fn apply(
             row.status = ProjectStatus::Stopped.as_str().to_owned();
             row.last_stopped_at = Some(at);
             row.last_error = None;
+        }
+        ProjectEvent::ProjectStartFailed { reason }
+        | ProjectEvent::ProjectStopFailed { reason } => {
+            row.status = ProjectStatus::Error.as_str().to_owned();
+            row.last_error = Some(reason.as_str().to_owned());
         }
         ProjectEvent::ProjectRenamed { name, slug } => {
             row.name = name.as_str().to_owned();
@@ -206,8 +306,9 @@ fn apply(
     Ok(true)
 }
 
+/// `{table}` is replaced by the target table.
 const UPSERT: &str = "\
-INSERT INTO projects (id, name, slug, path, backend_port, frontend_port, postgres_port, redis_port,
+INSERT INTO {table} (id, name, slug, path, backend_port, frontend_port, postgres_port, redis_port,
                       status, version, created_at, updated_at, last_started_at, last_stopped_at, last_error)
 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[],
                      $9::text[], $10::bigint[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
@@ -220,14 +321,14 @@ ON CONFLICT (id) DO UPDATE SET
     last_started_at = EXCLUDED.last_started_at, last_stopped_at = EXCLUDED.last_stopped_at,
     last_error = EXCLUDED.last_error";
 
-async fn upsert(tx: &mut PgConnection, rows: &[&ProjectRow]) -> Result<(), sqlx::Error> {
+async fn upsert(tx: &mut PgConnection, sql: &str, rows: &[&ProjectRow]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     fn col<T>(rows: &[&ProjectRow], f: impl Fn(&ProjectRow) -> T) -> Vec<T> {
         rows.iter().map(|row| f(row)).collect()
     }
-    sqlx::query(UPSERT)
+    sqlx::query(sql)
         .bind(col(rows, |r| r.id))
         .bind(col(rows, |r| r.name.clone()))
         .bind(col(rows, |r| r.slug.clone()))

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use domain::ProjectStatus;
 use infrastructure::feed::{ConsumerStatus, FeedPosition};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::cursor::{
@@ -14,7 +16,9 @@ use crate::cursor::{
     CursorError,
 };
 use crate::projects::ProjectRow;
-use crate::subject::{escape_like, SubjectPattern};
+use crate::recent::RecentRows;
+use crate::subject::escape_like;
+use crate::subject_filter::SubjectFilter;
 
 /// One page of a cursor-paginated list.
 #[derive(Debug, Clone)]
@@ -99,8 +103,8 @@ impl EventRow {
 /// Which events to list. Every field narrows the result.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    /// NATS subject pattern.
-    pub subject: Option<SubjectPattern>,
+    /// NATS subject pattern, or a `LIKE` pattern with `%`.
+    pub subject: Option<SubjectFilter>,
     /// Events of one aggregate.
     pub aggregate_id: Option<String>,
     /// Events of one request.
@@ -252,8 +256,8 @@ impl ReadModels {
             .transpose()?
             .unwrap_or(FeedPosition::START);
         let mut rows: Vec<EventRow> = sqlx::query_as(EVENT_LIST)
-            .bind(filter.subject.as_ref().map(SubjectPattern::sql_like_prefix))
-            .bind(filter.subject.as_ref().map(SubjectPattern::sql_regex))
+            .bind(filter.subject.as_ref().map(SubjectFilter::sql_like))
+            .bind(filter.subject.as_ref().map(SubjectFilter::sql_regex))
             .bind(filter.aggregate_id.as_deref())
             .bind(filter.correlation_id.as_deref())
             .bind(filter.event_types.as_deref())
@@ -307,9 +311,11 @@ impl ReadModels {
     /// Waits until the `projects` row of `id` reflects `version`, then returns
     /// it: the read-your-writes step after a command.
     ///
-    /// Re-checks whenever the local projection commits a batch, and every
-    /// 20 ms in case it runs in another process. Returns `None` when the
-    /// deadline passes first (the caller must then not answer with stale data).
+    /// When the `projects` projection runs in this process, the row comes from
+    /// its broadcast of committed rows (no polling); otherwise, or if the
+    /// broadcast was missed, the table is read every 20 ms. Returns `None`
+    /// when the deadline passes first (the caller must then not answer with
+    /// stale data).
     ///
     /// # Errors
     /// When the database fails.
@@ -318,23 +324,61 @@ impl ReadModels {
         id: Uuid,
         version: i64,
         timeout: Duration,
-        mut progress: watch::Receiver<ConsumerStatus>,
+        progress: ProjectsProgress,
     ) -> Result<Option<ProjectRow>, QueryError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribe before the first read: a batch committed after the read
+        // is then seen on the channel, one committed before it by the read.
+        let mut committed = progress.rows.subscribe();
+        if let Some(row) = progress.recent.at_least(id, version) {
+            return Ok(Some(row));
+        }
+        let local = progress.status.borrow().active;
+        let mut poll_at = tokio::time::Instant::now();
+        if local {
+            // The row is most likely not written yet: give the broadcast a
+            // moment before falling back to reading the table.
+            poll_at += Duration::from_millis(20);
+        }
         loop {
-            if let Some(row) = self.project(id).await? {
-                if row.version >= version {
-                    return Ok(Some(row));
+            if tokio::time::Instant::now() >= poll_at {
+                if let Some(row) = self.project(id).await? {
+                    if row.version >= version {
+                        return Ok(Some(row));
+                    }
                 }
+                poll_at = tokio::time::Instant::now() + Duration::from_millis(20);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(None);
             }
             tokio::select! {
-                _ = progress.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                _ = tokio::time::sleep_until(deadline) => {}
+                batch = committed.recv() => match batch {
+                    Ok(rows) => {
+                        if let Some(row) = rows.iter().find(|r| r.id == id && r.version >= version) {
+                            return Ok(Some(row.clone()));
+                        }
+                    }
+                    // Missed batches, or no projection here: read the table.
+                    Err(broadcast::error::RecvError::Lagged(_)) => poll_at = tokio::time::Instant::now(),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        tokio::time::sleep_until(poll_at.min(deadline)).await;
+                    }
+                },
+                _ = tokio::time::sleep_until(poll_at.min(deadline)) => {}
             }
         }
     }
+}
+
+/// What read-your-writes waits on: the `projects` runner's status and the
+/// rows its committed batches wrote.
+#[derive(Clone, Debug)]
+pub struct ProjectsProgress {
+    /// The runner's status (is it active in this process?).
+    pub status: watch::Receiver<ConsumerStatus>,
+    /// Rows of each committed batch.
+    pub rows: broadcast::Sender<Arc<Vec<ProjectRow>>>,
+    /// The latest committed row per project.
+    pub recent: RecentRows,
 }

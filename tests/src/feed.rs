@@ -42,6 +42,7 @@ pub fn quick_config() -> RunnerConfig {
         lock_retry: Duration::from_millis(100),
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
+        durable_commits: false,
     }
 }
 

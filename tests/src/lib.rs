@@ -17,6 +17,10 @@
 //! - `nats_server`: [`NatsServer`], a private `nats-server` to stop and restart.
 //! - `jetstream`: reading a hub's stream back, and the hub's `/health`.
 //! - `ws`: [`ws::WsClient`], a GraphQL WebSocket client for both protocols.
+//! - `rest`: a client for the REST event API and its event socket.
+//! - `process`: building, running and signalling the workspace's programs.
+//! - `orchestration`: hubs with the `shell` orchestrator and a scratch
+//!   directory for the files their commands write and wait on.
 
 pub mod db;
 pub mod feed;
@@ -24,7 +28,10 @@ pub mod hub;
 pub mod jetstream;
 pub mod nats_server;
 pub mod ops;
+pub mod orchestration;
+pub mod process;
 pub mod proxy;
+pub mod rest;
 pub mod wait;
 pub mod ws;
 

@@ -37,6 +37,13 @@ pub const STOP: &str = concat!(
     project_fragment!()
 );
 
+/// `restartProject(id, expectedVersion)`.
+pub const RESTART: &str = concat!(
+    "mutation($id: ID!, $v: Int) { restartProject(id: $id, expectedVersion: $v) \
+     { correlationId project { ...P } } }",
+    project_fragment!()
+);
+
 /// `renameProject(id, name, expectedVersion)`.
 pub const RENAME: &str = concat!(
     "mutation($id: ID!, $name: String!, $v: Int) { renameProject(id: $id, name: $name, expectedVersion: $v) \
@@ -142,6 +149,56 @@ impl TestHub {
             .await
     }
 
+    /// Sends `restartProject`; returns the body.
+    pub async fn restart_project(&self, id: &str, expected_version: Option<i64>) -> Value {
+        self.graphql(RESTART, json!({ "id": id, "v": expected_version }))
+            .await
+    }
+
+    /// Waits until `project(id)` has `status` (the orchestrator completes
+    /// starts and stops after the mutation answered); returns the project.
+    ///
+    /// # Panics
+    /// When it does not within 15 s.
+    pub async fn wait_for_status(&self, id: &str, status: &str) -> Value {
+        let what = format!("project {id} to be {status}");
+        crate::wait_until(&what, std::time::Duration::from_secs(15), || async {
+            let project = self.project(id).await;
+            (project["status"] == status).then_some(project)
+        })
+        .await
+    }
+
+    /// Starts project `id` and waits until it is RUNNING; returns the
+    /// project then.
+    ///
+    /// # Panics
+    /// When the start is refused or does not complete.
+    pub async fn start_and_wait(&self, id: &str) -> Value {
+        let body = self.start_project(id, None).await;
+        let started = payload(&body, "startProject");
+        assert!(
+            started["status"] == "STARTING" || started["status"] == "RUNNING",
+            "startProject answers STARTING (or RUNNING if already done): {body}"
+        );
+        self.wait_for_status(id, "RUNNING").await
+    }
+
+    /// Stops project `id` and waits until it is STOPPED; returns the
+    /// project then.
+    ///
+    /// # Panics
+    /// When the stop is refused or does not complete.
+    pub async fn stop_and_wait(&self, id: &str) -> Value {
+        let body = self.stop_project(id, None).await;
+        let stopping = payload(&body, "stopProject");
+        assert!(
+            stopping["status"] == "STOPPING" || stopping["status"] == "STOPPED",
+            "stopProject answers STOPPING (or STOPPED if already done): {body}"
+        );
+        self.wait_for_status(id, "STOPPED").await
+    }
+
     /// Sends `renameProject`; returns the body.
     pub async fn rename_project(&self, id: &str, name: &str) -> Value {
         self.graphql(RENAME, json!({ "id": id, "name": name }))
@@ -153,15 +210,16 @@ impl TestHub {
         self.graphql(DELETE, json!({ "id": id })).await
     }
 
-    /// Creates a project named `name`, then starts, stops, renames (to
-    /// `<name> Renamed`) and deletes it; returns its id.
+    /// Creates a project named `name`, then starts it (waiting for
+    /// RUNNING), stops it (waiting for STOPPED), renames it (to `<name>
+    /// Renamed`) and deletes it: 7 events. Returns its id.
     ///
     /// # Panics
     /// When a step fails.
     pub async fn run_lifecycle(&self, name: &str) -> String {
         let id = self.create_project(name, "/srv/lifecycle").await;
-        payload(&self.start_project(&id, None).await, "startProject");
-        payload(&self.stop_project(&id, None).await, "stopProject");
+        self.start_and_wait(&id).await;
+        self.stop_and_wait(&id).await;
         let renamed = format!("{name} Renamed");
         payload(&self.rename_project(&id, &renamed).await, "renameProject");
         payload(&self.delete_project(&id).await, "deleteProject");

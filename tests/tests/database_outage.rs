@@ -98,13 +98,12 @@ async fn assert_recovers(hub: &TestHub, id: &str) {
         (body["consumers"]["projects"]["active_here"] == true).then_some(())
     })
     .await;
-    let started = payload(&hub.start_project(id, None).await, "startProject").clone();
-    assert_eq!(started["version"], 2);
-    assert_eq!(started["status"], "RUNNING");
-    assert_eq!(hub.project(id).await["status"], "RUNNING");
+    let started = hub.start_and_wait(id).await;
+    assert_eq!(started["version"], 3);
 
-    let events = hub.events_eventually(json!({ "aggregateId": id }), 2).await;
-    assert_eq!(events[1]["eventType"], "ProjectStarted");
+    let events = hub.events_eventually(json!({ "aggregateId": id }), 3).await;
+    assert_eq!(events[1]["eventType"], "ProjectStartRequested");
+    assert_eq!(events[2]["eventType"], "ProjectStarted");
     let (status, body) = health(hub).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
     assert_eq!(body["database"]["connected"], true, "{body}");
@@ -209,7 +208,9 @@ async fn the_feed_recovers_promptly_from_a_short_outage_after_a_long_one() {
     })
     .await;
     let stopped = hub.stop_project(&id, None).await;
-    assert_eq!(payload(&stopped, "stopProject")["version"], 3, "{stopped}");
+    let version = &payload(&stopped, "stopProject")["version"];
+    assert!(*version == 4 || *version == 5, "{stopped}");
+    assert_eq!(hub.wait_for_status(&id, "STOPPED").await["version"], 5);
 }
 
 #[tokio::test]

@@ -208,8 +208,9 @@ async fn a_runner_never_skips_a_late_commit_and_handles_both_events_once() {
 }
 
 /// Writes through the command bus from `writers` tasks, `projects` projects
-/// each (create, start, stop), plus transactions of three raw events whose
-/// commits are held back a moment so they interleave with the commands.
+/// each (create, start requested, start completed, stop requested: four
+/// events), plus transactions of three raw events whose commits are held
+/// back a moment so they interleave with the commands.
 async fn write_concurrently(pool: &PgPool, signal: &AppendSignal, writers: usize, projects: usize) {
     let bus = Arc::new(CommandBus::new(
         pool.clone(),
@@ -223,9 +224,14 @@ async fn write_concurrently(pool: &PgPool, signal: &AppendSignal, writers: usize
             for n in 0..projects {
                 let (id, created) = create_project(&bus, &format!("Writer {writer} No {n}")).await;
                 created.expect("create a project");
-                run(&bus, id, ProjectCommand::StartProject)
+                let requested = run(&bus, id, ProjectCommand::StartProject)
                     .await
                     .expect("start it");
+                // No process manager runs here: complete the start as it would.
+                let request = requested.version;
+                run(&bus, id, ProjectCommand::CompleteStart { request })
+                    .await
+                    .expect("complete the start");
                 run(&bus, id, ProjectCommand::StopProject)
                     .await
                     .expect("stop it");
@@ -269,7 +275,7 @@ async fn a_database_consumer_records_every_concurrently_written_event_exactly_on
     let (writers, projects) = (6, 12);
     write_concurrently(&pool, &signal, writers, projects).await;
     let expected = stored_event_ids(&pool).await;
-    assert_eq!(expected.len(), writers * projects * 3 + projects * 3);
+    assert_eq!(expected.len(), writers * projects * 4 + projects * 3);
 
     let total = expected.len() as i64;
     wait_until("the consumer to handle every event", ARRIVES, || {

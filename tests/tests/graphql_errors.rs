@@ -104,7 +104,13 @@ async fn malformed_names_and_paths_are_invalid_input() {
 async fn malformed_ids_are_invalid_input() {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
-    for query in [ops::START, ops::STOP, ops::DELETE, ops::PROJECT_BY_ID] {
+    for query in [
+        ops::START,
+        ops::STOP,
+        ops::RESTART,
+        ops::DELETE,
+        ops::PROJECT_BY_ID,
+    ] {
         refused(&db, &hub, query, json!({ "id": "abc" }), "INVALID_INPUT").await;
     }
     let event = "query($id: ID!) { event(id: $id) { id } }";
@@ -230,8 +236,16 @@ async fn transitions_the_state_does_not_allow_are_invalid_transition() {
         "INVALID_TRANSITION",
     )
     .await;
-    payload(&hub.start_project(&id, None).await, "startProject");
     refused(
+        &db,
+        &hub,
+        ops::RESTART,
+        json!({ "id": id }),
+        "INVALID_TRANSITION",
+    )
+    .await;
+    hub.start_and_wait(&id).await;
+    let answer = refused(
         &db,
         &hub,
         ops::START,
@@ -239,6 +253,10 @@ async fn transitions_the_state_does_not_allow_are_invalid_transition() {
         "INVALID_TRANSITION",
     )
     .await;
+    assert_eq!(
+        answer.body["errors"][0]["message"],
+        "the project is already running, so it cannot be started again"
+    );
     refused(
         &db,
         &hub,
@@ -250,7 +268,7 @@ async fn transitions_the_state_does_not_allow_are_invalid_transition() {
     let project = hub.project(&id).await;
     assert_eq!(
         (project["status"].as_str(), project["version"].as_i64()),
-        (Some("RUNNING"), Some(2))
+        (Some("RUNNING"), Some(3))
     );
 }
 
@@ -260,24 +278,27 @@ async fn a_stale_expected_version_is_a_conflict() {
     let hub = TestHub::start(db.url()).await;
     let id = hub.create_project("Versioned", "/srv/v").await;
     payload(&hub.start_project(&id, Some(1)).await, "startProject");
+    // The orchestrator's completion is version 3.
+    hub.wait_for_status(&id, "RUNNING").await;
     let stale = json!({ "id": id, "v": 1 });
     let answer = refused(&db, &hub, ops::STOP, stale, "CONFLICT").await;
     let message = answer.body["errors"][0]["message"].as_str().unwrap();
     assert!(
-        message.contains("version 2"),
+        message.contains("version 3"),
         "says the current version: {message}"
     );
     refused(
         &db,
         &hub,
         ops::STOP,
-        json!({ "id": id, "v": 3 }),
+        json!({ "id": id, "v": 5 }),
         "CONFLICT",
     )
     .await;
     let rename = json!({ "id": id, "name": "New", "v": 0 });
     refused(&db, &hub, ops::RENAME, rename, "CONFLICT").await;
-    payload(&hub.stop_project(&id, Some(2)).await, "stopProject");
+    payload(&hub.stop_project(&id, Some(3)).await, "stopProject");
+    hub.wait_for_status(&id, "STOPPED").await;
 }
 
 #[tokio::test]
@@ -330,7 +351,9 @@ async fn mutations_need_the_api_token_when_one_is_configured() {
     let start = hub
         .graphql_response(ops::START, json!({ "id": id }), &auth)
         .await;
-    assert_eq!(payload(&start.body, "startProject")["status"], "RUNNING");
+    let status = &payload(&start.body, "startProject")["status"];
+    assert!(status == "STARTING" || status == "RUNNING", "{status}");
+    hub.wait_for_status(&id, "RUNNING").await;
     let history = "query($id: ID!) { project(id: $id) { history { origin { user } } } }";
     let body = hub.graphql(history, json!({ "id": id })).await;
     assert_eq!(

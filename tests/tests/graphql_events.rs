@@ -1,7 +1,7 @@
 //! The event log through GraphQL: filters, pagination, single events and a
 //! project's history, after a full lifecycle.
 
-use hub_tests::ops::{self, payload};
+use hub_tests::ops;
 use hub_tests::{TestDb, TestHub};
 use serde_json::{json, Value};
 
@@ -15,11 +15,11 @@ async fn events_are_filtered_by_subject_patterns_with_wildcards() {
     let hub = TestHub::start(db.url()).await;
     let id = hub.run_lifecycle("Lifecycle").await;
     let other = hub.create_project("Other", "/srv/o").await;
-    payload(&hub.start_project(&other, None).await, "startProject");
+    hub.start_and_wait(&other).await;
 
     let hub_id = hub.hub_id();
     let all = hub
-        .events_eventually(json!({ "subject": format!("hub.{hub_id}.project.>") }), 7)
+        .events_eventually(json!({ "subject": format!("hub.{hub_id}.project.>") }), 10)
         .await;
     let actions: Vec<String> = all
         .iter()
@@ -32,7 +32,18 @@ async fn events_are_filtered_by_subject_patterns_with_wildcards() {
         .collect();
     assert_eq!(
         actions,
-        ["created", "started", "stopped", "renamed", "deleted", "created", "started"]
+        [
+            "created",
+            "start_requested",
+            "started",
+            "stop_requested",
+            "stopped",
+            "renamed",
+            "deleted",
+            "created",
+            "start_requested",
+            "started"
+        ]
     );
 
     let started = hub
@@ -59,12 +70,13 @@ async fn events_are_filtered_by_aggregate_event_type_and_time_and_paged() {
     let hub = TestHub::start(db.url()).await;
     let id = hub.run_lifecycle("Lifecycle").await;
     hub.create_project("Noise", "/srv/n").await;
-    hub.events_eventually(json!({}), 6).await;
+    hub.events_eventually(json!({}), 8).await;
 
     let mine = hub.events(json!({ "aggregateId": id })).await;
+    let all_seven: Vec<Value> = (1..=7).map(|n| json!(n)).collect();
     assert_eq!(
         field(&mine, "sequence"),
-        [&json!(1), &json!(2), &json!(3), &json!(4), &json!(5)]
+        all_seven.iter().collect::<Vec<_>>()
     );
     let typed = hub
         .events(json!({ "eventTypes": ["ProjectStarted", "ProjectStopped"] }))
@@ -78,7 +90,10 @@ async fn events_are_filtered_by_aggregate_event_type_and_time_and_paged() {
     let since = hub
         .events(json!({ "aggregateId": id, "since": third }))
         .await;
-    assert_eq!(field(&since, "sequence"), [&json!(3), &json!(4), &json!(5)]);
+    assert_eq!(
+        field(&since, "sequence"),
+        all_seven[2..].iter().collect::<Vec<_>>()
+    );
     let until = hub
         .events(json!({ "aggregateId": id, "until": third }))
         .await;
@@ -86,7 +101,7 @@ async fn events_are_filtered_by_aggregate_event_type_and_time_and_paged() {
 
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
-    for _ in 0..3 {
+    for _ in 0..4 {
         let body = hub
             .graphql(
                 ops::EVENTS,
@@ -104,7 +119,7 @@ async fn events_are_filtered_by_aggregate_event_type_and_time_and_paged() {
             break;
         }
     }
-    assert_eq!(paged, [json!(1), json!(2), json!(3), json!(4), json!(5)]);
+    assert_eq!(paged, all_seven);
 }
 
 #[tokio::test]
@@ -123,11 +138,18 @@ async fn a_correlation_id_sent_with_a_mutation_is_echoed_and_finds_its_events() 
     assert_eq!(headers["x-correlation-id"], "req-flow-42");
     assert_eq!(body["data"]["startProject"]["correlationId"], "req-flow-42");
 
+    // The orchestrator's completion carries the request's correlation id
+    // and names the request event as its cause.
     let events = hub
-        .events_eventually(json!({ "correlationId": "req-flow-42" }), 1)
+        .events_eventually(json!({ "correlationId": "req-flow-42" }), 2)
         .await;
-    assert_eq!(events[0]["eventType"], "ProjectStarted");
+    assert_eq!(
+        field(&events, "eventType"),
+        ["ProjectStartRequested", "ProjectStarted"]
+    );
     assert_eq!(events[0]["aggregateId"], json!(id));
+    assert_eq!(events[1]["causationId"], events[0]["id"]);
+    assert_eq!(events[1]["origin"]["service"], "hub-orchestrator");
     assert!(hub
         .events(json!({ "correlationId": "req-other" }))
         .await
@@ -163,7 +185,7 @@ async fn history_lists_a_projects_events_in_order_with_subject_and_origin() {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
     let id = hub.run_lifecycle("Lifecycle").await;
-    hub.events_eventually(json!({ "aggregateId": id }), 5).await;
+    hub.events_eventually(json!({ "aggregateId": id }), 7).await;
 
     let query = "query($id: ID!) { project(id: $id) { history { subject eventType sequence \
                  causationId correlationId origin { hubId service user } } } }";
@@ -171,7 +193,15 @@ async fn history_lists_a_projects_events_in_order_with_subject_and_origin() {
     let history = body["data"]["project"]["history"]
         .as_array()
         .unwrap_or_else(|| panic!("history failed: {body}"));
-    let actions = ["created", "started", "stopped", "renamed", "deleted"];
+    let actions = [
+        "created",
+        "start_requested",
+        "started",
+        "stop_requested",
+        "stopped",
+        "renamed",
+        "deleted",
+    ];
     assert_eq!(history.len(), actions.len());
     for (i, (event, action)) in history.iter().zip(actions).enumerate() {
         assert_eq!(event["sequence"], json!(i + 1));
@@ -179,9 +209,15 @@ async fn history_lists_a_projects_events_in_order_with_subject_and_origin() {
             event["subject"],
             json!(format!("hub.{}.project.{action}", hub.hub_id()))
         );
+        // Completions are recorded by the orchestrator, for the requester.
+        let service = if matches!(action, "started" | "stopped") {
+            "hub-orchestrator"
+        } else {
+            "hub-api"
+        };
         assert_eq!(
             event["origin"],
-            json!({ "hubId": hub.hub_id(), "service": "hub-api", "user": "anonymous" })
+            json!({ "hubId": hub.hub_id(), "service": service, "user": "anonymous" })
         );
         assert!(
             event["causationId"].as_str().is_some_and(|c| !c.is_empty()),

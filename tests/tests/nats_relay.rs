@@ -69,7 +69,11 @@ async fn every_event_of_a_lifecycle_arrives_on_its_subject_with_the_envelope() {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
     let id = hub.create_project("Relay Demo", "/srv/relay").await;
-    for mutation in ["startProject", "stopProject", "deleteProject"] {
+    for (mutation, done) in [
+        ("startProject", "RUNNING"),
+        ("stopProject", "STOPPED"),
+        ("deleteProject", "DELETED"),
+    ] {
         let body = hub
             .graphql(
                 &format!(
@@ -79,15 +83,18 @@ async fn every_event_of_a_lifecycle_arrives_on_its_subject_with_the_envelope() {
             )
             .await;
         assert!(body["errors"].is_null(), "{mutation} failed: {body}");
+        hub.wait_for_status(&id, done).await;
     }
-    let messages = stream_messages(&hub.stream_name(), 4).await;
+    let messages = stream_messages(&hub.stream_name(), 6).await;
     let subjects: Vec<&str> = messages.iter().map(|(s, _, _)| s.as_str()).collect();
     let prefix = format!("hub.{}.project", hub.hub_id());
     assert_eq!(
         subjects,
         vec![
             format!("{prefix}.created"),
+            format!("{prefix}.start_requested"),
             format!("{prefix}.started"),
+            format!("{prefix}.stop_requested"),
             format!("{prefix}.stopped"),
             format!("{prefix}.deleted"),
         ]
@@ -136,7 +143,8 @@ async fn after_a_burst_of_fifty_mixed_mutations_the_stream_holds_each_stored_eve
     let hub = TestHub::start(db.url()).await;
     // Ten creations, then four changes to each project, four projects at a
     // time (more would only queue for database connections on a small
-    // machine): fifty mutations, one event each.
+    // machine): fifty mutations, and the orchestrator's three completions
+    // per project: eighty events.
     let ids: Vec<String> = stream::iter(0..10)
         .map(|i| {
             let hub = &hub;
@@ -153,29 +161,26 @@ async fn after_a_burst_of_fifty_mixed_mutations_the_stream_holds_each_stored_eve
             let hub = &hub;
             async move {
                 let renamed = format!("Burst {i} renamed");
-                for (what, body) in [
-                    ("start", hub.start_project(id, None).await),
-                    ("rename", hub.rename_project(id, &renamed).await),
-                    ("stop", hub.stop_project(id, None).await),
-                    ("start again", hub.start_project(id, None).await),
-                ] {
-                    assert!(body["errors"].is_null(), "{what} {id} failed: {body}");
-                }
+                hub.start_and_wait(id).await;
+                let body = hub.rename_project(id, &renamed).await;
+                assert!(body["errors"].is_null(), "rename {id} failed: {body}");
+                hub.stop_and_wait(id).await;
+                hub.start_and_wait(id).await;
             }
         })
         .await;
     let pool = db.pool().await;
     let stored = stored_event_ids(&pool).await;
-    assert_eq!(stored.len(), 50, "one event per mutation");
+    assert_eq!(stored.len(), 80, "one event per mutation and completion");
 
     let js = context(&nats_url()).await;
     let stream = hub.stream_name();
     wait_until(
-        "the stream to hold the store's 50 events",
+        "the stream to hold the store's 80 events",
         CATCHES_UP,
         || {
             let (js, stream) = (&js, &stream);
-            async move { (message_count(js, stream).await == Some(50)).then_some(()) }
+            async move { (message_count(js, stream).await == Some(80)).then_some(()) }
         },
     )
     .await;

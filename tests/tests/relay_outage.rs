@@ -62,8 +62,8 @@ async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_
     let pool = db.pool().await;
 
     let first = hub.create_project("Outage A", "/srv/outage-a").await;
-    ok(hub.start_project(&first, None).await, "start A");
-    assert_eq!(wait_until_relayed(&hub, &nats.url(), &pool).await, 2);
+    hub.start_and_wait(&first).await;
+    assert_eq!(wait_until_relayed(&hub, &nats.url(), &pool).await, 3);
 
     nats.stop();
     let report = wait_until("/health to report NATS down", RECOVERS, || async {
@@ -73,13 +73,13 @@ async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_
     .await;
     assert_eq!(report["database"]["connected"], true, "{report}");
 
-    // Commands go on while NATS is down.
+    // Commands, and the orchestrator's completions, go on while NATS is down.
     let second = hub.create_project("Outage B", "/srv/outage-b").await;
-    ok(hub.start_project(&second, None).await, "start B");
-    ok(hub.stop_project(&first, None).await, "stop A");
+    hub.start_and_wait(&second).await;
+    hub.stop_and_wait(&first).await;
     ok(hub.rename_project(&second, "Outage B2").await, "rename B");
-    ok(hub.start_project(&first, None).await, "start A again");
-    assert_eq!(store_count(&pool).await, 7);
+    hub.start_and_wait(&first).await;
+    assert_eq!(store_count(&pool).await, 11);
     let report = health(&hub).await;
     assert_eq!(report["status"], "degraded", "{report}");
     assert!(
@@ -88,7 +88,7 @@ async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_
     );
 
     nats.restart().await;
-    assert_eq!(wait_until_relayed(&hub, &nats.url(), &pool).await, 7);
+    assert_eq!(wait_until_relayed(&hub, &nats.url(), &pool).await, 11);
     wait_until("/health to report healthy again", RECOVERS, || async {
         (health(&hub).await["status"] == "healthy").then_some(())
     })
@@ -96,7 +96,7 @@ async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_
 
     let js = context(&nats.url()).await;
     let messages = read_stream(&js, &hub.stream_name()).await;
-    assert_eq!(messages.len(), 7, "only hub events are in the stream");
+    assert_eq!(messages.len(), 11, "only hub events are in the stream");
     assert_once_and_in_aggregate_order(&messages);
     let published: Vec<Uuid> = hub_events(&messages)
         .iter()
@@ -152,14 +152,18 @@ async fn a_subscriber_receives_the_events_written_during_a_nats_outage_once_nats
     // stream position to resume from.
     ok(hub.start_project(&id, None).await, "start");
     let live = client.next_data("events", RECOVERS).await;
+    assert_eq!(live["events"]["eventType"], "ProjectStartRequested");
+    let live = client.next_data("events", RECOVERS).await;
     assert_eq!(live["events"]["eventType"], "ProjectStarted");
 
     stop_nats(&mut nats, &hub).await;
-    ok(hub.stop_project(&id, None).await, "stop during the outage");
+    hub.stop_and_wait(&id).await;
     nats.restart().await;
-    let resumed = client.next_data("events", RECOVERS).await;
-    assert_eq!(resumed["events"]["eventType"], "ProjectStopped");
-    assert_eq!(resumed["events"]["aggregateId"], json!(id));
+    for event_type in ["ProjectStopRequested", "ProjectStopped"] {
+        let resumed = client.next_data("events", RECOVERS).await;
+        assert_eq!(resumed["events"]["eventType"], event_type);
+        assert_eq!(resumed["events"]["aggregateId"], json!(id));
+    }
 }
 
 #[tokio::test]
@@ -178,7 +182,9 @@ async fn a_subscriber_receives_the_events_written_during_a_nats_outage_even_when
         "start during the outage",
     );
     nats.restart().await;
-    let resumed = client.next_data("events", RECOVERS).await;
-    assert_eq!(resumed["events"]["eventType"], "ProjectStarted");
-    assert_eq!(resumed["events"]["aggregateId"], json!(id));
+    for event_type in ["ProjectStartRequested", "ProjectStarted"] {
+        let resumed = client.next_data("events", RECOVERS).await;
+        assert_eq!(resumed["events"]["eventType"], event_type);
+        assert_eq!(resumed["events"]["aggregateId"], json!(id));
+    }
 }

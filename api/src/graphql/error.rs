@@ -113,9 +113,12 @@ impl From<CommandError> for ApiError {
                     ProjectError::AlreadyExists => ErrorCode::Conflict,
                     ProjectError::PortsExhausted => ErrorCode::Unavailable,
                     ProjectError::AlreadyRunning
+                    | ProjectError::AlreadyStarting
+                    | ProjectError::AlreadyStopping
                     | ProjectError::NotRunning
                     | ProjectError::Deleted
-                    | ProjectError::StillRunning => ErrorCode::InvalidTransition,
+                    | ProjectError::StillRunning
+                    | ProjectError::RequestNotPending { .. } => ErrorCode::InvalidTransition,
                     ProjectError::Lookup(cause) => return Self::internal(cause),
                 };
                 Self::new(code, rejection.to_string())

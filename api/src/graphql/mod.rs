@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::Schema;
-use infrastructure::feed::ConsumerStatus;
 use infrastructure::nats::LiveFeed;
 use infrastructure::{CommandBus, Origin};
-use projections::ReadModels;
-use tokio::sync::watch;
+use projections::{ProjectsProgress, ReadModels};
 
 use self::error::{ApiError, ErrorCode};
 use self::mutation::MutationRoot;
@@ -29,12 +27,14 @@ pub type HubSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct ApiState {
     /// Runs commands.
     pub bus: Arc<CommandBus>,
+    /// Counts commands for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Answers queries.
     pub read: ReadModels,
     /// This hub's id.
     pub hub_id: String,
     /// Changes whenever the local `projects` projection commits.
-    pub projects_progress: watch::Receiver<ConsumerStatus>,
+    pub projects_progress: ProjectsProgress,
     /// How long a mutation waits for its change to show in the read model.
     pub read_your_writes_timeout: Duration,
     /// Live events from NATS, fanned out to subscriptions.

@@ -55,8 +55,11 @@ async fn run(
         CommandMetadata::for_request(request.correlation_id.clone(), state.origin(&request.user));
     let started = std::time::Instant::now();
     let Executed { version, .. } = state
-        .bus
-        .execute(id, command, expected_version, &metadata)
+        .metrics
+        .time_command(
+            crate::metrics::command_type(&command),
+            state.bus.execute(id, command, expected_version, &metadata),
+        )
         .await
         .map_err(ApiError::from)?;
     let executed_in = started.elapsed();
@@ -122,7 +125,9 @@ impl MutationRoot {
         .await
     }
 
-    /// Starts a stopped project.
+    /// Asks for a stopped (or failed) project to be started. Answers at
+    /// once with the project STARTING; it becomes RUNNING (or ERROR, with
+    /// `lastError`) when the orchestrator is done; watch `projectChanged`.
     async fn start_project(
         &self,
         ctx: &Context<'_>,
@@ -139,7 +144,9 @@ impl MutationRoot {
         .await
     }
 
-    /// Stops a running project.
+    /// Asks for a running (or failed) project to be stopped. Answers at
+    /// once with the project STOPPING; it becomes STOPPED (or ERROR) when
+    /// the orchestrator is done.
     async fn stop_project(
         &self,
         ctx: &Context<'_>,
@@ -151,6 +158,25 @@ impl MutationRoot {
             ctx,
             project_id(&id)?,
             ProjectCommand::StopProject,
+            expected(expected_version)?,
+        )
+        .await
+    }
+
+    /// Asks for a running (or failed) project to be stopped and started
+    /// again. Answers at once with the project STOPPING; it goes on to
+    /// STARTING once stopped, then RUNNING (or ERROR if either half fails).
+    async fn restart_project(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: Option<i64>,
+    ) -> Result<ProjectPayload> {
+        ctx.data::<RequestContext>()?.require_auth()?;
+        run(
+            ctx,
+            project_id(&id)?,
+            ProjectCommand::RestartProject,
             expected(expected_version)?,
         )
         .await
@@ -176,7 +202,7 @@ impl MutationRoot {
         .await
     }
 
-    /// Deletes a stopped project; its slug and ports become free.
+    /// Deletes a stopped (or failed) project; its slug and ports become free.
     async fn delete_project(
         &self,
         ctx: &Context<'_>,

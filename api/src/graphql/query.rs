@@ -2,7 +2,7 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, Result, ID};
-use projections::{ProjectFilter, SubjectPattern};
+use projections::{ProjectFilter, SubjectFilter};
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode};
@@ -120,7 +120,7 @@ pub(crate) fn event_filter(filter: EventFilter) -> Result<projections::EventFilt
     let subject = filter
         .subject
         .as_deref()
-        .map(SubjectPattern::parse)
+        .map(SubjectFilter::parse)
         .transpose()
         .map_err(|err| ApiError::new(ErrorCode::InvalidInput, err.to_string()))?;
     if let Some(types) = &filter.event_types {

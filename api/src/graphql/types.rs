@@ -285,7 +285,8 @@ impl From<projections::ProjectStats> for ProjectStats {
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct EventFilter {
     /// NATS subject pattern: `*` matches one token, `>` the rest
-    /// (e.g. `hub.local-hub.project.>`).
+    /// (e.g. `hub.local-hub.project.>`); or, with `%`, a SQL `LIKE`
+    /// pattern in which only `%` is a wildcard (`hub.local-hub.audit.%`).
     pub subject: Option<String>,
     /// Events of one aggregate (a project id).
     pub aggregate_id: Option<String>,

@@ -17,7 +17,7 @@ pub struct CorrelationId(pub String);
 
 /// A client-sent id is used when it is 1-128 characters of letters, digits
 /// and `-_.:`; anything else is replaced, never echoed.
-fn acceptable(value: &str) -> bool {
+pub fn acceptable(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 128
         && value

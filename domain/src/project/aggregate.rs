@@ -4,6 +4,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
+use crate::project::lifecycle::{self, PendingRequest};
 use crate::project::{
     ProjectCommand, ProjectError, ProjectEvent, ProjectLookup, ProjectServices, ProjectStatus,
 };
@@ -18,16 +19,26 @@ pub struct Project {
     /// `None` until `ProjectCreated`. Everything a created project has lives
     /// together, so a half-created project cannot be represented.
     state: Option<State>,
+    /// How many of its events were applied: after replaying a history, the
+    /// sequence of its last event. `apply` has no access to sequence
+    /// numbers, so the aggregate counts; this is what lets a request be
+    /// named by the sequence of its event.
+    #[serde(default)]
+    version: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct State {
-    id: ProjectId,
-    name: ProjectName,
-    slug: Slug,
-    path: ProjectPath,
-    ports: Ports,
-    status: ProjectStatus,
+pub(super) struct State {
+    pub(super) id: ProjectId,
+    pub(super) name: ProjectName,
+    pub(super) slug: Slug,
+    pub(super) path: ProjectPath,
+    pub(super) ports: Ports,
+    pub(super) status: ProjectStatus,
+    /// The start, stop or restart requested and not completed yet: `Some`
+    /// exactly while the status is `Starting` or `Stopping`.
+    #[serde(default)]
+    pub(super) pending: Option<PendingRequest>,
 }
 
 impl Project {
@@ -68,10 +79,15 @@ impl Project {
         self.state.is_some()
     }
 
-    fn set_status(&mut self, status: ProjectStatus) {
-        if let Some(state) = &mut self.state {
-            state.status = status;
-        }
+    /// The number of events applied: the aggregate's version, and the
+    /// sequence of its last event (0 before creation).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The start, stop or restart waiting for the orchestrator, if any.
+    pub fn pending_request(&self) -> Option<PendingRequest> {
+        self.state.as_ref().and_then(|s| s.pending)
     }
 
     /// The state of a project that commands other than create may change.
@@ -83,22 +99,42 @@ impl Project {
         }
     }
 
-    /// Decides what a command means for this project: at most one event.
+    /// Decides what a command means for this project: the events to record
+    /// (none for a no-op, two only when a restart's stop completes).
     async fn decide(
         &self,
         command: ProjectCommand,
         lookup: &dyn ProjectLookup,
-    ) -> Result<Option<ProjectEvent>, ProjectError> {
+    ) -> Result<Vec<ProjectEvent>, ProjectError> {
+        let one = |event| Ok(vec![event]);
         match command {
             ProjectCommand::CreateProject {
                 project_id,
                 name,
                 path,
-            } => self.create(project_id, name, path, lookup).await.map(Some),
-            ProjectCommand::StartProject => self.changeable()?.start().map(Some),
-            ProjectCommand::StopProject => self.changeable()?.stop().map(Some),
-            ProjectCommand::RenameProject { name } => self.changeable()?.rename(name, lookup).await,
-            ProjectCommand::DeleteProject => self.changeable()?.delete().map(Some),
+            } => one(self.create(project_id, name, path, lookup).await?),
+            ProjectCommand::RenameProject { name } => Ok(self
+                .changeable()?
+                .rename(name, lookup)
+                .await?
+                .into_iter()
+                .collect()),
+            ProjectCommand::StartProject => one(lifecycle::start(self.changeable()?)?),
+            ProjectCommand::StopProject => one(lifecycle::stop(self.changeable()?)?),
+            ProjectCommand::RestartProject => one(lifecycle::restart(self.changeable()?)?),
+            ProjectCommand::DeleteProject => one(lifecycle::delete(self.changeable()?)?),
+            ProjectCommand::CompleteStart { request } => {
+                one(lifecycle::complete_start(self.changeable()?, request)?)
+            }
+            ProjectCommand::FailStart { request, reason } => {
+                one(lifecycle::fail_start(self.changeable()?, request, reason)?)
+            }
+            ProjectCommand::CompleteStop { request } => {
+                lifecycle::complete_stop(self.changeable()?, request)
+            }
+            ProjectCommand::FailStop { request, reason } => {
+                one(lifecycle::fail_stop(self.changeable()?, request, reason)?)
+            }
         }
     }
 
@@ -129,22 +165,6 @@ impl Project {
 }
 
 impl State {
-    fn start(&self) -> Result<ProjectEvent, ProjectError> {
-        match self.status {
-            ProjectStatus::Stopped => Ok(ProjectEvent::ProjectStarted {}),
-            // Starting, Stopping and Error are not reached yet; until the
-            // hub drives processes, only a stopped project may start.
-            _ => Err(ProjectError::AlreadyRunning),
-        }
-    }
-
-    fn stop(&self) -> Result<ProjectEvent, ProjectError> {
-        match self.status {
-            ProjectStatus::Running => Ok(ProjectEvent::ProjectStopped {}),
-            _ => Err(ProjectError::NotRunning),
-        }
-    }
-
     async fn rename(
         &self,
         name: ProjectName,
@@ -162,13 +182,6 @@ impl State {
             ensure_slug_free(&slug, self.id, lookup).await?;
         }
         Ok(Some(ProjectEvent::ProjectRenamed { name, slug }))
-    }
-
-    fn delete(&self) -> Result<ProjectEvent, ProjectError> {
-        match self.status {
-            ProjectStatus::Running => Err(ProjectError::StillRunning),
-            _ => Ok(ProjectEvent::ProjectDeleted {}),
-        }
     }
 }
 
@@ -205,7 +218,7 @@ impl Aggregate for Project {
         services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command, services.lookup()).await? {
+        for event in self.decide(command, services.lookup()).await? {
             sink.write(event, self).await;
         }
         Ok(())
@@ -214,33 +227,37 @@ impl Aggregate for Project {
     fn apply(&mut self, event: Self::Event) {
         // `apply` cannot fail. Events other than `ProjectCreated` on a
         // project that was never created cannot come from `handle`, so they
-        // find no state and change nothing.
-        match event {
-            ProjectEvent::ProjectCreated {
-                project_id,
+        // find no state and change nothing (not even the version).
+        if let ProjectEvent::ProjectCreated {
+            project_id,
+            name,
+            slug,
+            path,
+            ports,
+        } = event
+        {
+            self.version += 1;
+            self.state = Some(State {
+                id: project_id,
                 name,
                 slug,
                 path,
                 ports,
-            } => {
-                self.state = Some(State {
-                    id: project_id,
-                    name,
-                    slug,
-                    path,
-                    ports,
-                    status: ProjectStatus::Stopped,
-                });
-            }
-            ProjectEvent::ProjectStarted {} => self.set_status(ProjectStatus::Running),
-            ProjectEvent::ProjectStopped {} => self.set_status(ProjectStatus::Stopped),
+                status: ProjectStatus::Stopped,
+                pending: None,
+            });
+            return;
+        }
+        let Some(state) = &mut self.state else {
+            return;
+        };
+        self.version += 1;
+        match event {
             ProjectEvent::ProjectRenamed { name, slug } => {
-                if let Some(state) = &mut self.state {
-                    state.name = name;
-                    state.slug = slug;
-                }
+                state.name = name;
+                state.slug = slug;
             }
-            ProjectEvent::ProjectDeleted {} => self.set_status(ProjectStatus::Deleted),
+            lifecycle_event => lifecycle::apply(state, self.version, lifecycle_event),
         }
     }
 }

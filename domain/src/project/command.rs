@@ -1,5 +1,6 @@
 //! What a caller can ask of a project.
 
+use crate::project::FailureReason;
 use crate::{ProjectId, ProjectName, ProjectPath};
 
 /// A request to change a project. Its values are already parsed, so
@@ -16,15 +17,58 @@ pub enum ProjectCommand {
         /// The directory it lives in.
         path: ProjectPath,
     },
-    /// Start a stopped project.
+    /// Ask for a stopped (or failed) project to be started. Records
+    /// `ProjectStartRequested`; the orchestration process manager does the
+    /// work and completes the request with [`ProjectCommand::CompleteStart`]
+    /// or [`ProjectCommand::FailStart`].
     StartProject,
-    /// Stop a running project.
+    /// Ask for a running (or failed) project to be stopped. Records
+    /// `ProjectStopRequested`, completed by [`ProjectCommand::CompleteStop`]
+    /// or [`ProjectCommand::FailStop`].
     StopProject,
+    /// Ask for a running (or failed) project to be stopped and then started
+    /// again. Records `ProjectRestartRequested`: a stop request whose
+    /// successful completion also requests the start (see
+    /// [`ProjectCommand::CompleteStop`]).
+    RestartProject,
+    /// The start requested by the event with sequence `request` succeeded.
+    /// Sent by the process manager, not by clients.
+    CompleteStart {
+        /// Sequence of the `ProjectStartRequested` event this completes.
+        /// A completion for any other request is rejected, so a late or
+        /// repeated completion cannot be applied twice.
+        request: u64,
+    },
+    /// The start requested by the event with sequence `request` failed.
+    FailStart {
+        /// Sequence of the `ProjectStartRequested` event this completes.
+        request: u64,
+        /// Why it failed; shown to users as the project's last error.
+        reason: FailureReason,
+    },
+    /// The stop (or the stop half of a restart) requested by the event with
+    /// sequence `request` succeeded. For a restart this records
+    /// `ProjectStopped` and `ProjectStartRequested` together, so the start
+    /// half cannot be lost between two commits.
+    CompleteStop {
+        /// Sequence of the `ProjectStopRequested` or
+        /// `ProjectRestartRequested` event this completes.
+        request: u64,
+    },
+    /// The stop (or the stop half of a restart) requested by the event with
+    /// sequence `request` failed; a restart does not go on to start.
+    FailStop {
+        /// Sequence of the `ProjectStopRequested` or
+        /// `ProjectRestartRequested` event this completes.
+        request: u64,
+        /// Why it failed.
+        reason: FailureReason,
+    },
     /// Give the project a new name (and so a new slug).
     RenameProject {
         /// The new display name.
         name: ProjectName,
     },
-    /// Delete a stopped project; its slug and ports become free.
+    /// Delete a stopped (or failed) project; its slug and ports become free.
     DeleteProject,
 }

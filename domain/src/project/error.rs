@@ -28,11 +28,19 @@ pub enum ProjectError {
     /// The name cannot be turned into a slug.
     #[error(transparent)]
     InvalidName(NameError),
-    /// `StartProject` on a project that is not stopped.
+    /// `StartProject` on a running project.
     #[error("the project is already running, so it cannot be started again")]
     AlreadyRunning,
-    /// `StopProject` on a project that is not running.
-    #[error("the project is not running, so it cannot be stopped")]
+    /// `StartProject`, `StopProject`, `RestartProject` or `DeleteProject`
+    /// while a start is in progress.
+    #[error("the project is already starting; wait until it is RUNNING (or ERROR) and try again")]
+    AlreadyStarting,
+    /// `StartProject`, `StopProject`, `RestartProject` or `DeleteProject`
+    /// while a stop (or the stop of a restart) is in progress.
+    #[error("the project is already stopping; wait until it is STOPPED (or ERROR) and try again")]
+    AlreadyStopping,
+    /// `StopProject` or `RestartProject` on a stopped project.
+    #[error("the project is not running, so it cannot be stopped or restarted; start it instead")]
     NotRunning,
     /// Any command on a deleted project.
     #[error("the project was deleted; it can be read but not changed")]
@@ -40,6 +48,17 @@ pub enum ProjectError {
     /// `DeleteProject` on a running project.
     #[error("the project is still running; stop the project before deleting it")]
     StillRunning,
+    /// A completion (`CompleteStart`, `FailStart`, `CompleteStop`,
+    /// `FailStop`) for a request that is not the project's pending one of
+    /// that kind: it was already completed (a late or duplicate
+    /// completion), or never existed.
+    #[error("request {request} is not a pending {operation} of this project; it was already completed or never made")]
+    RequestNotPending {
+        /// The request the completion named (the sequence of its event).
+        request: u64,
+        /// `"start"` or `"stop"`.
+        operation: &'static str,
+    },
     /// Every block of four ports in the range is held by a live project.
     #[error("no free block of four ports is left in the configured range; delete a project or widen HUB_PORT_RANGE")]
     PortsExhausted,

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// The lifecycle state of a project.
 ///
-/// The aggregate moves between `Stopped`, `Running` and `Deleted` today;
-/// `Starting`, `Stopping` and `Error` are reserved for when the hub drives
-/// the project's processes itself.
+/// `Starting` and `Stopping` last while the orchestrator works on a
+/// request; `Error` follows a failed start or stop. See
+/// [`lifecycle`](crate::project::lifecycle) for every transition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum ProjectStatus {
     /// Not running; the state right after creation.
@@ -21,7 +21,7 @@ pub enum ProjectStatus {
     Running,
     /// On its way down.
     Stopping,
-    /// Failed to start or crashed.
+    /// The last start or stop failed; it may be started or stopped again.
     Error,
     /// Deleted; kept readable, never changed again.
     Deleted,

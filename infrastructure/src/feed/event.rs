@@ -67,14 +67,38 @@ impl StoredEvent {
         }
     }
 
-    /// The event's own fields, without the enum tag the store keeps around them.
+    /// The event's own fields, without the enum tag the store keeps around
+    /// them; for an integration event, the payload its publisher gave.
     pub fn body(&self) -> &serde_json::Value {
-        match &self.payload {
+        let fields = match &self.payload {
             serde_json::Value::Object(map) if map.len() == 1 => {
                 map.get(&self.event_type).unwrap_or(&self.payload)
             }
             other => other,
+        };
+        if self.is_integration_event() {
+            return fields.get("payload").unwrap_or(fields);
         }
+        fields
+    }
+
+    fn is_integration_event(&self) -> bool {
+        self.aggregate_type == <domain::IntegrationEvent as cqrs_es::Aggregate>::TYPE
+    }
+
+    /// An integration event's own subject after `hub.<hub_id>.`, when it
+    /// has a valid one.
+    fn integration_subject_tail(&self) -> Option<String> {
+        if !self.is_integration_event() {
+            return None;
+        }
+        let stored = self
+            .payload
+            .get(&self.event_type)?
+            .get("subject")?
+            .as_str()?;
+        let subject = domain::EventSubject::parse(stored).ok()?;
+        Some(subject.local_part().to_owned())
     }
 
     /// The subject domain token: the aggregate type in lower case (`project`).
@@ -94,8 +118,13 @@ impl StoredEvent {
         snake_case(rest)
     }
 
-    /// `hub.<hub_id>.<domain>.<action>`.
+    /// `hub.<hub_id>.<domain>.<action>`. An integration event keeps the
+    /// subject its publisher chose, under this hub's id (so it stays inside
+    /// the hub's stream even if the hub id changed since).
     pub fn subject(&self, hub_id: &str) -> String {
+        if let Some(tail) = self.integration_subject_tail() {
+            return format!("hub.{hub_id}.{tail}");
+        }
         format!("hub.{hub_id}.{}.{}", self.domain(), self.action())
     }
 
@@ -232,6 +261,27 @@ mod tests {
         assert_eq!(
             event("Project", "ProjectStartRequested").subject("h"),
             "hub.h.project.start_requested"
+        );
+    }
+
+    #[test]
+    fn integration_events_keep_their_own_subject_and_payload() {
+        let mut stored = event("IntegrationEvent", "IntegrationEventPublished");
+        stored.payload = serde_json::json!({"IntegrationEventPublished": {
+            "subject": "hub.old-hub.audit.security.completed",
+            "payload": {"status": "ok"}
+        }});
+        assert_eq!(
+            stored.subject("local-hub"),
+            "hub.local-hub.audit.security.completed"
+        );
+        assert_eq!(stored.body(), &serde_json::json!({"status": "ok"}));
+        stored.payload =
+            serde_json::json!({"IntegrationEventPublished": {"subject": "bad subject"}});
+        assert_eq!(
+            stored.subject("h"),
+            "hub.h.integrationevent.published",
+            "a stored subject that is not valid falls back to the default form"
         );
     }
 

@@ -12,10 +12,6 @@ use tokio::task::JoinHandle;
 
 use super::event::{read_after, FeedPosition, StoredEvent};
 
-/// How long after a write or a batch an empty read is retried at the
-/// shortest interval.
-const HOT_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
-
 /// An error a consumer returns for a batch; the batch is retried with backoff.
 pub type ConsumerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -44,6 +40,11 @@ pub trait FeedConsumer: Send + Sync + 'static {
     /// first batch. Another runner may have worked in between, so a consumer
     /// that caches what it has done outside the database must forget it here.
     async fn on_activate(&self) {}
+
+    /// Called after a batch handled by [`FeedConsumer::handle`] committed
+    /// (with its checkpoint), e.g. to tell in-process waiters what changed.
+    /// Not called when the batch rolled back.
+    async fn after_commit(&self) {}
 }
 
 /// Tuning of a runner.
@@ -62,6 +63,11 @@ pub struct RunnerConfig {
     pub min_backoff: Duration,
     /// Longest delay between retries.
     pub max_backoff: Duration,
+    /// Wait for the WAL flush on each batch commit. Off by default: a
+    /// consumer whose writes can all be redone from the store loses nothing
+    /// but a re-run of its last batches in a database crash. Turn it on for a
+    /// consumer whose batch records facts it acts on outside the database.
+    pub durable_commits: bool,
 }
 
 impl Default for RunnerConfig {
@@ -73,6 +79,7 @@ impl Default for RunnerConfig {
             lock_retry: Duration::from_millis(500),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
+            durable_commits: false,
         }
     }
 }
@@ -234,6 +241,19 @@ impl<C: FeedConsumer> Runner<C> {
         if let Err(err) = self.wait_for_lock(&mut conn).await {
             return err.into();
         }
+        // A consumer's batch and checkpoint commit together, and what most
+        // consumers write can be redone from the store: losing the last
+        // commits in a database crash only means handling those events again.
+        // So, unless told otherwise, the runner does not wait for the WAL
+        // flush on each batch.
+        if !self.config.durable_commits {
+            if let Err(err) = sqlx::query("SET synchronous_commit = off")
+                .execute(&mut conn)
+                .await
+            {
+                return err.into();
+            }
+        }
         let name = self.consumer.name().to_owned();
         tracing::info!(consumer = %name, "feed runner is active");
         if let Err(err) = sqlx::query(
@@ -258,16 +278,12 @@ impl<C: FeedConsumer> Runner<C> {
 
         let mut idle = self.config.min_poll;
         let mut backoff = self.config.min_backoff;
-        // Until this instant, an empty read is retried at `min_poll`: just
-        // after a write, the event is usually only held back by the xmin fence
-        // (an older transaction still running) for a moment.
-        let mut hot_until = tokio::time::Instant::now();
         loop {
             match self.step(&mut conn, checkpoint, handled).await {
                 Ok(None) => {
-                    if tokio::time::Instant::now() < hot_until {
-                        idle = self.config.min_poll;
-                    }
+                    // After a wake-up the new event may still be held back by
+                    // the xmin fence (an older transaction still running) for
+                    // a moment: re-read after `min_poll`, then back off.
                     tokio::select! {
                         woken = self.appended.changed() => {
                             if woken.is_err() {
@@ -276,7 +292,6 @@ impl<C: FeedConsumer> Runner<C> {
                                 idle = (idle * 2).min(self.config.max_poll);
                             } else {
                                 idle = self.config.min_poll;
-                                hot_until = tokio::time::Instant::now() + HOT_WINDOW;
                             }
                         }
                         _ = tokio::time::sleep(idle) => idle = (idle * 2).min(self.config.max_poll),
@@ -287,7 +302,7 @@ impl<C: FeedConsumer> Runner<C> {
                     handled += count as i64;
                     idle = self.config.min_poll;
                     backoff = self.config.min_backoff;
-                    hot_until = tokio::time::Instant::now() + HOT_WINDOW;
+                    self.consumer.after_commit().await;
                 }
                 Err(StepError::Consumer(err)) => {
                     let failures = self.record_failure(err.to_string());

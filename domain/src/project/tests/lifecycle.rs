@@ -1,32 +1,62 @@
-//! `StartProject`, `StopProject` and `DeleteProject`.
+//! `StartProject`, `StopProject`, `RestartProject` and `DeleteProject`: the
+//! requests, and what each status refuses.
 
 use super::*;
 
+// --- StartProject -----------------------------------------------------------
+
 #[tokio::test]
-async fn starting_a_stopped_project_starts_it() {
+async fn starting_a_stopped_project_requests_a_start() {
     given(FakeLookup::new())
         .given(vec![created()])
         .when_async(ProjectCommand::StartProject)
         .await
-        .then_expect_events(vec![started()]);
+        .then_expect_events(vec![start_requested()]);
 }
 
 #[tokio::test]
-async fn a_project_stopped_after_running_can_start_again() {
+async fn a_project_stopped_after_running_can_be_started_again() {
     given(FakeLookup::new())
-        .given(vec![created(), started(), stopped()])
+        .given(then(running(), [stop_requested(), stopped()]))
         .when_async(ProjectCommand::StartProject)
         .await
-        .then_expect_events(vec![started()]);
+        .then_expect_events(vec![start_requested()]);
+}
+
+#[tokio::test]
+async fn a_project_in_error_can_be_started_again() {
+    given(FakeLookup::new())
+        .given(failed())
+        .when_async(ProjectCommand::StartProject)
+        .await
+        .then_expect_events(vec![start_requested()]);
 }
 
 #[tokio::test]
 async fn starting_a_running_project_is_rejected() {
     given(FakeLookup::new())
-        .given(vec![created(), started()])
+        .given(running())
         .when_async(ProjectCommand::StartProject)
         .await
         .then_expect_error(ProjectError::AlreadyRunning);
+}
+
+#[tokio::test]
+async fn starting_a_starting_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(vec![created(), start_requested()])
+        .when_async(ProjectCommand::StartProject)
+        .await
+        .then_expect_error(ProjectError::AlreadyStarting);
+}
+
+#[tokio::test]
+async fn starting_a_stopping_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(then(running(), [stop_requested()]))
+        .when_async(ProjectCommand::StartProject)
+        .await
+        .then_expect_error(ProjectError::AlreadyStopping);
 }
 
 #[tokio::test]
@@ -47,15 +77,24 @@ async fn starting_a_deleted_project_is_rejected() {
         .then_expect_error(ProjectError::Deleted);
 }
 
-// --- StopProject -----------------------------------------------------------
+// --- StopProject ------------------------------------------------------------
 
 #[tokio::test]
-async fn stopping_a_running_project_stops_it() {
+async fn stopping_a_running_project_requests_a_stop() {
     given(FakeLookup::new())
-        .given(vec![created(), started()])
+        .given(running())
         .when_async(ProjectCommand::StopProject)
         .await
-        .then_expect_events(vec![stopped()]);
+        .then_expect_events(vec![stop_requested()]);
+}
+
+#[tokio::test]
+async fn a_project_in_error_can_be_stopped() {
+    given(FakeLookup::new())
+        .given(failed())
+        .when_async(ProjectCommand::StopProject)
+        .await
+        .then_expect_events(vec![stop_requested()]);
 }
 
 #[tokio::test]
@@ -65,6 +104,24 @@ async fn stopping_a_stopped_project_is_rejected() {
         .when_async(ProjectCommand::StopProject)
         .await
         .then_expect_error(ProjectError::NotRunning);
+}
+
+#[tokio::test]
+async fn stopping_a_stopping_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(then(running(), [stop_requested()]))
+        .when_async(ProjectCommand::StopProject)
+        .await
+        .then_expect_error(ProjectError::AlreadyStopping);
+}
+
+#[tokio::test]
+async fn stopping_a_starting_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(vec![created(), start_requested()])
+        .when_async(ProjectCommand::StopProject)
+        .await
+        .then_expect_error(ProjectError::AlreadyStarting);
 }
 
 #[tokio::test]
@@ -85,10 +142,77 @@ async fn stopping_a_deleted_project_is_rejected() {
         .then_expect_error(ProjectError::Deleted);
 }
 
+// --- RestartProject ---------------------------------------------------------
+
+#[tokio::test]
+async fn restarting_a_running_project_requests_a_restart() {
+    given(FakeLookup::new())
+        .given(running())
+        .when_async(ProjectCommand::RestartProject)
+        .await
+        .then_expect_events(vec![restart_requested()]);
+}
+
+#[tokio::test]
+async fn a_project_in_error_can_be_restarted() {
+    given(FakeLookup::new())
+        .given(failed())
+        .when_async(ProjectCommand::RestartProject)
+        .await
+        .then_expect_events(vec![restart_requested()]);
+}
+
+#[tokio::test]
+async fn restarting_a_stopped_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(vec![created()])
+        .when_async(ProjectCommand::RestartProject)
+        .await
+        .then_expect_error(ProjectError::NotRunning);
+}
+
+#[tokio::test]
+async fn restarting_a_starting_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(vec![created(), start_requested()])
+        .when_async(ProjectCommand::RestartProject)
+        .await
+        .then_expect_error(ProjectError::AlreadyStarting);
+}
+
+#[tokio::test]
+async fn restarting_a_restarting_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(then(running(), [restart_requested()]))
+        .when_async(ProjectCommand::RestartProject)
+        .await
+        .then_expect_error(ProjectError::AlreadyStopping);
+}
+
+#[tokio::test]
+async fn restarting_a_deleted_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(vec![created(), deleted()])
+        .when_async(ProjectCommand::RestartProject)
+        .await
+        .then_expect_error(ProjectError::Deleted);
+}
+
+// --- DeleteProject ----------------------------------------------------------
+
 #[tokio::test]
 async fn deleting_a_stopped_project_deletes_it() {
     given(FakeLookup::new())
-        .given(vec![created(), started(), stopped()])
+        .given(then(running(), [stop_requested(), stopped()]))
+        .when_async(ProjectCommand::DeleteProject)
+        .await
+        .then_expect_events(vec![deleted()]);
+}
+
+#[tokio::test]
+async fn deleting_a_project_in_error_deletes_it() {
+    given(FakeLookup::new())
+        .given(failed())
         .when_async(ProjectCommand::DeleteProject)
         .await
         .then_expect_events(vec![deleted()]);
@@ -97,10 +221,28 @@ async fn deleting_a_stopped_project_deletes_it() {
 #[tokio::test]
 async fn deleting_a_running_project_is_rejected() {
     given(FakeLookup::new())
-        .given(vec![created(), started()])
+        .given(running())
         .when_async(ProjectCommand::DeleteProject)
         .await
         .then_expect_error(ProjectError::StillRunning);
+}
+
+#[tokio::test]
+async fn deleting_a_starting_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(vec![created(), start_requested()])
+        .when_async(ProjectCommand::DeleteProject)
+        .await
+        .then_expect_error(ProjectError::AlreadyStarting);
+}
+
+#[tokio::test]
+async fn deleting_a_stopping_project_is_rejected() {
+    given(FakeLookup::new())
+        .given(then(running(), [stop_requested()]))
+        .when_async(ProjectCommand::DeleteProject)
+        .await
+        .then_expect_error(ProjectError::AlreadyStopping);
 }
 
 #[tokio::test]
@@ -119,4 +261,16 @@ async fn deleting_a_deleted_project_is_rejected() {
         .when_async(ProjectCommand::DeleteProject)
         .await
         .then_expect_error(ProjectError::Deleted);
+}
+
+#[tokio::test]
+async fn renaming_a_starting_project_is_allowed() {
+    given(FakeLookup::new())
+        .given(vec![created(), start_requested()])
+        .when_async(rename("Tea Time"))
+        .await
+        .then_expect_events(vec![ProjectEvent::ProjectRenamed {
+            name: name("Tea Time"),
+            slug: slug("tea-time"),
+        }]);
 }

@@ -9,7 +9,9 @@ use cqrs_es::Aggregate;
 use super::*;
 use crate::{NameError, PortRange, Ports, ProjectId, ProjectName, ProjectPath, Slug};
 
+mod completion;
 mod create;
+mod history;
 mod lifecycle;
 mod rename;
 mod state;
@@ -120,12 +122,83 @@ fn created() -> ProjectEvent {
     }
 }
 
+fn start_requested() -> ProjectEvent {
+    ProjectEvent::ProjectStartRequested {}
+}
+
 fn started() -> ProjectEvent {
     ProjectEvent::ProjectStarted {}
 }
 
+fn start_failed(reason: &str) -> ProjectEvent {
+    ProjectEvent::ProjectStartFailed {
+        reason: FailureReason::new(reason),
+    }
+}
+
+fn stop_requested() -> ProjectEvent {
+    ProjectEvent::ProjectStopRequested {}
+}
+
+fn restart_requested() -> ProjectEvent {
+    ProjectEvent::ProjectRestartRequested {}
+}
+
 fn stopped() -> ProjectEvent {
     ProjectEvent::ProjectStopped {}
+}
+
+fn stop_failed(reason: &str) -> ProjectEvent {
+    ProjectEvent::ProjectStopFailed {
+        reason: FailureReason::new(reason),
+    }
+}
+
+/// A project that was started through a request: created (1), start
+/// requested (2), started (3).
+fn running() -> Vec<ProjectEvent> {
+    vec![created(), start_requested(), started()]
+}
+
+/// A project whose start failed: created (1), start requested (2), start
+/// failed (3).
+fn failed() -> Vec<ProjectEvent> {
+    vec![created(), start_requested(), start_failed("exit code 1")]
+}
+
+/// `events` followed by `more`.
+fn then(
+    mut events: Vec<ProjectEvent>,
+    more: impl IntoIterator<Item = ProjectEvent>,
+) -> Vec<ProjectEvent> {
+    events.extend(more);
+    events
+}
+
+fn complete_start(request: u64) -> ProjectCommand {
+    ProjectCommand::CompleteStart { request }
+}
+
+fn fail_start(request: u64, reason: &str) -> ProjectCommand {
+    ProjectCommand::FailStart {
+        request,
+        reason: FailureReason::new(reason),
+    }
+}
+
+fn complete_stop(request: u64) -> ProjectCommand {
+    ProjectCommand::CompleteStop { request }
+}
+
+fn fail_stop(request: u64, reason: &str) -> ProjectCommand {
+    ProjectCommand::FailStop {
+        request,
+        reason: FailureReason::new(reason),
+    }
+}
+
+fn not_pending(request: u64, operation: &'static str) -> ProjectError {
+    ProjectError::RequestNotPending { request, operation }
 }
 
 fn deleted() -> ProjectEvent {

@@ -55,6 +55,15 @@ fn each_lifecycle_event_sets_its_status() {
         replay(vec![created(), started(), stopped()]).status(),
         Some(ProjectStatus::Stopped)
     );
+    assert_eq!(
+        replay(vec![created(), start_requested()]).status(),
+        Some(ProjectStatus::Starting)
+    );
+    assert_eq!(
+        replay(then(running(), [stop_requested()])).status(),
+        Some(ProjectStatus::Stopping)
+    );
+    assert_eq!(replay(failed()).status(), Some(ProjectStatus::Error));
     let gone = replay(vec![created(), deleted()]);
     assert_eq!(gone.status(), Some(ProjectStatus::Deleted));
     assert!(gone.exists(), "a deleted project can still be read");
@@ -82,6 +91,12 @@ fn only_lookup_failures_are_not_rejections() {
         },
         ProjectError::InvalidName(NameError::EmptySlug),
         ProjectError::AlreadyRunning,
+        ProjectError::AlreadyStarting,
+        ProjectError::AlreadyStopping,
+        ProjectError::RequestNotPending {
+            request: 2,
+            operation: "start",
+        },
         ProjectError::NotRunning,
         ProjectError::Deleted,
         ProjectError::StillRunning,
@@ -106,6 +121,14 @@ fn rejection_messages_tell_the_caller_what_to_do() {
     assert_eq!(
         ProjectError::StillRunning.to_string(),
         "the project is still running; stop the project before deleting it"
+    );
+    assert_eq!(
+        ProjectError::AlreadyStarting.to_string(),
+        "the project is already starting; wait until it is RUNNING (or ERROR) and try again"
+    );
+    assert_eq!(
+        not_pending(4, "stop").to_string(),
+        "request 4 is not a pending stop of this project; it was already completed or never made"
     );
     assert_eq!(
         ProjectError::PortsExhausted.to_string(),

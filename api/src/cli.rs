@@ -1,0 +1,170 @@
+//! `hub projections list` and `hub projections rebuild`: the read models'
+//! state, and their rebuild with a progress line on a terminal (plain log
+//! lines otherwise).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use projections::{
+    rebuild, status, Progress, ProjectionState, RebuildOptions, RebuildOutcome, Rebuildable,
+};
+use sqlx::PgPool;
+
+use crate::config::{ProjectionsArgs, ProjectionsCommand};
+
+/// How often progress is logged when stderr is not a terminal.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs a `hub projections` subcommand.
+///
+/// # Errors
+/// Fails when the database cannot be reached, the read model is unknown, or
+/// a rebuild fails (what it did so far is kept: run it again to continue).
+pub async fn projections(args: &ProjectionsArgs) -> anyhow::Result<()> {
+    let pool = infrastructure::db::connect_lazy(&args.database.db_config())
+        .context("while configuring the database pool")?;
+    infrastructure::db::migrate(&pool)
+        .await
+        .context("while applying database migrations")?;
+    match &args.action {
+        ProjectionsCommand::List => list(&pool, &args.hub_id).await,
+        ProjectionsCommand::Rebuild {
+            name,
+            all,
+            batch_size,
+        } => {
+            let targets = if *all {
+                Rebuildable::all(&args.hub_id)
+            } else {
+                let name = name.as_deref().unwrap_or_default();
+                let target = Rebuildable::by_name(name, &args.hub_id).with_context(|| {
+                    format!("no read model named {name:?} (try `hub projections list`)")
+                })?;
+                vec![target]
+            };
+            let options = RebuildOptions {
+                batch_size: (*batch_size).max(1),
+                ..RebuildOptions::default()
+            };
+            for target in targets {
+                let finished = tokio::select! {
+                    result = rebuild_one(&pool, &target, &options) => result?,
+                    _ = tokio::signal::ctrl_c() => false,
+                };
+                if !finished {
+                    eprintln!();
+                    tracing::warn!(
+                        projection = target.name(),
+                        "rebuild interrupted; run it again to continue from its checkpoint"
+                    );
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn list(pool: &PgPool, hub_id: &str) -> anyhow::Result<()> {
+    let statuses = status::list(pool, hub_id)
+        .await
+        .context("while reading the projections' state")?;
+    println!(
+        "{:<12} {:>22} {:>12} {:>10} {:>10}  STATE",
+        "NAME", "CHECKPOINT", "HANDLED", "LAG", "LAG (s)"
+    );
+    for s in statuses {
+        let state = match s.state {
+            ProjectionState::Live => "live".to_owned(),
+            ProjectionState::Rebuilding { done, total } => {
+                format!("rebuilding ({done}/{total})")
+            }
+        };
+        let checkpoint = format!("{}:{}", s.checkpoint.transaction_id, s.checkpoint.position);
+        println!(
+            "{:<12} {:>22} {:>12} {:>10} {:>10.1}  {state}",
+            s.name, checkpoint, s.handled, s.lag_events, s.lag_seconds
+        );
+    }
+    Ok(())
+}
+
+/// Rebuilds one read model; returns whether it switched over.
+async fn rebuild_one(
+    pool: &PgPool,
+    target: &Rebuildable,
+    options: &RebuildOptions,
+) -> anyhow::Result<bool> {
+    let name = target.name();
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_log = Instant::now();
+    let outcome = rebuild(pool, target, options, |progress| {
+        if terminal {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K{}", progress_line(name, progress));
+            let _ = err.flush();
+        } else if last_log.elapsed() >= LOG_EVERY {
+            last_log = Instant::now();
+            tracing::info!(projection = name, "{}", progress_line(name, progress));
+        }
+        ControlFlow::Continue(())
+    })
+    .await
+    .with_context(|| format!("while rebuilding {name}"))?;
+    if terminal {
+        eprintln!();
+    }
+    match outcome {
+        RebuildOutcome::Switched(progress) => {
+            tracing::info!(
+                projection = name,
+                events = progress.done,
+                this_run = progress.this_run,
+                seconds = progress.elapsed.as_secs_f64(),
+                events_per_second = progress.rate().round(),
+                "rebuilt and switched over"
+            );
+            Ok(true)
+        }
+        RebuildOutcome::Stopped(_) => Ok(false),
+    }
+}
+
+/// `projects: 120000/1000000 events (12.0%), 58000 events/s, ETA 15s`
+fn progress_line(name: &str, progress: &Progress) -> String {
+    let percent = if progress.total > 0 {
+        progress.done as f64 * 100.0 / progress.total as f64
+    } else {
+        100.0
+    };
+    let eta = progress
+        .eta()
+        .map_or_else(|| "-".to_owned(), |eta| format!("{}s", eta.as_secs()));
+    format!(
+        "{name}: {}/{} events ({percent:.1}%), {:.0} events/s, ETA {eta}",
+        progress.done,
+        progress.total,
+        progress.rate()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_shows_count_rate_and_eta() {
+        let progress = Progress {
+            done: 500,
+            total: 1000,
+            this_run: 500,
+            elapsed: Duration::from_secs(1),
+        };
+        assert_eq!(
+            progress_line("projects", &progress),
+            "projects: 500/1000 events (50.0%), 500 events/s, ETA 1s"
+        );
+    }
+}

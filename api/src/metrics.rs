@@ -1,0 +1,390 @@
+//! Prometheus metrics: `GET /metrics` in the text exposition format.
+//!
+//! Counted as things happen: commands (by type and outcome, with latency),
+//! events appended by this process, HTTP requests (by route and status).
+//! Read at scrape time: each feed consumer's lag and state (the NATS relay
+//! is one of them), open live subscriptions, NATS and database reachability.
+//! Each [`Metrics`] has its own registry, so several hubs in one process
+//! (tests) do not mix their numbers.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use infrastructure::nats::NatsRelay;
+use infrastructure::{CommandError, Executed};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::Arc;
+
+use crate::app::AppState;
+
+/// How a command ended, as the `outcome` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted (events recorded, or a no-op).
+    Ok,
+    /// Refused by the domain or as invalid input.
+    Rejected,
+    /// A stale expected version or a lost race.
+    Conflict,
+    /// A dependency was down.
+    Unavailable,
+    /// A bug.
+    Internal,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Rejected => "rejected",
+            Self::Conflict => "conflict",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The outcome of a command bus call.
+    pub fn of(result: &Result<Executed, CommandError>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(CommandError::Rejected(_)) => Self::Rejected,
+            Err(CommandError::Conflict { .. }) => Self::Conflict,
+            Err(CommandError::Unavailable(_)) => Self::Unavailable,
+            Err(CommandError::Internal(_)) => Self::Internal,
+        }
+    }
+}
+
+/// The hub's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    commands: IntCounterVec,
+    command_seconds: HistogramVec,
+    events_appended: IntCounterVec,
+    http_requests: IntCounterVec,
+    http_seconds: HistogramVec,
+    feed_lag: IntGaugeVec,
+    feed_handled: IntGaugeVec,
+    feed_active: IntGaugeVec,
+    feed_failures: IntGaugeVec,
+    relay_lag: IntGauge,
+    subscriptions: IntGauge,
+    nats_connected: IntGauge,
+    database_up: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once, under its own name");
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric options");
+    register(registry, metric)
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let metric =
+        HistogramVec::new(HistogramOpts::new(name, help), labels).expect("valid metric options");
+    register(registry, metric)
+}
+
+fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric options");
+    register(registry, metric)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(
+        registry,
+        IntGauge::new(name, help).expect("valid metric options"),
+    )
+}
+
+impl Metrics {
+    /// Every metric at zero, in a registry of its own.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        Self {
+            commands: counter(
+                &r,
+                "hub_commands_total",
+                "Commands executed, by command type and outcome.",
+                &["command", "outcome"],
+            ),
+            command_seconds: histogram(
+                &r,
+                "hub_command_duration_seconds",
+                "Time to decide and commit a command, by command type and outcome.",
+                &["command", "outcome"],
+            ),
+            events_appended: counter(
+                &r,
+                "hub_events_appended_total",
+                "Events this process appended to the store, by aggregate type.",
+                &["aggregate_type"],
+            ),
+            http_requests: counter(
+                &r,
+                "hub_http_requests_total",
+                "HTTP requests answered, by method, route and status.",
+                &["method", "route", "status"],
+            ),
+            http_seconds: histogram(
+                &r,
+                "hub_http_request_duration_seconds",
+                "Time to answer an HTTP request, by method and route.",
+                &["method", "route"],
+            ),
+            feed_lag: gauges(
+                &r,
+                "hub_feed_lag_events",
+                "Committed events a feed consumer (read model or relay) has not handled yet.",
+                &["consumer"],
+            ),
+            feed_handled: gauges(
+                &r,
+                "hub_feed_handled_events",
+                "Events a feed consumer has handled in total.",
+                &["consumer"],
+            ),
+            feed_active: gauges(
+                &r,
+                "hub_feed_active",
+                "1 when this process runs the feed consumer, 0 when it stands by.",
+                &["consumer"],
+            ),
+            feed_failures: gauges(
+                &r,
+                "hub_feed_consecutive_failures",
+                "Failures in a row of a feed consumer (0 when healthy).",
+                &["consumer"],
+            ),
+            relay_lag: gauge(
+                &r,
+                "hub_relay_lag_events",
+                "Committed events not yet published to NATS.",
+            ),
+            subscriptions: gauge(
+                &r,
+                "hub_subscriptions_open",
+                "Live subscriptions open in this process (GraphQL and event socket).",
+            ),
+            nats_connected: gauge(
+                &r,
+                "hub_nats_connected",
+                "1 when the NATS connection is up.",
+            ),
+            database_up: gauge(
+                &r,
+                "hub_database_up",
+                "1 when the database answered the last scrape.",
+            ),
+            registry: r,
+        }
+    }
+
+    /// Runs a command bus call, recording its type, outcome, latency and
+    /// the events it appended.
+    pub async fn time_command(
+        &self,
+        command: String,
+        call: impl Future<Output = Result<Executed, CommandError>>,
+    ) -> Result<Executed, CommandError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.observe_command(&command, Outcome::of(&result), started.elapsed());
+        if let Ok(executed) = &result {
+            self.appended("Project", executed.events);
+        }
+        result
+    }
+
+    /// Records one command of type `command`.
+    pub fn observe_command(&self, command: &str, outcome: Outcome, took: Duration) {
+        let labels = [command, outcome.as_str()];
+        self.commands.with_label_values(&labels).inc();
+        self.command_seconds
+            .with_label_values(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records `count` events appended for `aggregate_type`.
+    pub fn appended(&self, aggregate_type: &str, count: usize) {
+        if count > 0 {
+            self.events_appended
+                .with_label_values(&[aggregate_type])
+                .inc_by(count as u64);
+        }
+    }
+
+    fn observe_http(&self, method: &str, route: &str, status: StatusCode, took: Duration) {
+        self.http_requests
+            .with_label_values(&[method, route, status.as_str()])
+            .inc();
+        self.http_seconds
+            .with_label_values(&[method, route])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The registry in the text exposition format.
+    fn encode(&self) -> Result<String, prometheus::Error> {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        String::from_utf8(out).map_err(|err| prometheus::Error::Msg(err.to_string()))
+    }
+}
+
+/// The command type of a command value: its enum variant's name
+/// (`CreateProject`), read from its `Debug` form so that new variants need
+/// no change here.
+pub fn command_type(command: &impl std::fmt::Debug) -> String {
+    let text = format!("{command:?}");
+    text.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// Middleware: counts each request by method, matched route and status.
+/// Requests that match no route are counted under `route="unmatched"`, so
+/// probing random paths cannot grow the label set.
+pub async fn track_http(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics.observe_http(&method, &route, response.status(), started.elapsed());
+    response
+}
+
+/// `GET /metrics`: refreshes the scrape-time gauges, then answers the
+/// registry in the Prometheus text format.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    let metrics = &state.metrics;
+    let database_up = infrastructure::db::ping(&state.pool).await;
+    metrics.database_up.set(i64::from(database_up));
+    metrics
+        .nats_connected
+        .set(i64::from(infrastructure::nats::is_connected(&state.nats)));
+    metrics
+        .subscriptions
+        .set(state.rest.live.subscribers() as i64);
+    // Stale lags would mislead: without an answer, the series disappear.
+    metrics.feed_lag.reset();
+    metrics.relay_lag.set(0);
+    for feed in state.feeds.iter() {
+        let name = feed.name();
+        let status = feed.status();
+        metrics
+            .feed_handled
+            .with_label_values(&[name])
+            .set(status.handled);
+        metrics
+            .feed_active
+            .with_label_values(&[name])
+            .set(i64::from(status.active));
+        metrics
+            .feed_failures
+            .with_label_values(&[name])
+            .set(i64::from(status.consecutive_failures));
+        if !database_up {
+            continue;
+        }
+        match infrastructure::feed::consumer_lag(&state.pool, name).await {
+            Ok(lag) => {
+                metrics.feed_lag.with_label_values(&[name]).set(lag);
+                if name == NatsRelay::NAME {
+                    metrics.relay_lag.set(lag);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(consumer = name, error = %err, "could not read a feed consumer's lag for /metrics")
+            }
+        }
+    }
+    match metrics.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "could not encode the metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_types_are_the_variant_names() {
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        enum Command {
+            CreateProject { name: String },
+            StartProject,
+        }
+        assert_eq!(
+            command_type(&Command::CreateProject { name: "x".into() }),
+            "CreateProject"
+        );
+        assert_eq!(command_type(&Command::StartProject), "StartProject");
+    }
+
+    #[test]
+    fn recorded_values_appear_in_the_text_format() {
+        let metrics = Metrics::new();
+        metrics.observe_command("StartProject", Outcome::Rejected, Duration::from_millis(3));
+        metrics.appended("Project", 2);
+        metrics.appended("Project", 0);
+        metrics.observe_http("GET", "/health", StatusCode::OK, Duration::from_millis(1));
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains("hub_commands_total{command=\"StartProject\",outcome=\"rejected\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "hub_command_duration_seconds_count{command=\"StartProject\",outcome=\"rejected\"} 1"
+        ));
+        assert!(text.contains("hub_events_appended_total{aggregate_type=\"Project\"} 2"));
+        assert!(text.contains(
+            "hub_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1"
+        ));
+        assert!(text.contains("# TYPE hub_relay_lag_events gauge"));
+    }
+}

@@ -1,0 +1,115 @@
+//! Errors of the REST API as clients see them:
+//! `{"error": {"code": "...", "message": "..."}}` with a fitting status.
+//! Internal details are logged here and never sent.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use infrastructure::PublishError;
+use projections::QueryError;
+use serde_json::json;
+
+/// A REST request that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    /// The request is well-formed JSON but its values are not acceptable (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The body is not JSON at all (400).
+    #[error("{0}")]
+    MalformedJson(String),
+    /// The body is larger than the limit (413).
+    #[error("the request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// The hub's token is required and was not given (401).
+    #[error(
+        "this operation needs the hub's API token: send the header 'Authorization: Bearer <token>'"
+    )]
+    Unauthenticated,
+    /// Nothing by that id (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The database is down; retry later (503).
+    #[error("the hub's database is unavailable right now; try again shortly")]
+    Unavailable,
+    /// A bug (500).
+    #[error("an internal error occurred; it has been logged (quote the X-Correlation-ID response header)")]
+    Internal,
+}
+
+impl RestError {
+    /// Bad input, with what to fix.
+    pub fn invalid(message: impl std::fmt::Display) -> Self {
+        Self::Invalid(message.to_string())
+    }
+
+    /// The database could not be reached; logs the cause.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "request failed: database unavailable");
+        Self::Unavailable
+    }
+
+    /// A bug; logs the cause, tells the client only that it happened.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed with an internal error");
+        Self::Internal
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "INVALID_INPUT",
+            Self::MalformedJson(_) => "MALFORMED_JSON",
+            Self::TooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({
+            "error": { "code": self.code(), "message": self.to_string() }
+        }));
+        if matches!(self, Self::Unauthenticated) {
+            return (self.status(), [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+        (self.status(), body).into_response()
+    }
+}
+
+impl From<QueryError> for RestError {
+    fn from(err: QueryError) -> Self {
+        match &err {
+            QueryError::Cursor(cursor) => Self::invalid(cursor),
+            _ if err.is_unavailable() => Self::unavailable(&err),
+            _ => Self::internal(&err),
+        }
+    }
+}
+
+impl From<PublishError> for RestError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::Rejected(rejection) => Self::invalid(rejection),
+            PublishError::Unavailable(cause) => Self::unavailable(&cause),
+            PublishError::Internal(cause) => Self::internal(&cause),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The REST event API of the original event-system design:
+//!
+//! - `POST /api/events`: publish an integration event ([`publish`]).
+//! - `GET /api/events`, `GET /api/events/{id}`: read the event log ([`query`]).
+//! - `GET /api/events/stream` (WebSocket): live events ([`stream`]).
+//!
+//! Errors are `{"error": {"code", "message"}}` ([`error`]).
+
+pub mod error;
+pub mod publish;
+pub mod query;
+pub mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use infrastructure::feed::ConsumerStatus;
+use infrastructure::nats::LiveFeed;
+use infrastructure::IntegrationPublisher;
+use projections::ReadModels;
+use tokio::sync::watch;
+
+use self::error::RestError;
+use crate::app::AppState;
+
+/// What the REST handlers need besides [`AppState`]'s shared parts.
+#[derive(Clone)]
+pub struct RestState {
+    /// Records integration events.
+    pub publisher: Arc<IntegrationPublisher>,
+    /// Answers event queries.
+    pub read: ReadModels,
+    /// Live events from NATS.
+    pub live: Arc<LiveFeed>,
+    /// This hub's id: published subjects must start with `hub.<hub_id>.`.
+    pub hub_id: String,
+    /// Changes whenever the local `event_log` projection commits.
+    pub event_log_progress: watch::Receiver<ConsumerStatus>,
+    /// How long a publish waits for its event to show in `GET /api/events`.
+    pub read_your_writes_timeout: Duration,
+}
+
+/// The REST routes, with their own body limit of `max_body` bytes (answered
+/// in the REST error shape). Merge them where no other body limit applies.
+pub fn router(max_body: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/events", get(query::list).post(publish::publish))
+        .route("/api/events/stream", get(stream::stream))
+        .route("/api/events/{id}", get(query::one))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            reject_large_bodies(max_body, request, next)
+        }))
+}
+
+/// Refuses a declared body larger than `max` bytes before reading it;
+/// bodies without a length are capped while they are read.
+async fn reject_large_bodies(max: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return RestError::TooLarge(max).into_response();
+    }
+    next.run(request).await
+}

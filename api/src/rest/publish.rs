@@ -1,0 +1,260 @@
+//! `POST /api/events`: publish an integration event.
+//!
+//! The body is `{"subject": "hub.<hub_id>.<domain>.<action>", "payload":
+//! {...}, "correlation_id": "..."?}`. The event is appended to the store as
+//! an `IntegrationEvent` aggregate of its own; the feed then relays it to
+//! NATS on its subject and logs it, like every other event. The answer is
+//! `201 {event_id, correlation_id, timestamp, subject}`.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use domain::{EventPayload, EventSubject, IntegrationCommand};
+use infrastructure::{CommandMetadata, Origin, PublishError};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::error::RestError;
+use super::RestState;
+use crate::app::AppState;
+use crate::http::auth;
+use crate::http::correlation::{self, CorrelationId};
+use crate::metrics::Outcome;
+
+/// The command type integration events are counted under in `/metrics`.
+const COMMAND: &str = "PublishIntegrationEvent";
+
+/// Room for the envelope's other fields and the message headers, besides
+/// the payload, within the NATS server's largest message.
+const ENVELOPE_OVERHEAD: usize = 4096;
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+struct PublishRequest {
+    subject: String,
+    payload: serde_json::Value,
+    #[serde(default)]
+    correlation_id: Option<String>,
+}
+
+/// A request whose values are all parsed.
+#[derive(Debug)]
+struct Publish {
+    subject: EventSubject,
+    payload: EventPayload,
+    correlation_id: Option<String>,
+}
+
+fn parse(body: &[u8]) -> Result<Publish, RestError> {
+    let request: PublishRequest = serde_json::from_slice(body).map_err(|err| {
+        use serde_json::error::Category;
+        match err.classify() {
+            Category::Data => RestError::invalid(format!(
+                "the body must be {{\"subject\": string, \"payload\": object, \"correlation_id\": string?}}: {err}"
+            )),
+            Category::Io | Category::Syntax | Category::Eof => {
+                RestError::MalformedJson(format!("the request body is not valid JSON: {err}"))
+            }
+        }
+    })?;
+    let subject = EventSubject::parse(&request.subject).map_err(RestError::invalid)?;
+    let payload = EventPayload::parse(request.payload).map_err(RestError::invalid)?;
+    if let Some(id) = &request.correlation_id {
+        if !correlation::acceptable(id) {
+            return Err(RestError::invalid(
+                "correlation_id must be 1-128 characters of letters, digits and '-', '_', '.', ':'",
+            ));
+        }
+    }
+    Ok(Publish {
+        subject,
+        payload,
+        correlation_id: request.correlation_id,
+    })
+}
+
+/// Handles `POST /api/events`.
+pub async fn publish(
+    State(state): State<AppState>,
+    Extension(CorrelationId(request_correlation)): Extension<CorrelationId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, RestError> {
+    if !auth::is_authorized(state.api_token.as_ref(), &headers) {
+        return Err(RestError::Unauthenticated);
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            RestError::TooLarge(state.max_body_bytes)
+        } else {
+            RestError::MalformedJson(format!(
+                "the request body could not be read: {}",
+                rejection.body_text()
+            ))
+        }
+    })?;
+    // The relay must be able to publish the event: an envelope larger than
+    // what the NATS server accepts would stop it for good.
+    let nats_limit = state.nats.max_payload().saturating_sub(ENVELOPE_OVERHEAD);
+    if body.len() > nats_limit {
+        return Err(RestError::TooLarge(nats_limit));
+    }
+    let request = parse(&body)?;
+    let rest = &state.rest;
+    let user = if state.api_token.is_some() {
+        "token"
+    } else {
+        "anonymous"
+    };
+    let metadata = CommandMetadata::for_request(
+        request.correlation_id.unwrap_or(request_correlation),
+        Origin {
+            hub_id: rest.hub_id.clone(),
+            service: "hub-api".to_owned(),
+            user: user.to_owned(),
+        },
+    );
+    let command = IntegrationCommand::Publish {
+        hub_id: rest.hub_id.clone(),
+        subject: request.subject.clone(),
+        payload: request.payload,
+    };
+    let started = Instant::now();
+    let result = rest.publisher.publish(command, &metadata).await;
+    let outcome = match &result {
+        Ok(_) => Outcome::Ok,
+        Err(PublishError::Rejected(_)) => Outcome::Rejected,
+        Err(PublishError::Unavailable(_)) => Outcome::Unavailable,
+        Err(PublishError::Internal(_)) => Outcome::Internal,
+    };
+    state
+        .metrics
+        .observe_command(COMMAND, outcome, started.elapsed());
+    let recorded = result?;
+    state.metrics.appended("IntegrationEvent", 1);
+    tracing::info!(event_id = %recorded.event_id, subject = %request.subject, "integration event published");
+    wait_until_logged(rest, recorded.event_id).await;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/api/events/{}", recorded.event_id),
+        )],
+        Json(json!({
+            "event_id": recorded.event_id,
+            "correlation_id": metadata.correlation_id,
+            "timestamp": recorded.recorded_at,
+            "subject": request.subject,
+        })),
+    )
+        .into_response())
+}
+
+/// Waits (bounded) until the event shows in the event log, so a client can
+/// read it right after publishing. The event is stored either way: a log
+/// that is behind only delays this answer, it never fails it.
+async fn wait_until_logged(rest: &RestState, event_id: Uuid) {
+    let deadline = tokio::time::Instant::now() + rest.read_your_writes_timeout;
+    let mut progress = rest.event_log_progress.clone();
+    loop {
+        match rest.read.event(event_id).await {
+            Ok(Some(_)) => return,
+            Ok(None) => {}
+            Err(err) => {
+                tracing::debug!(error = %err, "could not check the event log after a publish");
+                return;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(%event_id, "the event log did not show a published event in time");
+            return;
+        }
+        tokio::select! {
+            _ = progress.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(body: &str) -> Result<(), (&'static str, String)> {
+        parse(body.as_bytes())
+            .map(drop)
+            .map_err(|err| (err.code(), err.to_string()))
+    }
+
+    #[test]
+    fn a_well_formed_request_is_parsed() {
+        let parsed = parse(
+            br#"{"subject": "hub.h.audit.done", "payload": {"ok": true}, "correlation_id": "c-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.subject.as_str(), "hub.h.audit.done");
+        assert_eq!(parsed.correlation_id.as_deref(), Some("c-1"));
+        assert!(parse(br#"{"subject": "hub.h.audit.done", "payload": {}}"#).is_ok());
+    }
+
+    #[test]
+    fn bad_requests_get_a_code_and_a_reason() {
+        let cases = [
+            ("", "MALFORMED_JSON", "not valid JSON"),
+            ("{\"subject\": ", "MALFORMED_JSON", "not valid JSON"),
+            ("[1]", "INVALID_INPUT", "the body must be"),
+            (
+                "{\"payload\": {}}",
+                "INVALID_INPUT",
+                "missing field `subject`",
+            ),
+            (
+                "{\"subject\": \"hub.h.a.b\"}",
+                "INVALID_INPUT",
+                "missing field `payload`",
+            ),
+            (
+                "{\"subject\": 5, \"payload\": {}}",
+                "INVALID_INPUT",
+                "invalid type",
+            ),
+            (
+                "{\"subject\": \"hub.h.a.*\", \"payload\": {}}",
+                "INVALID_INPUT",
+                "wildcard",
+            ),
+            (
+                "{\"subject\": \"hub.h.a\", \"payload\": {}}",
+                "INVALID_INPUT",
+                "at least 4",
+            ),
+            (
+                "{\"subject\": \"hub.h.a.b\", \"payload\": [1]}",
+                "INVALID_INPUT",
+                "JSON object",
+            ),
+            (
+                "{\"subject\": \"hub.h.a.b\", \"payload\": \"x\"}",
+                "INVALID_INPUT",
+                "JSON object",
+            ),
+            (
+                "{\"subject\": \"hub.h.a.b\", \"payload\": {}, \"correlation_id\": \"a b\"}",
+                "INVALID_INPUT",
+                "correlation_id",
+            ),
+        ];
+        for (body, expected_code, expected_text) in cases {
+            let (code, message) = code(body).expect_err(body);
+            assert_eq!(code, expected_code, "{body}: {message}");
+            assert!(message.contains(expected_text), "{body}: {message}");
+        }
+    }
+}

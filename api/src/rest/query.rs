@@ -1,0 +1,240 @@
+//! `GET /api/events` and `GET /api/events/{id}`: the event log, oldest
+//! first (feed order), from the `event_log` read model.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use projections::{EventFilter, EventRow, SubjectFilter};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::RestError;
+use crate::app::AppState;
+
+/// Events per answer when `limit` is not given.
+const DEFAULT_LIMIT: u32 = 100;
+/// Most events per answer.
+const MAX_LIMIT: u32 = 1000;
+/// Response header holding the cursor to pass as `after` for the next page,
+/// present only when more events match.
+pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+
+/// The query parameters, as text: each is parsed with its own message.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    /// A NATS pattern (`hub.*.audit.>`) or a `LIKE` pattern with `%`.
+    subject: Option<String>,
+    /// RFC 3339; events recorded at or after it.
+    since: Option<String>,
+    /// RFC 3339; events recorded before it.
+    until: Option<String>,
+    /// Events of one request.
+    correlation_id: Option<String>,
+    /// 1-1000, default 100.
+    limit: Option<String>,
+    /// The `x-next-cursor` of the previous answer.
+    after: Option<String>,
+}
+
+/// One event as the REST API shows it.
+#[derive(Debug, Serialize)]
+pub struct EventBody {
+    id: Uuid,
+    subject: String,
+    origin: serde_json::Value,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    payload: serde_json::Value,
+    timestamp: DateTime<Utc>,
+    event_type: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+}
+
+impl From<EventRow> for EventBody {
+    fn from(row: EventRow) -> Self {
+        Self {
+            id: row.id,
+            subject: row.subject,
+            origin: row.origin,
+            correlation_id: row.correlation_id,
+            causation_id: row.causation_id,
+            payload: row.payload,
+            timestamp: row.timestamp,
+            event_type: row.event_type,
+            aggregate_type: row.aggregate_type,
+            aggregate_id: row.aggregate_id,
+            sequence: row.sequence,
+        }
+    }
+}
+
+fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, RestError> {
+    // An unencoded '+' in a query string arrives as a space.
+    let repaired = value.replace(' ', "+");
+    DateTime::parse_from_rfc3339(&repaired)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            RestError::invalid(format!(
+                "{name} must be an RFC 3339 timestamp such as 2024-05-01T12:00:00Z, got '{}'",
+                value.chars().take(64).collect::<String>()
+            ))
+        })
+}
+
+fn limit(value: Option<&str>) -> Result<u32, RestError> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            RestError::invalid(format!(
+                "limit must be a whole number from 1 to {MAX_LIMIT}, got '{}'",
+                value.chars().take(32).collect::<String>()
+            ))
+        })
+}
+
+/// Turns the parameters into a filter, a page size and a cursor.
+fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestError> {
+    let subject = params
+        .subject
+        .as_deref()
+        .map(SubjectFilter::parse)
+        .transpose()
+        .map_err(|err| RestError::invalid(format!("subject: {err}")))?;
+    if let Some(id) = &params.correlation_id {
+        if id.len() > 256 || id.chars().any(char::is_control) {
+            return Err(RestError::invalid(
+                "correlation_id must be at most 256 characters without control characters",
+            ));
+        }
+    }
+    let filter = EventFilter {
+        subject,
+        correlation_id: params.correlation_id,
+        since: params
+            .since
+            .as_deref()
+            .map(|v| timestamp("since", v))
+            .transpose()?,
+        until: params
+            .until
+            .as_deref()
+            .map(|v| timestamp("until", v))
+            .transpose()?,
+        ..EventFilter::default()
+    };
+    Ok((filter, limit(params.limit.as_deref())?, params.after))
+}
+
+/// Handles `GET /api/events`: a JSON list, oldest first.
+pub async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, RestError> {
+    let Query(params) = params.map_err(|rejection| {
+        RestError::invalid(format!(
+            "the query string is malformed: {}",
+            rejection.body_text()
+        ))
+    })?;
+    let (filter, limit, after) = parse(params)?;
+    let page = state
+        .rest
+        .read
+        .events(&filter, limit, after.as_deref())
+        .await?;
+    let next = page
+        .has_next_page
+        .then(|| page.items.last().map(|(cursor, _)| cursor.clone()))
+        .flatten();
+    let events: Vec<EventBody> = page
+        .items
+        .into_iter()
+        .map(|(_, row)| EventBody::from(row))
+        .collect();
+    let mut response = Json(events).into_response();
+    if let Some(value) = next.and_then(|cursor| HeaderValue::from_str(&cursor).ok()) {
+        response.headers_mut().insert(NEXT_CURSOR_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// Handles `GET /api/events/{id}`: one event, or 404.
+pub async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventBody>, RestError> {
+    let id = Uuid::parse_str(&id).map_err(|_| {
+        RestError::invalid(format!(
+            "'{}' is not a valid event id: expected a UUID such as 6f1c2f4e-8a0b-4b5e-9c3d-2a1b0c9d8e7f",
+            id.chars().take(64).collect::<String>()
+        ))
+    })?;
+    let row = state.rest.read.event(id).await?;
+    row.map(|row| Json(EventBody::from(row)))
+        .ok_or_else(|| RestError::NotFound(format!("no event has the id {id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> ListParams {
+        let query = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let uri: axum::http::Uri = format!("/api/events?{query}").parse().unwrap();
+        Query::<ListParams>::try_from_uri(&uri).unwrap().0
+    }
+
+    #[test]
+    fn limits_outside_one_to_a_thousand_are_refused() {
+        assert_eq!(limit(None).unwrap(), 100);
+        assert_eq!(limit(Some("1")).unwrap(), 1);
+        assert_eq!(limit(Some("1000")).unwrap(), 1000);
+        for bad in ["0", "1001", "-1", "ten", "", "1.5", "99999999999"] {
+            let err = limit(Some(bad)).unwrap_err();
+            assert!(err.to_string().contains("from 1 to 1000"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_a_repaired_plus() {
+        assert!(timestamp("since", "2024-05-01T12:00:00Z").is_ok());
+        assert!(timestamp("since", "2024-05-01T12:00:00 02:00").is_ok());
+        for bad in ["yesterday", "2024-05-01", "2024-13-01T00:00:00Z", ""] {
+            assert!(timestamp("since", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_parameter_is_parsed_or_refused() {
+        let (filter, limit, after) = parse(params(&[
+            ("subject", "hub.*.audit.%3E"),
+            ("since", "2024-05-01T12:00:00Z"),
+            ("correlation_id", "c-1"),
+            ("limit", "5"),
+            ("after", "abc"),
+        ]))
+        .unwrap();
+        assert!(matches!(filter.subject, Some(SubjectFilter::Nats(_))));
+        assert!(filter.since.is_some());
+        assert_eq!(filter.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!((limit, after.as_deref()), (5, Some("abc")));
+        assert!(parse(params(&[("subject", "hub..x")])).is_err());
+        assert!(parse(params(&[("until", "soon")])).is_err());
+        assert!(parse(params(&[("correlation_id", "a%00b")])).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! `GET /api/events/stream?subject=hub.>` (WebSocket): every live event
+//! whose subject matches, as a text frame `{"subject": ..., "data":
+//! <envelope>}`.
+//!
+//! The socket follows this process's [`infrastructure::nats::LiveFeed`]. A
+//! client that falls more than the subscriber buffer behind gets a last
+//! frame `{"error": "..."}` and the socket is closed: it should reconnect
+//! and read what it missed with `GET /api/events?since=...`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt as _, StreamExt as _};
+use infrastructure::nats::Envelope;
+use projections::SubjectFilter;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::error::RestError;
+use crate::app::AppState;
+use crate::http::auth;
+
+/// How long one frame may take to reach a client before it is given up on.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The query parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamParams {
+    /// Which events: a NATS pattern (default `hub.>`) or a `LIKE` pattern.
+    subject: Option<String>,
+    /// The API token, for clients that cannot set headers (browsers).
+    token: Option<String>,
+}
+
+/// Handles the upgrade: checks the token and the subject first, so a bad
+/// request is answered with a status instead of a socket.
+pub async fn stream(
+    State(state): State<AppState>,
+    params: Result<Query<StreamParams>, QueryRejection>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return RestError::invalid("the query string is malformed").into_response();
+    };
+    let authorized = match (&state.api_token, &params.token) {
+        (None, _) => true,
+        (Some(token), Some(sent)) => auth::token_matches(token, sent),
+        (Some(_), None) => auth::is_authorized(state.api_token.as_ref(), &headers),
+    };
+    if !authorized {
+        tracing::info!("refused an event stream without a valid token");
+        return RestError::Unauthenticated.into_response();
+    }
+    let filter = match SubjectFilter::parse(params.subject.as_deref().unwrap_or("hub.>")) {
+        Ok(filter) => filter,
+        Err(err) => return RestError::invalid(format!("subject: {err}")).into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    // Subscribe before answering, so nothing published after the client
+    // sees the upgrade is missed.
+    let live = state.rest.live.subscribe();
+    upgrade
+        .max_message_size(state.ws_max_message_bytes)
+        .max_frame_size(state.ws_max_message_bytes)
+        .on_upgrade(move |socket| forward(socket, live, filter))
+}
+
+/// What ended a stream.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// The client closed or went away.
+    ClientGone,
+    /// The client fell behind by this many events.
+    Lagged(u64),
+    /// The hub is shutting down its live feed.
+    FeedClosed,
+}
+
+async fn forward(
+    socket: WebSocket,
+    mut live: broadcast::Receiver<Arc<Envelope>>,
+    filter: SubjectFilter,
+) {
+    let (mut sink, mut incoming) = socket.split();
+    tracing::debug!(subject = %filter, "event stream opened");
+    let end = loop {
+        tokio::select! {
+            event = live.recv() => match event {
+                Ok(event) if filter.matches(&event.subject) => {
+                    let frame = json!({ "subject": &event.subject, "data": &*event }).to_string();
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(frame.into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break End::ClientGone;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(skipped)) => break End::Lagged(skipped),
+                Err(RecvError::Closed) => break End::FeedClosed,
+            },
+            message = incoming.next() => match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break End::ClientGone,
+                // Pings are answered by the socket itself; anything else a
+                // client sends is ignored.
+                Some(Ok(_)) => {}
+            },
+        }
+    };
+    tracing::debug!(?end, "event stream ended");
+    let (code, reason) = match end {
+        End::ClientGone => return,
+        End::Lagged(skipped) => {
+            let error = format!(
+                "this stream fell {skipped} events behind and was closed; reconnect, and read what you missed with GET /api/events?since=<timestamp of your last event>"
+            );
+            let frame = json!({ "error": error }).to_string();
+            let _ =
+                tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(frame.into()))).await;
+            (close_code::AGAIN, "fell behind")
+        }
+        End::FeedClosed => (close_code::AWAY, "the hub is shutting down"),
+    };
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(close)).await;
+}

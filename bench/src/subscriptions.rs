@@ -1,0 +1,226 @@
+//! Scenario `subscriptions`: N WebSocket clients subscribed to
+//! `projectChanged` (graphql-transport-ws) while mutations arrive at a steady
+//! rate; delivery latency is the time a client receives a change minus the
+//! change's `updatedAt` (the event's `recorded_at`), over every client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::hub_process::HubProcess;
+use crate::stats::{summarize, Summary};
+
+/// Sizes of one run.
+#[derive(Debug, Clone)]
+pub struct SubscriptionsConfig {
+    /// Connected subscribers.
+    pub subscribers: usize,
+    /// Mutations per second.
+    pub rate: u32,
+    /// How long mutations run.
+    pub duration: Duration,
+}
+
+/// What the scenario measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionsResult {
+    /// Connected subscribers.
+    pub subscribers: usize,
+    /// Mutations made.
+    pub mutations: usize,
+    /// Delivery latency over all deliveries (throughput = deliveries/s).
+    pub delivery: Summary,
+}
+
+type Samples = Arc<Mutex<Vec<Duration>>>;
+
+async fn subscriber(
+    url: String,
+    samples: Samples,
+    warm: Arc<tokio::sync::Semaphore>,
+) -> anyhow::Result<()> {
+    let mut request = url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {}}).to_string(),
+        ))
+        .await?;
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { projectChanged { updatedAt } }"}})
+                .to_string(),
+        ))
+        .await?;
+    let mut warmed = false;
+    while let Some(message) = socket.next().await {
+        let received = Utc::now();
+        let Message::Text(text) = message? else {
+            continue;
+        };
+        let body: Value = serde_json::from_str(&text)?;
+        match body["type"].as_str() {
+            Some("next") => {
+                if !warmed {
+                    warmed = true;
+                    warm.add_permits(1);
+                    continue;
+                }
+                let updated: Option<DateTime<Utc>> = body["payload"]["data"]["projectChanged"]
+                    ["updatedAt"]
+                    .as_str()
+                    .and_then(|t| t.parse().ok());
+                if let Some(updated) = updated {
+                    samples
+                        .lock()
+                        .await
+                        .push((received - updated).to_std().unwrap_or_default());
+                }
+            }
+            Some("ping") => {
+                socket
+                    .send(Message::text(json!({"type": "pong"}).to_string()))
+                    .await?
+            }
+            Some("error") | Some("complete") => bail!("subscription ended: {body}"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn mutate(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
+    let body: Value = client
+        .post(format!("{url}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if !body["errors"].is_null() {
+        bail!("GraphQL error: {}", body["errors"]);
+    }
+    Ok(body)
+}
+
+/// Runs the scenario against `hub`.
+///
+/// # Errors
+/// When sockets cannot be opened or mutations fail.
+pub async fn run(
+    hub: &HubProcess,
+    config: &SubscriptionsConfig,
+) -> anyhow::Result<SubscriptionsResult> {
+    let client = reqwest::Client::new();
+    let created = mutate(
+        &client,
+        &hub.url,
+        "mutation { createProject(input: {name: \"subscribed\", path: \"/srv/subscribed\"}) { project { id } } }",
+        json!({}),
+    )
+    .await?;
+    let id = created["data"]["createProject"]["project"]["id"]
+        .as_str()
+        .context("no project id")?
+        .to_owned();
+    let ws_url = format!("{}/graphql/ws", hub.url.replacen("http", "ws", 1));
+    let samples: Samples = Arc::default();
+    let warm = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut sockets = Vec::with_capacity(config.subscribers);
+    for _ in 0..config.subscribers {
+        sockets.push(tokio::spawn(subscriber(
+            ws_url.clone(),
+            samples.clone(),
+            warm.clone(),
+        )));
+    }
+    // Warm-up: change the project until every subscriber has seen a change
+    // (the server does not confirm that a subscription is live).
+    let toggle = ["startProject", "stopProject"];
+    let mut flips = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while warm.available_permits() < config.subscribers {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {} subscribers became live",
+                warm.available_permits(),
+                config.subscribers
+            );
+        }
+        let op = toggle[flips % 2];
+        if mutate(
+            &client,
+            &hub.url,
+            &format!("mutation($id: ID!) {{ {op}(id: $id) {{ project {{ version }} }} }}"),
+            json!({ "id": id }),
+        )
+        .await
+        .is_ok()
+        {
+            flips += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    samples.lock().await.clear();
+    let total = (f64::from(config.rate) * config.duration.as_secs_f64()) as usize;
+    let mut ticker =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(config.rate.max(1))));
+    let began = Instant::now();
+    let mut made = 0;
+    for _ in 0..total {
+        ticker.tick().await;
+        let op = toggle[flips % 2];
+        // Each accepted command changes the project twice (requested, then
+        // completed by the orchestrator); one still in progress is refused
+        // with INVALID_TRANSITION and tried again at the next tick.
+        match mutate(
+            &client,
+            &hub.url,
+            &format!("mutation($id: ID!) {{ {op}(id: $id) {{ project {{ version }} }} }}"),
+            json!({ "id": id }),
+        )
+        .await
+        {
+            Ok(_) => {
+                flips += 1;
+                made += 1;
+            }
+            Err(err) if err.to_string().contains("INVALID_TRANSITION") => {}
+            Err(err) => return Err(err),
+        }
+    }
+    // Let the last changes arrive: wait until every subscriber has every
+    // change (two per accepted command), or 10 s.
+    let expected = 2 * made * config.subscribers;
+    let settle = Instant::now() + Duration::from_secs(10);
+    while samples.lock().await.len() < expected && Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = began.elapsed();
+    let collected = std::mem::take(&mut *samples.lock().await);
+    for socket in sockets {
+        socket.abort();
+    }
+    let missing = expected.saturating_sub(collected.len());
+    Ok(SubscriptionsResult {
+        subscribers: config.subscribers,
+        mutations: made,
+        delivery: summarize(collected, missing, elapsed),
+    })
+}

@@ -1,0 +1,358 @@
+//! Rebuilding a read model by replaying the store, with zero downtime.
+//!
+//! A rebuild fills a shadow table (`<table>__rebuild`, created `LIKE` the
+//! live one) from the whole store in large batches, one transaction per
+//! batch with its own checkpoint (consumer `<name>@rebuild`), while the live
+//! table keeps answering queries and its runner keeps it current. Once the
+//! shadow has caught up, one transaction locks the live table (which stops
+//! the live runner: its next batch waits for the lock), applies the last
+//! events to the shadow, swaps the tables by renaming them, recreates the
+//! views over the table and hands the rebuild's checkpoint to the live
+//! consumer. The old table is dropped afterwards.
+//!
+//! The shadow table and its checkpoint survive a crash or Ctrl-C, so a
+//! rebuild started again continues where the last one stopped.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use infrastructure::feed::{ConsumerError, FeedConsumer, FeedPosition};
+use sqlx::{Connection as _, PgConnection, PgPool};
+
+use replay::read_batch;
+use tables::{create_deferred_indexes, prepare_shadow, switch};
+
+mod replay;
+mod tables;
+
+use crate::status::{checkpoint_of, lag_on};
+use crate::{EventLogProjection, ProjectsProjection};
+
+/// A read model that can be rebuilt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rebuildable {
+    /// `projects` (and the `project_stats` view over it).
+    Projects,
+    /// `event_log`, with subjects under `hub.<hub_id>.`.
+    EventLog {
+        /// The hub id the subjects are written with.
+        hub_id: String,
+    },
+}
+
+impl Rebuildable {
+    /// Every rebuildable read model, in the order `rebuild --all` takes them.
+    pub fn all(hub_id: &str) -> Vec<Rebuildable> {
+        vec![
+            Rebuildable::Projects,
+            Rebuildable::EventLog {
+                hub_id: hub_id.to_owned(),
+            },
+        ]
+    }
+
+    /// The read model called `name` (its consumer name), if there is one.
+    pub fn by_name(name: &str, hub_id: &str) -> Option<Rebuildable> {
+        Self::all(hub_id).into_iter().find(|p| p.name() == name)
+    }
+
+    /// The consumer name of the live projection (its checkpoint key).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rebuildable::Projects => ProjectsProjection::NAME,
+            Rebuildable::EventLog { .. } => EventLogProjection::NAME,
+        }
+    }
+
+    /// The live table.
+    pub fn table(&self) -> &'static str {
+        self.name()
+    }
+
+    /// The table a rebuild fills.
+    pub fn shadow_table(&self) -> String {
+        format!("{}__rebuild", self.table())
+    }
+
+    /// The rebuild's own checkpoint key.
+    pub fn rebuild_consumer(&self) -> String {
+        format!("{}@rebuild", self.name())
+    }
+
+    pub(crate) fn old_table(&self) -> String {
+        format!("{}__old", self.table())
+    }
+
+    pub(crate) fn consumer(&self, table: &str) -> Box<dyn FeedConsumer> {
+        match self {
+            Rebuildable::Projects => Box::new(ProjectsProjection::with_table(table)),
+            Rebuildable::EventLog { hub_id } => {
+                Box::new(EventLogProjection::with_table(hub_id.clone(), table))
+            }
+        }
+    }
+}
+
+/// How a rebuild runs.
+#[derive(Clone, Debug)]
+pub struct RebuildOptions {
+    /// Events per batch (one transaction each).
+    pub batch_size: i64,
+    /// How long the switch waits for the live table's lock before giving up
+    /// (queries on the table wait behind it meanwhile).
+    pub lock_timeout: Duration,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 5000,
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How far a rebuild is, after each batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Events in the shadow table so far (including earlier runs).
+    pub done: i64,
+    /// Events in the store when this run started, plus any appended since
+    /// that this run has handled.
+    pub total: i64,
+    /// Events handled by this run.
+    pub this_run: i64,
+    /// Time since this run started.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Events per second handled by this run.
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.this_run as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Time left at the current rate, when there is a rate.
+    pub fn eta(&self) -> Option<Duration> {
+        let rate = self.rate();
+        (rate > 0.0).then(|| Duration::from_secs_f64((self.total - self.done).max(0) as f64 / rate))
+    }
+}
+
+/// How a rebuild ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RebuildOutcome {
+    /// The rebuilt table is live.
+    Switched(Progress),
+    /// Stopped by the caller after a batch; run again to continue.
+    Stopped(Progress),
+}
+
+/// Why a rebuild failed. Everything it did so far is kept: run it again.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The projection failed on a batch.
+    #[error("projection {name} failed on a batch: {source}")]
+    Consumer {
+        /// The projection.
+        name: &'static str,
+        /// What it said.
+        source: ConsumerError,
+    },
+    /// Another rebuild of the same read model is running.
+    #[error("a rebuild of {0} is already running")]
+    AlreadyRunning(&'static str),
+    /// The rebuild's checkpoint moved under it.
+    #[error("the checkpoint of {0} moved during the rebuild")]
+    LostCheckpoint(String),
+}
+
+/// Rebuilds `projection` from the store and switches to the result.
+///
+/// Continues an interrupted rebuild when its shadow table and checkpoint
+/// exist. `on_batch` is called after each committed batch; returning
+/// [`ControlFlow::Break`] stops the rebuild there (it can be continued later).
+///
+/// # Errors
+/// Fails when the database or the projection fails, or another rebuild of
+/// the same read model is running.
+#[tracing::instrument(skip_all, fields(projection = projection.name()))]
+pub async fn rebuild(
+    pool: &PgPool,
+    projection: &Rebuildable,
+    options: &RebuildOptions,
+    mut on_batch: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<RebuildOutcome, RebuildError> {
+    // A connection of its own: the rebuild lock lives as long as it does.
+    let mut conn = pool.acquire().await?.detach();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(format!("hub.rebuild.{}", projection.name()))
+        .fetch_one(&mut conn)
+        .await?;
+    if !locked {
+        return Err(RebuildError::AlreadyRunning(projection.name()));
+    }
+    // Everything written here can be written again from the store. The
+    // notices of `DROP ... IF EXISTS` are noise in a rebuild's output.
+    sqlx::query("SET synchronous_commit = off")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("SET client_min_messages = warning")
+        .execute(&mut conn)
+        .await?;
+    let result = run(&mut conn, projection, options, &mut on_batch).await;
+    let _ = conn.close().await;
+    result
+}
+
+async fn run(
+    conn: &mut PgConnection,
+    projection: &Rebuildable,
+    options: &RebuildOptions,
+    on_batch: &mut impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<RebuildOutcome, RebuildError> {
+    let started = Instant::now();
+    let key = projection.rebuild_consumer();
+    prepare_shadow(conn, projection).await?;
+    let (checkpoint, done) = checkpoint_of(conn, &key).await?;
+    let (remaining, _) = lag_on(conn, &key).await?;
+    let mut replay = Replay {
+        consumer: projection.consumer(&projection.shadow_table()),
+        checkpoint,
+        progress: Progress {
+            done,
+            total: done + remaining,
+            this_run: 0,
+            elapsed: Duration::ZERO,
+        },
+        started,
+    };
+    tracing::info!(done, total = replay.progress.total, "rebuild started");
+    // Secondary indexes are built once at the end: much cheaper than keeping
+    // them up to date row by row. Then the events that arrived meanwhile.
+    for pass in [Pass::Bulk, Pass::AfterIndexes] {
+        if replay
+            .catch_up(conn, projection, options, on_batch)
+            .await?
+            .is_break()
+        {
+            tracing::info!(
+                done = replay.progress.done,
+                "rebuild stopped; run it again to continue"
+            );
+            return Ok(RebuildOutcome::Stopped(replay.progress));
+        }
+        if pass == Pass::Bulk {
+            tracing::info!(table = %projection.shadow_table(), "creating the secondary indexes");
+            create_deferred_indexes(conn, projection).await?;
+        }
+    }
+    let tail = switch(
+        conn,
+        projection,
+        options,
+        replay.consumer.as_ref(),
+        replay.checkpoint,
+        replay.progress.done,
+    )
+    .await?;
+    let mut progress = replay.progress;
+    progress.this_run += tail;
+    progress.done += tail;
+    progress.total = progress.total.max(progress.done);
+    progress.elapsed = started.elapsed();
+    sqlx::query(&format!("DROP TABLE IF EXISTS {}", projection.old_table()))
+        .execute(&mut *conn)
+        .await?;
+    tracing::info!(events = progress.done, "rebuild switched over");
+    Ok(RebuildOutcome::Switched(progress))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Bulk,
+    AfterIndexes,
+}
+
+/// A replay into the shadow table in progress.
+struct Replay {
+    consumer: Box<dyn FeedConsumer>,
+    checkpoint: FeedPosition,
+    progress: Progress,
+    started: Instant,
+}
+
+impl Replay {
+    /// Replays batches until the head of the log, or until `on_batch` breaks.
+    async fn catch_up(
+        &mut self,
+        conn: &mut PgConnection,
+        projection: &Rebuildable,
+        options: &RebuildOptions,
+        on_batch: &mut impl FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, RebuildError> {
+        let key = projection.rebuild_consumer();
+        loop {
+            let events = read_batch(conn, self.checkpoint, options.batch_size).await?;
+            let Some(last) = events.last().map(|e| e.feed_position()) else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let count = events.len() as i64;
+            let mut tx = conn.begin().await?;
+            self.consumer
+                .handle(&mut tx, &events)
+                .await
+                .map_err(|source| RebuildError::Consumer {
+                    name: projection.name(),
+                    source,
+                })?;
+            move_checkpoint(&mut tx, &key, self.checkpoint, last, count).await?;
+            tx.commit().await?;
+            self.checkpoint = last;
+            let progress = &mut self.progress;
+            progress.this_run += count;
+            progress.done += count;
+            progress.total = progress.total.max(progress.done);
+            progress.elapsed = self.started.elapsed();
+            if on_batch(progress).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+    }
+}
+
+async fn move_checkpoint(
+    tx: &mut PgConnection,
+    consumer: &str,
+    from: FeedPosition,
+    to: FeedPosition,
+    count: i64,
+) -> Result<(), RebuildError> {
+    let moved = sqlx::query(
+        "UPDATE feed_checkpoints \
+         SET transaction_id = $2::text::xid8, position = $3, handled = handled + $4, updated_at = now() \
+         WHERE consumer = $1 AND transaction_id = $5::text::xid8 AND position = $6",
+    )
+    .bind(consumer)
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .bind(count)
+    .bind(from.transaction_id.to_string())
+    .bind(from.position)
+    .execute(tx)
+    .await?
+    .rows_affected();
+    if moved == 1 {
+        Ok(())
+    } else {
+        Err(RebuildError::LostCheckpoint(consumer.to_owned()))
+    }
+}

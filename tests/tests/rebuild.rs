@@ -1,0 +1,422 @@
+//! Rebuilding read models by replay: the result equals the live read model,
+//! queries are answered throughout, an interrupted rebuild resumes, and the
+//! live runner carries on after the switch.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{PortRange, ProjectCommand, ProjectId, ProjectName};
+use hub_tests::feed::{command_bus, connect_options, create_project, migrated_pool, run};
+use hub_tests::{wait_until, TestDb};
+use infrastructure::feed::{consumer_lag, spawn_runner, AppendSignal, FeedHandle, RunnerConfig};
+use infrastructure::CommandBus;
+use projections::{
+    rebuild, EventLogProjection, ProjectionState, ProjectsProjection, RebuildOptions,
+    RebuildOutcome, Rebuildable,
+};
+use sqlx::PgPool;
+
+const HUB_ID: &str = "test-hub";
+
+/// The live runners of both read models, as a hub runs them.
+fn live_runners(db: &TestDb) -> (FeedHandle, FeedHandle) {
+    let appended = AppendSignal::default();
+    let config = RunnerConfig {
+        max_poll: Duration::from_millis(20),
+        ..RunnerConfig::default()
+    };
+    (
+        spawn_runner(
+            Arc::new(ProjectsProjection::new()),
+            connect_options(db),
+            config.clone(),
+            &appended,
+        ),
+        spawn_runner(
+            Arc::new(EventLogProjection::new(HUB_ID)),
+            connect_options(db),
+            config,
+            &appended,
+        ),
+    )
+}
+
+fn bus(pool: &PgPool) -> CommandBus {
+    command_bus(pool, PortRange::new(20000, 29999).expect("a port range"))
+}
+
+/// A history of `count` projects: each created, most started, some stopped,
+/// renamed or deleted.
+async fn generate_history(bus: &CommandBus, count: usize) -> Vec<ProjectId> {
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let (id, created) = create_project(bus, &format!("project {i}")).await;
+        created.expect("create a project");
+        if i % 5 != 0 {
+            run(bus, id, ProjectCommand::StartProject).await.unwrap();
+            run(bus, id, ProjectCommand::CompleteStart { request: 2 })
+                .await
+                .unwrap();
+        }
+        if i % 3 == 0 {
+            let name = ProjectName::parse(&format!("renamed {i}")).unwrap();
+            run(bus, id, ProjectCommand::RenameProject { name })
+                .await
+                .unwrap();
+        }
+        if i % 5 != 0 && i % 7 == 1 {
+            run(bus, id, ProjectCommand::StopProject).await.unwrap();
+        }
+        if i % 10 == 0 {
+            run(bus, id, ProjectCommand::DeleteProject).await.unwrap();
+        }
+        ids.push(id);
+    }
+    ids
+}
+
+async fn caught_up(pool: &PgPool) {
+    wait_until(
+        "the live read models caught up",
+        Duration::from_secs(30),
+        || async {
+            let projects = consumer_lag(pool, ProjectsProjection::NAME).await.ok()?;
+            let log = consumer_lag(pool, EventLogProjection::NAME).await.ok()?;
+            (projects == 0 && log == 0).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Every row of `table` as JSON, in a stable order.
+async fn snapshot(pool: &PgPool, table: &str, order: &str) -> Vec<serde_json::Value> {
+    sqlx::query_scalar(&format!(
+        "SELECT to_jsonb(t) FROM {table} t ORDER BY {order}"
+    ))
+    .fetch_all(pool)
+    .await
+    .expect("read the table")
+}
+
+async fn models(pool: &PgPool) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    (
+        snapshot(pool, "projects", "id").await,
+        snapshot(pool, "event_log", "id").await,
+    )
+}
+
+async fn rebuild_fully(pool: &PgPool, projection: &Rebuildable) -> RebuildOutcome {
+    rebuild(pool, projection, &RebuildOptions::default(), |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .expect("the rebuild succeeds")
+}
+
+/// The names of the read models' indexes and constraints.
+async fn schema_names(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE tablename IN ('projects', 'event_log') \
+         UNION ALL SELECT conname::text FROM pg_constraint \
+         WHERE conrelid IN ('projects'::regclass, 'event_log'::regclass) ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn table_exists(pool: &PgPool, table: &str) -> bool {
+    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_rebuild_equals_the_live_read_models_and_the_live_runner_carries_on() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    let bus = bus(&pool);
+    let ids = generate_history(&bus, 200).await;
+    caught_up(&pool).await;
+    let before = models(&pool).await;
+    let stats_before = snapshot(&pool, "project_stats", "total").await;
+    let schema_before = schema_names(&pool).await;
+    assert_eq!(before.0.len(), 200);
+    // A projection bug, as a rebuild is there to repair.
+    sqlx::query("UPDATE projects SET status = 'BROKEN', name = 'wrong'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM event_log WHERE sequence > 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    for projection in Rebuildable::all(HUB_ID) {
+        let outcome = rebuild_fully(&pool, &projection).await;
+        let RebuildOutcome::Switched(progress) = outcome else {
+            panic!("the rebuild of {} stopped early", projection.name());
+        };
+        assert_eq!(progress.done, before.1.len() as i64, "every event replayed");
+        assert!(!table_exists(&pool, &projection.shadow_table()).await);
+        assert!(!table_exists(&pool, &format!("{}__old", projection.table())).await);
+    }
+    assert_eq!(models(&pool).await, before);
+    assert_eq!(
+        snapshot(&pool, "project_stats", "total").await,
+        stats_before,
+        "the statistics view reads the new table"
+    );
+    assert_eq!(
+        schema_names(&pool).await,
+        schema_before,
+        "indexes and constraints keep their names"
+    );
+    let statuses = projections::status::list(&pool, HUB_ID).await.unwrap();
+    assert!(statuses
+        .iter()
+        .all(|s| s.state == ProjectionState::Live && s.lag_events == 0));
+
+    // The live runner goes on writing to the new table.
+    let renamed = ProjectName::parse("after the rebuild").unwrap();
+    run(
+        &bus,
+        ids[1],
+        ProjectCommand::RenameProject { name: renamed },
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "the live runner projects a new event",
+        Duration::from_secs(30),
+        || async {
+            let name: String = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1")
+                .bind(ids[1].as_uuid())
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (name == "after the rebuild").then_some(())
+        },
+    )
+    .await;
+    caught_up(&pool).await;
+}
+
+#[tokio::test]
+async fn queries_are_answered_throughout_a_rebuild_while_events_keep_arriving() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    let bus = bus(&pool);
+    let ids = generate_history(&bus, 150).await;
+    caught_up(&pool).await;
+    // Deleted projects cannot be renamed.
+    let ids: Vec<ProjectId> = ids
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 != 0)
+        .map(|(_, id)| id)
+        .collect();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = tokio::spawn({
+        let pool = pool.clone();
+        let done = done.clone();
+        async move {
+            let mut queries = 0u32;
+            while !done.load(Ordering::SeqCst) {
+                let count: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("projects is always readable");
+                assert!(count >= 150, "projects never looks empty (saw {count})");
+                let total: i64 = sqlx::query_scalar("SELECT total FROM project_stats")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("project_stats is always readable");
+                assert!(total > 0);
+                queries += 1;
+            }
+            queries
+        }
+    });
+    let writer = tokio::spawn({
+        let bus = Arc::new(bus);
+        let done = done.clone();
+        async move {
+            let mut i = 0;
+            // At least a few writes, so some land during the rebuild.
+            while i < 5 || !done.load(Ordering::SeqCst) {
+                let name = ProjectName::parse(&format!("moving {i}")).unwrap();
+                run(
+                    &bus,
+                    ids[i % ids.len()],
+                    ProjectCommand::RenameProject { name },
+                )
+                .await
+                .unwrap();
+                i += 1;
+            }
+            i
+        }
+    });
+    let small_batches = RebuildOptions {
+        batch_size: 50,
+        ..RebuildOptions::default()
+    };
+    let outcome = rebuild(&pool, &Rebuildable::Projects, &small_batches, |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .expect("the rebuild succeeds");
+    assert!(matches!(outcome, RebuildOutcome::Switched(_)));
+    done.store(true, Ordering::SeqCst);
+    let writes = writer.await.unwrap();
+    assert!(writes >= 5);
+    let queries = reader.await.expect("no query failed");
+    assert!(queries > 0, "the reader ran during the rebuild");
+
+    // Nothing was lost at the switch: the live table, after catching up,
+    // equals a fresh replay of everything.
+    caught_up(&pool).await;
+    let live = snapshot(&pool, "projects", "id").await;
+    rebuild_fully(&pool, &Rebuildable::Projects).await;
+    assert_eq!(snapshot(&pool, "projects", "id").await, live);
+}
+
+#[tokio::test]
+async fn an_interrupted_rebuild_resumes_from_its_checkpoint() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    let bus = bus(&pool);
+    generate_history(&bus, 100).await;
+    caught_up(&pool).await;
+    let before = models(&pool).await;
+    let total = before.1.len() as i64;
+    let options = RebuildOptions {
+        batch_size: 40,
+        ..RebuildOptions::default()
+    };
+
+    for projection in Rebuildable::all(HUB_ID) {
+        let mut batches = 0;
+        let first = rebuild(&pool, &projection, &options, |_| {
+            batches += 1;
+            if batches == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .await
+        .unwrap();
+        let RebuildOutcome::Stopped(stopped) = first else {
+            panic!("the first run stops after three batches");
+        };
+        assert_eq!(stopped.done, 120);
+        let status = projections::status::list(&pool, HUB_ID).await.unwrap();
+        let state = &status
+            .iter()
+            .find(|s| s.name == projection.name())
+            .unwrap()
+            .state;
+        assert_eq!(state, &ProjectionState::Rebuilding { done: 120, total });
+
+        let second = rebuild(&pool, &projection, &options, |_| ControlFlow::Continue(()))
+            .await
+            .unwrap();
+        let RebuildOutcome::Switched(resumed) = second else {
+            panic!("the second run finishes");
+        };
+        assert_eq!(resumed.this_run, total - 120, "resumed, not restarted");
+        assert_eq!(resumed.done, total);
+    }
+    assert_eq!(models(&pool).await, before);
+}
+
+#[tokio::test]
+async fn two_rebuilds_of_one_read_model_do_not_run_at_once() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    // What a running rebuild holds for as long as it runs.
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtext('hub.rebuild.projects'))")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let second = rebuild(
+        &pool,
+        &Rebuildable::Projects,
+        &RebuildOptions::default(),
+        |_| ControlFlow::Continue(()),
+    )
+    .await;
+    assert!(matches!(
+        second,
+        Err(projections::RebuildError::AlreadyRunning("projects"))
+    ));
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    assert!(matches!(
+        rebuild_fully(&pool, &Rebuildable::Projects).await,
+        RebuildOutcome::Switched(_)
+    ));
+}
+
+#[tokio::test]
+async fn an_old_shaped_event_is_upcast_for_the_aggregate_the_projection_and_a_rebuild() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    let bus = bus(&pool);
+    // `ProjectCreated` as version 0.9 stored it: ports as flat fields.
+    let id = ProjectId::new();
+    sqlx::query(
+        "INSERT INTO events \
+             (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Project', $1, 1, 'ProjectCreated', '0.9', $2, '{}')",
+    )
+    .bind(id.to_string())
+    .bind(serde_json::json!({"ProjectCreated": {
+        "project_id": id,
+        "name": "Legacy project",
+        "slug": "legacy-project",
+        "path": "/srv/legacy",
+        "backend_port": 21000,
+        "frontend_port": 21001,
+        "postgres_port": 21002,
+        "redis_port": 21003
+    }}))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // The aggregate loads it (a start is only accepted from a known state).
+    let started = run(&bus, id, ProjectCommand::StartProject)
+        .await
+        .expect("the upcast event loads into the aggregate");
+    assert_eq!(started.version, 2);
+    caught_up(&pool).await;
+    let ports = || async {
+        sqlx::query_as::<_, (i32, i32, i32, i32, String)>(
+            "SELECT backend_port, frontend_port, postgres_port, redis_port, status \
+             FROM projects WHERE id = $1",
+        )
+        .bind(id.as_uuid())
+        .fetch_one(&pool)
+        .await
+        .expect("the project's row")
+    };
+    let expected = (21000, 21001, 21002, 21003, "STARTING".to_owned());
+    assert_eq!(ports().await, expected, "the live projection upcasts");
+    rebuild_fully(&pool, &Rebuildable::Projects).await;
+    assert_eq!(ports().await, expected, "a rebuild upcasts");
+}
