@@ -18,6 +18,8 @@
 //! - `jetstream`: reading a hub's stream back, and the hub's `/health`.
 //! - `ws`: [`ws::WsClient`], a GraphQL WebSocket client for both protocols.
 //! - `rest`: a client for the REST event API and its event socket.
+//! - `rebuild`: live read-model runners, a generated project history and
+//!   read-model snapshots, for the rebuild tests.
 //! - `process`: building, running and signalling the workspace's programs.
 //! - `orchestration`: hubs with the `shell` orchestrator and a scratch
 //!   directory for the files their commands write and wait on.
@@ -31,6 +33,7 @@ pub mod ops;
 pub mod orchestration;
 pub mod process;
 pub mod proxy;
+pub mod rebuild;
 pub mod rest;
 pub mod wait;
 pub mod ws;

@@ -1,139 +1,20 @@
 //! Rebuilding read models by replay: the result equals the live read model,
-//! queries are answered throughout, an interrupted rebuild resumes, and the
-//! live runner carries on after the switch.
+//! queries are answered throughout, an interrupted rebuild resumes, old
+//! event shapes are upcast, and the live runner carries on after the switch.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{PortRange, ProjectCommand, ProjectId, ProjectName};
-use hub_tests::feed::{command_bus, connect_options, create_project, migrated_pool, run};
-use hub_tests::{wait_until, TestDb};
-use infrastructure::feed::{consumer_lag, spawn_runner, AppendSignal, FeedHandle, RunnerConfig};
-use infrastructure::CommandBus;
-use projections::{
-    rebuild, EventLogProjection, ProjectionState, ProjectsProjection, RebuildOptions,
-    RebuildOutcome, Rebuildable,
+use domain::{ProjectCommand, ProjectId, ProjectName};
+use hub_tests::feed::{migrated_pool, run};
+use hub_tests::rebuild::{
+    bus, caught_up, generate_history, live_runners, models, rebuild_fully, schema_names, snapshot,
+    table_exists, HUB_ID,
 };
-use sqlx::PgPool;
-
-const HUB_ID: &str = "test-hub";
-
-/// The live runners of both read models, as a hub runs them.
-fn live_runners(db: &TestDb) -> (FeedHandle, FeedHandle) {
-    let appended = AppendSignal::default();
-    let config = RunnerConfig {
-        max_poll: Duration::from_millis(20),
-        ..RunnerConfig::default()
-    };
-    (
-        spawn_runner(
-            Arc::new(ProjectsProjection::new()),
-            connect_options(db),
-            config.clone(),
-            &appended,
-        ),
-        spawn_runner(
-            Arc::new(EventLogProjection::new(HUB_ID)),
-            connect_options(db),
-            config,
-            &appended,
-        ),
-    )
-}
-
-fn bus(pool: &PgPool) -> CommandBus {
-    command_bus(pool, PortRange::new(20000, 29999).expect("a port range"))
-}
-
-/// A history of `count` projects: each created, most started, some stopped,
-/// renamed or deleted.
-async fn generate_history(bus: &CommandBus, count: usize) -> Vec<ProjectId> {
-    let mut ids = Vec::with_capacity(count);
-    for i in 0..count {
-        let (id, created) = create_project(bus, &format!("project {i}")).await;
-        created.expect("create a project");
-        if i % 5 != 0 {
-            run(bus, id, ProjectCommand::StartProject).await.unwrap();
-            run(bus, id, ProjectCommand::CompleteStart { request: 2 })
-                .await
-                .unwrap();
-        }
-        if i % 3 == 0 {
-            let name = ProjectName::parse(&format!("renamed {i}")).unwrap();
-            run(bus, id, ProjectCommand::RenameProject { name })
-                .await
-                .unwrap();
-        }
-        if i % 5 != 0 && i % 7 == 1 {
-            run(bus, id, ProjectCommand::StopProject).await.unwrap();
-        }
-        if i % 10 == 0 {
-            run(bus, id, ProjectCommand::DeleteProject).await.unwrap();
-        }
-        ids.push(id);
-    }
-    ids
-}
-
-async fn caught_up(pool: &PgPool) {
-    wait_until(
-        "the live read models caught up",
-        Duration::from_secs(30),
-        || async {
-            let projects = consumer_lag(pool, ProjectsProjection::NAME).await.ok()?;
-            let log = consumer_lag(pool, EventLogProjection::NAME).await.ok()?;
-            (projects == 0 && log == 0).then_some(())
-        },
-    )
-    .await;
-}
-
-/// Every row of `table` as JSON, in a stable order.
-async fn snapshot(pool: &PgPool, table: &str, order: &str) -> Vec<serde_json::Value> {
-    sqlx::query_scalar(&format!(
-        "SELECT to_jsonb(t) FROM {table} t ORDER BY {order}"
-    ))
-    .fetch_all(pool)
-    .await
-    .expect("read the table")
-}
-
-async fn models(pool: &PgPool) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-    (
-        snapshot(pool, "projects", "id").await,
-        snapshot(pool, "event_log", "id").await,
-    )
-}
-
-async fn rebuild_fully(pool: &PgPool, projection: &Rebuildable) -> RebuildOutcome {
-    rebuild(pool, projection, &RebuildOptions::default(), |_| {
-        ControlFlow::Continue(())
-    })
-    .await
-    .expect("the rebuild succeeds")
-}
-
-/// The names of the read models' indexes and constraints.
-async fn schema_names(pool: &PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT indexname::text FROM pg_indexes WHERE tablename IN ('projects', 'event_log') \
-         UNION ALL SELECT conname::text FROM pg_constraint \
-         WHERE conrelid IN ('projects'::regclass, 'event_log'::regclass) ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
-
-async fn table_exists(pool: &PgPool, table: &str) -> bool {
-    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(table)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
+use hub_tests::{wait_until, TestDb};
+use projections::{rebuild, ProjectionState, RebuildOptions, RebuildOutcome, Rebuildable};
 
 #[tokio::test]
 async fn a_rebuild_equals_the_live_read_models_and_the_live_runner_carries_on() {
@@ -419,4 +300,40 @@ async fn an_old_shaped_event_is_upcast_for_the_aggregate_the_projection_and_a_re
     assert_eq!(ports().await, expected, "the live projection upcasts");
     rebuild_fully(&pool, &Rebuildable::Projects).await;
     assert_eq!(ports().await, expected, "a rebuild upcasts");
+}
+
+#[tokio::test]
+async fn the_hub_binary_lists_and_rebuilds_the_read_models() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    generate_history(&bus(&pool), 20).await;
+    caught_up(&pool).await;
+    let before = models(&pool).await;
+    let hub = hub_tests::process::cargo_executable(&["-p", "api", "--bin", "hub"]).await;
+    let hub_cmd = |args: &[&str]| {
+        let mut command = std::process::Command::new(&hub);
+        command
+            .arg("projections")
+            .args(args)
+            .env("DATABASE_URL", db.url())
+            .env("HUB_ID", HUB_ID)
+            .env("RUST_LOG", "warn");
+        command.output().expect("run hub")
+    };
+
+    let rebuilt = hub_cmd(&["rebuild", "--all", "--batch-size", "7"]);
+    assert!(rebuilt.status.success(), "{rebuilt:?}");
+    assert_eq!(models(&pool).await, before);
+
+    let listed = hub_cmd(&["list"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let text = String::from_utf8_lossy(&listed.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two read models: {text}");
+    assert!(lines[1].starts_with("projects") && lines[1].ends_with("live"));
+    assert!(lines[2].starts_with("event_log") && lines[2].ends_with("live"));
+
+    let unknown = hub_cmd(&["rebuild", "nope"]);
+    assert!(!unknown.status.success());
 }

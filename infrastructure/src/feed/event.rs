@@ -178,11 +178,14 @@ pub async fn read_after(
     after: FeedPosition,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    // ORDER BY names the table's columns: the select list's
+    // `transaction_id` alias (a bigint) would otherwise win and the sort could
+    // not use the feed-order index.
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
          WHERE (transaction_id, position) > ($1::text::xid8, $2) \
            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY transaction_id, position \
+         ORDER BY events.transaction_id, events.position \
          LIMIT $3"
     );
     let rows = sqlx::query(&sql)

@@ -208,13 +208,16 @@ pub async fn rebuild(
     sqlx::query("SET client_min_messages = warning")
         .execute(&mut conn)
         .await?;
-    let result = run(&mut conn, projection, options, &mut on_batch).await;
+    // A second connection reads the next batch while the first writes one.
+    let mut reader = pool.acquire().await?;
+    let result = run(&mut conn, &mut reader, projection, options, &mut on_batch).await;
     let _ = conn.close().await;
     result
 }
 
 async fn run(
     conn: &mut PgConnection,
+    reader: &mut PgConnection,
     projection: &Rebuildable,
     options: &RebuildOptions,
     on_batch: &mut impl FnMut(&Progress) -> ControlFlow<()>,
@@ -240,7 +243,7 @@ async fn run(
     // them up to date row by row. Then the events that arrived meanwhile.
     for pass in [Pass::Bulk, Pass::AfterIndexes] {
         if replay
-            .catch_up(conn, projection, options, on_batch)
+            .catch_up(conn, reader, projection, options, on_batch)
             .await?
             .is_break()
         {
@@ -292,30 +295,47 @@ struct Replay {
 
 impl Replay {
     /// Replays batches until the head of the log, or until `on_batch` breaks.
+    ///
+    /// Batch `n + 1` is read on `reader` while batch `n` is written on
+    /// `conn`. That read cannot see past the write's own transaction (the
+    /// feed's fence), so an empty read is repeated once the write committed
+    /// before the log counts as caught up.
     async fn catch_up(
         &mut self,
         conn: &mut PgConnection,
+        reader: &mut PgConnection,
         projection: &Rebuildable,
         options: &RebuildOptions,
         on_batch: &mut impl FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, RebuildError> {
         let key = projection.rebuild_consumer();
+        let mut next = read_batch(reader, self.checkpoint, options.batch_size).await?;
         loop {
-            let events = read_batch(conn, self.checkpoint, options.batch_size).await?;
+            let events = std::mem::take(&mut next);
             let Some(last) = events.last().map(|e| e.feed_position()) else {
                 return Ok(ControlFlow::Continue(()));
             };
             let count = events.len() as i64;
-            let mut tx = conn.begin().await?;
-            self.consumer
-                .handle(&mut tx, &events)
-                .await
-                .map_err(|source| RebuildError::Consumer {
-                    name: projection.name(),
-                    source,
+            let from = self.checkpoint;
+            let consumer = self.consumer.as_ref();
+            let write = async {
+                let mut tx = conn.begin().await?;
+                consumer.handle(&mut tx, &events).await.map_err(|source| {
+                    RebuildError::Consumer {
+                        name: projection.name(),
+                        source,
+                    }
                 })?;
-            move_checkpoint(&mut tx, &key, self.checkpoint, last, count).await?;
-            tx.commit().await?;
+                move_checkpoint(&mut tx, &key, from, last, count).await?;
+                tx.commit().await?;
+                Ok::<_, RebuildError>(())
+            };
+            let (written, read) = tokio::join!(write, read_batch(reader, last, options.batch_size));
+            written?;
+            next = read?;
+            if next.is_empty() {
+                next = read_batch(reader, last, options.batch_size).await?;
+            }
             self.checkpoint = last;
             let progress = &mut self.progress;
             progress.this_run += count;
