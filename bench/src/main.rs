@@ -3,10 +3,12 @@
 //!
 //! Scenarios so far: `commands` (GraphQL mutations beside a raw sqlx loop)
 //! `relay` (commit-to-JetStream latency and backlog drain) and
-//! `subscriptions` (delivery latency to many WebSocket subscribers).
+//! `subscriptions` (delivery latency to many WebSocket subscribers) and
+//! `rebuild` (events per second rebuilding the read models).
 
 mod commands;
 mod hub_process;
+mod rebuild;
 mod relay;
 mod stats;
 mod subscriptions;
@@ -72,6 +74,8 @@ enum Scenario {
     Relay,
     /// Delivery latency to many WebSocket subscribers.
     Subscriptions,
+    /// Events per second rebuilding the read models.
+    Rebuild,
 }
 
 /// A database migrated with the hub's schema (via `hub migrate`), for the raw loop.
@@ -264,6 +268,35 @@ async fn main() -> anyhow::Result<()> {
             "subscriptions".into(),
             json!({ "result": result, "hub_peak_rss_mib": peak_rss }),
         );
+    }
+    if args.scenarios.contains(&Scenario::Rebuild) {
+        let config = if args.quick {
+            rebuild::RebuildConfig {
+                projects: 100,
+                events_per_project: 20,
+            }
+        } else {
+            rebuild::RebuildConfig {
+                projects: 10_000,
+                events_per_project: 100,
+            }
+        };
+        let runs = rebuild::run(&hub_binary, &args.database_url, &config).await?;
+        println!("scenario rebuild");
+        for run in &runs {
+            println!(
+                "  {}: {} events in {:.1} s = {:.0} events/s (peak RSS of the rebuilding process: {})",
+                run.name,
+                run.events,
+                run.seconds,
+                run.events_per_second,
+                run.peak_rss_mib.map_or("unknown".to_owned(), |m| format!("{m:.1} MiB"))
+            );
+        }
+        produced &= runs
+            .iter()
+            .all(|r| r.events > 0 && r.events_per_second > 0.0);
+        report.insert("rebuild".into(), json!({ "runs": runs }));
     }
     if let Some(path) = &args.json {
         report.insert("quick".into(), json!(args.quick));
