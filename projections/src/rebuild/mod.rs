@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 use infrastructure::feed::{ConsumerError, FeedConsumer, FeedPosition};
 use sqlx::{Connection as _, PgConnection, PgPool};
 
-use replay::read_batch;
+use infrastructure::feed::read_after as read_batch;
 use tables::{create_deferred_indexes, prepare_shadow, switch};
 
-mod replay;
 mod tables;
 
 use crate::status::{checkpoint_of, lag_on};

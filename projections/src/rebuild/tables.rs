@@ -4,8 +4,8 @@
 use infrastructure::feed::{FeedConsumer, FeedPosition};
 use sqlx::{Connection as _, PgConnection};
 
-use super::replay::read_batch;
 use super::{RebuildError, RebuildOptions, Rebuildable};
+use infrastructure::feed::read_after as read_batch;
 
 /// Events per read while the switch holds the live table's lock (the tail
 /// is short: the rebuild has just caught up).
