@@ -56,6 +56,29 @@ pub struct CommandsResult {
     pub cycle_ratio: f64,
 }
 
+/// POSTs a GraphQL operation to the hub at `url`; GraphQL errors are errors.
+///
+/// # Errors
+/// When the request fails or the answer carries errors.
+pub async fn graphql(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
+    let body: Value = client
+        .post(format!("{url}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if !body["errors"].is_null() {
+        bail!("GraphQL error: {}", body["errors"]);
+    }
+    Ok(body)
+}
+
 struct Api {
     client: reqwest::Client,
     url: String,
@@ -63,18 +86,7 @@ struct Api {
 
 impl Api {
     async fn call(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let body: Value = self
-            .client
-            .post(format!("{}/graphql", self.url))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        if !body["errors"].is_null() {
-            bail!("GraphQL error: {}", body["errors"]);
-        }
-        Ok(body)
+        graphql(&self.client, &self.url, query, variables).await
     }
 
     async fn create(&self, name: &str) -> anyhow::Result<String> {

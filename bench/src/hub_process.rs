@@ -12,6 +12,19 @@ use uuid::Uuid;
 
 pub use infrastructure::db::with_database;
 
+/// Peak resident memory (`VmHWM`) of a running process, in MiB.
+pub fn peak_rss_mib_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
 /// The `hub` binary built next to this one.
 pub fn default_hub_binary() -> PathBuf {
     std::env::current_exe()
@@ -100,16 +113,7 @@ impl HubProcess {
 
     /// Peak resident memory of the hub process in MiB (`VmHWM`).
     pub fn peak_rss_mib(&self) -> Option<f64> {
-        let pid = self.child.id()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kib: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kib / 1024.0)
+        peak_rss_mib_of(self.child.id()?)
     }
 
     /// Stops the hub and removes its database and stream.

@@ -15,7 +15,7 @@ use anyhow::{bail, Context as _};
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
-use crate::hub_process::with_database;
+use crate::hub_process::{peak_rss_mib_of, with_database};
 
 /// Sizes of one run.
 #[derive(Debug, Clone)]
@@ -57,19 +57,6 @@ SELECT 'Project', md5('p' || p)::uuid::text, s,
 FROM generate_series(1, $1::int) s, generate_series(0, $2::int - 1) p
 ORDER BY s, p";
 
-/// `VmHWM` (peak RSS) of a running process, in MiB.
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
 /// Runs `hub ARGS`; returns the process's peak RSS (sampled until it exits).
 async fn hub(binary: &Path, database_url: &str, args: &[&str]) -> anyhow::Result<Option<f64>> {
     let mut child = tokio::process::Command::new(binary)
@@ -83,7 +70,7 @@ async fn hub(binary: &Path, database_url: &str, args: &[&str]) -> anyhow::Result
     let pid = child.id();
     let mut peak: Option<f64> = None;
     let status = loop {
-        if let Some(mib) = pid.and_then(peak_rss_mib) {
+        if let Some(mib) = pid.and_then(peak_rss_mib_of) {
             peak = Some(peak.map_or(mib, |p| p.max(mib)));
         }
         tokio::select! {

@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::commands::graphql;
 use crate::hub_process::HubProcess;
 use crate::stats::{summarize, Summary};
 
@@ -100,25 +101,6 @@ async fn subscriber(
     Ok(())
 }
 
-async fn mutate(
-    client: &reqwest::Client,
-    url: &str,
-    query: &str,
-    variables: Value,
-) -> anyhow::Result<Value> {
-    let body: Value = client
-        .post(format!("{url}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    if !body["errors"].is_null() {
-        bail!("GraphQL error: {}", body["errors"]);
-    }
-    Ok(body)
-}
-
 /// Runs the scenario against `hub`.
 ///
 /// # Errors
@@ -128,7 +110,7 @@ pub async fn run(
     config: &SubscriptionsConfig,
 ) -> anyhow::Result<SubscriptionsResult> {
     let client = reqwest::Client::new();
-    let created = mutate(
+    let created = graphql(
         &client,
         &hub.url,
         "mutation { createProject(input: {name: \"subscribed\", path: \"/srv/subscribed\"}) { project { id } } }",
@@ -164,7 +146,7 @@ pub async fn run(
             );
         }
         let op = toggle[flips % 2];
-        if mutate(
+        if graphql(
             &client,
             &hub.url,
             &format!("mutation($id: ID!) {{ {op}(id: $id) {{ project {{ version }} }} }}"),
@@ -189,7 +171,7 @@ pub async fn run(
         // Each accepted command changes the project twice (requested, then
         // completed by the orchestrator); one still in progress is refused
         // with INVALID_TRANSITION and tried again at the next tick.
-        match mutate(
+        match graphql(
             &client,
             &hub.url,
             &format!("mutation($id: ID!) {{ {op}(id: $id) {{ project {{ version }} }} }}"),
