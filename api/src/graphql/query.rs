@@ -36,7 +36,10 @@ impl QueryRoot {
         let state = ctx.data::<ApiState>()?;
         let row = match (id, slug) {
             (Some(id), None) => state.read.project(parse_uuid("project", &id)?).await,
-            (None, Some(slug)) => state.read.project_by_slug(&slug).await,
+            (None, Some(slug)) => {
+                text_argument("slug", &slug)?;
+                state.read.project_by_slug(&slug).await
+            }
             _ => return Err(ApiError::invalid_input("give exactly one of id and slug").into()),
         }
         .map_err(ApiError::from)?;
@@ -116,6 +119,26 @@ impl QueryRoot {
     }
 }
 
+/// Longest free-text argument (ids, slugs, types) compared against stored values.
+const MAX_TEXT_ARGUMENT: usize = 1024;
+
+/// Checks a free-text argument that is only compared with stored values:
+/// PostgreSQL text cannot hold NUL, and nothing stored is longer than the limit.
+fn text_argument(name: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid_input(format!(
+            "{name} must not contain NUL characters"
+        )));
+    }
+    if value.len() > MAX_TEXT_ARGUMENT {
+        return Err(ApiError::invalid_input(format!(
+            "{name} is {} bytes long; at most {MAX_TEXT_ARGUMENT} are allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn event_filter(filter: EventFilter) -> Result<projections::EventFilter, ApiError> {
     let subject = filter
         .subject
@@ -129,6 +152,15 @@ pub(crate) fn event_filter(filter: EventFilter) -> Result<projections::EventFilt
                 "eventTypes may list at most 100 types",
             ));
         }
+        for event_type in types {
+            text_argument("eventTypes", event_type)?;
+        }
+    }
+    if let Some(id) = &filter.aggregate_id {
+        text_argument("aggregateId", id)?;
+    }
+    if let Some(id) = &filter.correlation_id {
+        text_argument("correlationId", id)?;
     }
     Ok(projections::EventFilter {
         subject,
