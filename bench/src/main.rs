@@ -60,7 +60,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "commands,relay,subscriptions"
+        default_value = "commands,relay,subscriptions,rebuild"
     )]
     scenarios: Vec<Scenario>,
 }
