@@ -185,6 +185,7 @@ impl App {
             SchemaLimits {
                 max_depth: config.graphql_max_depth,
                 max_complexity: config.graphql_max_complexity,
+                introspection: config.graphql_introspection,
             },
         );
         let state = AppState {

@@ -145,6 +145,11 @@ pub struct ServeConfig {
     #[arg(long, env = "HUB_GRAPHQL_MAX_COMPLEXITY", default_value_t = 2000)]
     pub graphql_max_complexity: usize,
 
+    /// Answer GraphQL introspection queries (`__schema`, `__type`); turn off
+    /// on a public deployment that should not describe its API.
+    #[arg(long, env = "HUB_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphql_introspection: bool,
+
     /// NATS server with JetStream; every committed event is published there.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
@@ -207,6 +212,7 @@ impl ServeConfig {
             max_body_bytes: 256 * 1024,
             graphql_max_depth: 12,
             graphql_max_complexity: 2000,
+            graphql_introspection: true,
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_stream: None,
             nats_duplicate_window_secs: 120,

@@ -175,3 +175,33 @@ async fn an_oversized_chunked_body_gets_the_same_413_answer_as_a_declared_one() 
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn introspection_can_be_switched_off_without_affecting_queries() {
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.graphql_introspection = false;
+    let hub = TestHub::start_with(config).await;
+    let answer = hub
+        .graphql_response("{ __schema { queryType { name } } }", json!({}), &[])
+        .await;
+    assert!(!answer.status.is_server_error(), "status {}", answer.status);
+    assert!(
+        answer.body["data"]["__schema"].is_null(),
+        "introspection answered: {}",
+        answer.body
+    );
+    let answer = hub
+        .graphql_response("{ projectStats { total } }", json!({}), &[])
+        .await;
+    assert_eq!(answer.body["data"]["projectStats"]["total"], json!(0));
+
+    let open = TestHub::start(db.url()).await;
+    let answer = open
+        .graphql_response("{ __schema { queryType { name } } }", json!({}), &[])
+        .await;
+    assert_eq!(
+        answer.body["data"]["__schema"]["queryType"]["name"],
+        json!("Query")
+    );
+}

@@ -88,15 +88,21 @@ pub struct SchemaLimits {
     pub max_depth: usize,
     /// Highest complexity.
     pub max_complexity: usize,
+    /// Whether introspection queries are answered.
+    pub introspection: bool,
 }
 
 /// Builds the schema around `state`.
 pub fn build_schema(state: ApiState, limits: SchemaLimits) -> HubSchema {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(state)
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .finish()
+        .limit_complexity(limits.max_complexity);
+    if limits.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The schema's SDL, without any state (for the checked-in contract).
