@@ -23,6 +23,21 @@ fn outcomes(answers: &[Value], field: &str) -> (Vec<Value>, Vec<String>) {
 }
 
 /// `eventType`s of the project's history.
+/// The project's history as the event log has it, once it holds `len`
+/// events (the event log is its own consumer and may trail the `projects`
+/// read model that `wait_for_status` watches).
+async fn history_of(hub: &TestHub, id: &str, len: usize) -> Vec<String> {
+    hub_tests::wait_until(
+        "the event log to hold the project's events",
+        std::time::Duration::from_secs(15),
+        || async {
+            let events = history(hub, id).await;
+            (events.len() >= len).then_some(events)
+        },
+    )
+    .await
+}
+
 async fn history(hub: &TestHub, id: &str) -> Vec<String> {
     let query = "query($id: ID!) { project(id: $id) { history { eventType sequence } } }";
     let body = hub.graphql(query, json!({ "id": id })).await;
@@ -84,7 +99,7 @@ async fn concurrent_starts_of_one_project_record_a_single_start() {
     );
     assert_eq!(hub.wait_for_status(&id, "RUNNING").await["version"], 3);
     assert_eq!(
-        history(&hub, &id).await,
+        history_of(&hub, &id, 3).await,
         ["ProjectCreated", "ProjectStartRequested", "ProjectStarted"]
     );
 }
@@ -113,7 +128,7 @@ async fn concurrent_starts_expecting_one_version_leave_one_winner_and_conflicts(
     assert_eq!(codes, vec!["CONFLICT"; 7], "{answers:?}");
     hub.wait_for_status(&id, "RUNNING").await;
     assert_eq!(
-        history(&hub, &id).await,
+        history_of(&hub, &id, 3).await,
         ["ProjectCreated", "ProjectStartRequested", "ProjectStarted"]
     );
 }
