@@ -229,6 +229,18 @@ fn assert_graphql_typed(what: &str, answer: &Answer) {
             answer.status, answer.text
         );
     };
+    // A batch (a JSON array of operations) is answered with an array of
+    // responses, one per operation: each must be typed.
+    let responses = match body.as_array() {
+        Some(batch) => batch.iter().collect(),
+        None => vec![body],
+    };
+    for body in responses {
+        assert_response_typed(what, answer, body);
+    }
+}
+
+fn assert_response_typed(what: &str, answer: &Answer, body: &Value) {
     match body["errors"].as_array() {
         Some(errors) if !errors.is_empty() => {
             for error in errors {
