@@ -8,7 +8,7 @@ use domain::{Project, ProjectCommand, ProjectError, ProjectId, ProjectServices, 
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
-use crate::error::is_unavailable;
+use crate::error::is_unavailable_boxed;
 use crate::feed::AppendSignal;
 use crate::metadata::CommandMetadata;
 
@@ -76,11 +76,7 @@ impl CommandError {
     fn from_domain(err: ProjectError) -> Self {
         match err {
             ProjectError::Lookup(lookup) => {
-                let unavailable = lookup
-                    .source
-                    .downcast_ref::<sqlx::Error>()
-                    .is_some_and(is_unavailable);
-                if unavailable {
+                if is_unavailable_boxed(lookup.source.as_ref()) {
                     Self::Unavailable(Box::new(lookup))
                 } else {
                     Self::Internal(Box::new(lookup))
@@ -91,10 +87,7 @@ impl CommandError {
     }
 
     fn from_boxed(err: BoxError) -> Self {
-        if err
-            .downcast_ref::<sqlx::Error>()
-            .is_some_and(is_unavailable)
-        {
+        if is_unavailable_boxed(err.as_ref()) {
             Self::Unavailable(err)
         } else {
             Self::Internal(err)
@@ -142,7 +135,7 @@ impl CommandBus {
     ///
     /// # Errors
     /// See [`CommandError`].
-    #[tracing::instrument(skip_all, fields(project_id = %id, command = command_name(&command), correlation_id = %metadata.correlation_id))]
+    #[tracing::instrument(skip_all, fields(project_id = %id, command = command.name(), correlation_id = %metadata.correlation_id))]
     pub async fn execute(
         &self,
         id: ProjectId,
@@ -253,14 +246,4 @@ fn claimed_slug(command: &ProjectCommand) -> Option<Slug> {
         }
         _ => None,
     }
-}
-
-/// The command's variant name, for logs and metrics.
-pub fn command_name(command: &ProjectCommand) -> String {
-    let debug = format!("{command:?}");
-    debug
-        .split([' ', '{', '('])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }

@@ -32,6 +32,13 @@ impl InfraError {
     }
 }
 
+/// Whether a boxed error (as cqrs-es and postgres-es hand them out) is a
+/// sqlx error meaning the database is unreachable.
+pub fn is_unavailable_boxed(err: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    err.downcast_ref::<sqlx::Error>()
+        .is_some_and(is_unavailable)
+}
+
 /// Whether a sqlx error means the database is unreachable, shutting down or
 /// out of connections.
 pub fn is_unavailable(err: &sqlx::Error) -> bool {

@@ -12,7 +12,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::is_unavailable;
+use crate::error::is_unavailable_boxed;
 use crate::feed::AppendSignal;
 use crate::metadata::CommandMetadata;
 
@@ -45,10 +45,7 @@ pub enum PublishError {
 
 impl PublishError {
     fn from_boxed(err: BoxError) -> Self {
-        if err
-            .downcast_ref::<sqlx::Error>()
-            .is_some_and(is_unavailable)
-        {
+        if is_unavailable_boxed(err.as_ref()) {
             Self::Unavailable(err)
         } else {
             Self::Internal(err)

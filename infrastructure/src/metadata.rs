@@ -67,6 +67,17 @@ impl CommandMetadata {
         ])
     }
 
+    /// The correlation id, when the event has one (events written by other
+    /// tools may not).
+    pub fn correlation(&self) -> Option<String> {
+        non_empty(&self.correlation_id)
+    }
+
+    /// The causation id, when the event has one.
+    pub fn causation(&self) -> Option<String> {
+        non_empty(&self.causation_id)
+    }
+
     /// Reads metadata back from a stored event's JSON; missing keys become
     /// empty strings (events written by other tools may lack them).
     pub fn from_json(value: &serde_json::Value) -> Self {
@@ -87,6 +98,10 @@ impl CommandMetadata {
             },
         }
     }
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_owned())
 }
 
 #[cfg(test)]

@@ -40,10 +40,6 @@ SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[
                      $14::timestamptz[])
 ON CONFLICT (id) DO NOTHING";
 
-fn non_empty(value: &str) -> Option<String> {
-    (!value.is_empty()).then(|| value.to_owned())
-}
-
 #[async_trait::async_trait]
 impl FeedConsumer for EventLogProjection {
     fn name(&self) -> &str {
@@ -68,8 +64,8 @@ impl FeedConsumer for EventLogProjection {
             .bind(col(events, |e| e.event_version.clone()))
             .bind(col(events, |e| e.position))
             .bind(col(events, |e| e.transaction_id))
-            .bind(col(events, |e| non_empty(&e.metadata.correlation_id)))
-            .bind(col(events, |e| non_empty(&e.metadata.causation_id)))
+            .bind(col(events, |e| e.metadata.correlation()))
+            .bind(col(events, |e| e.metadata.causation()))
             .bind(col(events, |e| {
                 serde_json::to_value(&e.metadata.origin).unwrap_or_default()
             }))

@@ -9,6 +9,24 @@ use uuid::Uuid;
 
 use crate::TestHub;
 
+/// Asserts that the stream's hub events are exactly `stored` (event ids in
+/// feed order), each once and per aggregate in order; other messages, such
+/// as probes, are ignored.
+///
+/// # Panics
+/// When they differ.
+pub fn assert_stream_holds(messages: &[Published], stored: &[Uuid]) {
+    assert_once_and_in_aggregate_order(messages);
+    let published: Vec<Uuid> = hub_events(messages)
+        .iter()
+        .filter_map(|message| message.event_id())
+        .collect();
+    assert_eq!(
+        published, stored,
+        "the stream holds the store's events in feed order"
+    );
+}
+
 /// One message of a stream, as stored.
 #[derive(Clone, Debug)]
 pub struct Published {

@@ -291,4 +291,22 @@ impl WsClient {
         }
         panic!("subscription {id} reported none of the changes made for 15 s");
     }
+
+    /// [`Self::wait_live`] for a `projectChanged` subscription, probing by
+    /// creating projects through `hub` (`Probe 1`, `Probe 2`, ...).
+    ///
+    /// # Panics
+    /// As [`Self::wait_live`].
+    pub async fn wait_live_creating_probes(&mut self, id: &str, hub: &crate::TestHub) -> Value {
+        let mut probes = 0;
+        self.wait_live(id, || {
+            probes += 1;
+            let n = probes;
+            async move {
+                hub.create_project(&format!("Probe {n}"), &format!("/srv/probe-{n}"))
+                    .await;
+            }
+        })
+        .await
+    }
 }

@@ -51,17 +51,7 @@ async fn two_hubs_on_one_database_run_one_relay_and_share_live_changes() {
     client
         .subscribe("changes", PROJECT_CHANGED, json!({}))
         .await;
-    let mut probes = 0;
-    client
-        .wait_live("changes", || {
-            probes += 1;
-            let (hub, n) = (&hub_a, probes);
-            async move {
-                hub.create_project(&format!("Probe {n}"), &format!("/srv/probe-{n}"))
-                    .await;
-            }
-        })
-        .await;
+    client.wait_live_creating_probes("changes", &hub_a).await;
 
     let id = hub_a.create_project("Shared", "/srv/shared").await;
     let body = hub_a.start_project(&id, None).await;

@@ -14,8 +14,7 @@ use hub_tests::feed::{
 };
 use hub_tests::hub::nats_url;
 use hub_tests::jetstream::{
-    assert_once_and_in_aggregate_order, context, hub_events, message_count, read_stream,
-    DeleteStreamOnDrop,
+    assert_stream_holds, context, message_count, read_stream, DeleteStreamOnDrop,
 };
 use hub_tests::{wait_until, TestDb, TestHub};
 use infrastructure::feed::{
@@ -185,15 +184,7 @@ async fn after_a_burst_of_fifty_mixed_mutations_the_stream_holds_each_stored_eve
     )
     .await;
     let messages = read_stream(&js, &stream).await;
-    assert_once_and_in_aggregate_order(&messages);
-    let published: Vec<Uuid> = hub_events(&messages)
-        .iter()
-        .filter_map(|message| message.event_id())
-        .collect();
-    assert_eq!(
-        published, stored,
-        "the stream holds the store's events in feed order"
-    );
+    assert_stream_holds(&messages, &stored);
 }
 
 /// Publishes a message with `Nats-Msg-Id: id` on `subject`; returns whether
@@ -299,15 +290,6 @@ async fn a_relay_killed_between_publishing_and_checkpointing_publishes_nothing_t
     relay.stop();
 
     let messages = read_stream(&js, &settings.name).await;
-    assert_once_and_in_aggregate_order(&messages);
-    let published: Vec<Uuid> = hub_events(&messages)
-        .iter()
-        .filter_map(|message| message.event_id())
-        .collect();
-    assert_eq!(
-        published,
-        stored_event_ids(&pool).await,
-        "each event once, in feed order"
-    );
+    assert_stream_holds(&messages, &stored_event_ids(&pool).await);
     assert_eq!(messages.len(), 8 + 2, "the eight events and the two probes");
 }

@@ -16,8 +16,7 @@ use hub_tests::feed::{
 };
 use hub_tests::hub::nats_url;
 use hub_tests::jetstream::{
-    assert_once_and_in_aggregate_order, context, hub_events, message_count, read_stream,
-    DeleteStreamOnDrop,
+    assert_stream_holds, context, message_count, read_stream, DeleteStreamOnDrop,
 };
 use hub_tests::{wait_until, Proxy, TestDb};
 use infrastructure::feed::{
@@ -161,12 +160,7 @@ impl Setup {
         self.wait_for_checkpoint(4).await;
         self.relay.stop();
         let messages = read_stream(&self.js, &self.settings.name).await;
-        assert_once_and_in_aggregate_order(&messages);
-        let published: Vec<Uuid> = hub_events(&messages)
-            .iter()
-            .filter_map(|message| message.event_id())
-            .collect();
-        assert_eq!(published, stored_event_ids(&self.pool).await);
+        assert_stream_holds(&messages, &stored_event_ids(&self.pool).await);
     }
 }
 

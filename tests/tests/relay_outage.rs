@@ -6,14 +6,11 @@
 use std::time::Duration;
 
 use hub_tests::feed::stored_event_ids;
-use hub_tests::jetstream::{
-    assert_once_and_in_aggregate_order, context, health, hub_events, message_count, read_stream,
-};
+use hub_tests::jetstream::{assert_stream_holds, context, health, message_count, read_stream};
 use hub_tests::ws::{Protocol, WsClient, EVENTS};
 use hub_tests::{wait_until, NatsServer, TestDb, TestHub};
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 /// Long enough for the NATS client to reconnect (its backoff reaches a few
 /// seconds) and the relay to retry (its backoff is capped at 5 s).
@@ -97,16 +94,7 @@ async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_
     let js = context(&nats.url()).await;
     let messages = read_stream(&js, &hub.stream_name()).await;
     assert_eq!(messages.len(), 11, "only hub events are in the stream");
-    assert_once_and_in_aggregate_order(&messages);
-    let published: Vec<Uuid> = hub_events(&messages)
-        .iter()
-        .filter_map(|message| message.event_id())
-        .collect();
-    assert_eq!(
-        published,
-        stored_event_ids(&pool).await,
-        "the stream holds the store's events in feed order"
-    );
+    assert_stream_holds(&messages, &stored_event_ids(&pool).await);
 }
 
 /// A hub on the private NATS server `nats`, once it has reached it.

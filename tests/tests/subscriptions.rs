@@ -91,17 +91,7 @@ async fn project_changed_shows_the_status_after_each_change(protocol: Protocol) 
     client
         .subscribe("changes", PROJECT_CHANGED, json!({}))
         .await;
-    let mut probes = 0;
-    client
-        .wait_live("changes", || {
-            probes += 1;
-            let (hub, n) = (&hub, probes);
-            async move {
-                hub.create_project(&format!("Probe {n}"), &format!("/srv/probe-{n}"))
-                    .await;
-            }
-        })
-        .await;
+    client.wait_live_creating_probes("changes", &hub).await;
 
     let id = hub.create_project("Lifecycle", "/srv/lifecycle").await;
     let created = next_change_of(&mut client, "changes", &id).await;

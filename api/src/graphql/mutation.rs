@@ -42,6 +42,25 @@ fn expected(version: Option<i64>) -> Result<Option<u64>, ApiError> {
         .transpose()
 }
 
+/// Fails unless the request may change things; every mutation calls it
+/// first, so a stranger learns nothing from input validation.
+fn authorize(ctx: &Context<'_>) -> Result<()> {
+    Ok(ctx.data::<RequestContext>()?.require_auth()?)
+}
+
+/// A command that only names its project: authorize, parse, run.
+async fn run_on(
+    ctx: &Context<'_>,
+    id: &ID,
+    expected_version: Option<i64>,
+    command: ProjectCommand,
+) -> Result<ProjectPayload> {
+    authorize(ctx)?;
+    run(ctx, project_id(id)?, command, expected(expected_version)?).await
+}
+
+/// Executes an authorized command and answers with the project as the read
+/// model has it afterwards.
 async fn run(
     ctx: &Context<'_>,
     id: ProjectId,
@@ -50,7 +69,6 @@ async fn run(
 ) -> Result<ProjectPayload> {
     let state = ctx.data::<ApiState>()?;
     let request = ctx.data::<RequestContext>()?;
-    request.require_auth()?;
     let metadata =
         CommandMetadata::for_request(request.correlation_id.clone(), state.origin(&request.user));
     let started = std::time::Instant::now();
@@ -108,7 +126,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: CreateProjectInput,
     ) -> Result<ProjectPayload> {
-        ctx.data::<RequestContext>()?.require_auth()?;
+        authorize(ctx)?;
         let name = ProjectName::parse(&input.name).map_err(ApiError::invalid_input)?;
         let path = ProjectPath::parse(&input.path).map_err(ApiError::invalid_input)?;
         let id = ProjectId::new();
@@ -134,14 +152,7 @@ impl MutationRoot {
         id: ID,
         expected_version: Option<i64>,
     ) -> Result<ProjectPayload> {
-        ctx.data::<RequestContext>()?.require_auth()?;
-        run(
-            ctx,
-            project_id(&id)?,
-            ProjectCommand::StartProject,
-            expected(expected_version)?,
-        )
-        .await
+        run_on(ctx, &id, expected_version, ProjectCommand::StartProject).await
     }
 
     /// Asks for a running (or failed) project to be stopped. Answers at
@@ -153,14 +164,7 @@ impl MutationRoot {
         id: ID,
         expected_version: Option<i64>,
     ) -> Result<ProjectPayload> {
-        ctx.data::<RequestContext>()?.require_auth()?;
-        run(
-            ctx,
-            project_id(&id)?,
-            ProjectCommand::StopProject,
-            expected(expected_version)?,
-        )
-        .await
+        run_on(ctx, &id, expected_version, ProjectCommand::StopProject).await
     }
 
     /// Asks for a running (or failed) project to be stopped and started
@@ -172,14 +176,7 @@ impl MutationRoot {
         id: ID,
         expected_version: Option<i64>,
     ) -> Result<ProjectPayload> {
-        ctx.data::<RequestContext>()?.require_auth()?;
-        run(
-            ctx,
-            project_id(&id)?,
-            ProjectCommand::RestartProject,
-            expected(expected_version)?,
-        )
-        .await
+        run_on(ctx, &id, expected_version, ProjectCommand::RestartProject).await
     }
 
     /// Renames a project (its slug follows the name and must be free).
@@ -190,7 +187,7 @@ impl MutationRoot {
         name: String,
         expected_version: Option<i64>,
     ) -> Result<ProjectPayload> {
-        ctx.data::<RequestContext>()?.require_auth()?;
+        authorize(ctx)?;
         let id = project_id(&id)?;
         let name = ProjectName::parse(&name).map_err(ApiError::invalid_input)?;
         run(
@@ -209,13 +206,6 @@ impl MutationRoot {
         id: ID,
         expected_version: Option<i64>,
     ) -> Result<ProjectPayload> {
-        ctx.data::<RequestContext>()?.require_auth()?;
-        run(
-            ctx,
-            project_id(&id)?,
-            ProjectCommand::DeleteProject,
-            expected(expected_version)?,
-        )
-        .await
+        run_on(ctx, &id, expected_version, ProjectCommand::DeleteProject).await
     }
 }

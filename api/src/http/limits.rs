@@ -10,15 +10,20 @@ use serde_json::json;
 /// Refuses a declared body larger than `max` bytes with 413 and a GraphQL
 /// shaped error; bodies without a length are capped by a stream limit layer.
 pub async fn reject_large_bodies(max: usize, request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
+    if declares_more_than(&request, max) {
         return too_large(max);
     }
     next.run(request).await
+}
+
+/// Whether the request's `Content-Length` announces more than `max` bytes.
+pub fn declares_more_than(request: &Request, max: usize) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > max as u64)
 }
 
 /// The 413 answer.

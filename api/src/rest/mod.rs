@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -62,12 +61,7 @@ pub fn router(max_body: usize) -> Router<AppState> {
 /// Refuses a declared body larger than `max` bytes before reading it;
 /// bodies without a length are capped while they are read.
 async fn reject_large_bodies(max: usize, request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
+    if crate::http::limits::declares_more_than(&request, max) {
         return RestError::TooLarge(max).into_response();
     }
     next.run(request).await

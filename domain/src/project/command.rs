@@ -72,3 +72,21 @@ pub enum ProjectCommand {
     /// Delete a stopped (or failed) project; its slug and ports become free.
     DeleteProject,
 }
+
+impl ProjectCommand {
+    /// The variant's name (`StartProject`), for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreateProject { .. } => "CreateProject",
+            Self::StartProject => "StartProject",
+            Self::StopProject => "StopProject",
+            Self::RestartProject => "RestartProject",
+            Self::CompleteStart { .. } => "CompleteStart",
+            Self::FailStart { .. } => "FailStart",
+            Self::CompleteStop { .. } => "CompleteStop",
+            Self::FailStop { .. } => "FailStop",
+            Self::RenameProject { .. } => "RenameProject",
+            Self::DeleteProject => "DeleteProject",
+        }
+    }
+}

@@ -51,10 +51,6 @@ pub struct Envelope {
     pub transaction_id: i64,
 }
 
-fn non_empty(value: &str) -> Option<String> {
-    (!value.is_empty()).then(|| value.to_owned())
-}
-
 impl Envelope {
     /// The envelope of a stored event, for the hub `hub_id`.
     pub fn from_stored(event: &StoredEvent, hub_id: &str) -> Self {
@@ -66,8 +62,8 @@ impl Envelope {
             id: event.event_id,
             subject: event.subject(hub_id),
             origin,
-            correlation_id: non_empty(&event.metadata.correlation_id),
-            causation_id: non_empty(&event.metadata.causation_id),
+            correlation_id: event.metadata.correlation(),
+            causation_id: event.metadata.causation(),
             payload: event.body().clone(),
             timestamp: event.recorded_at,
             aggregate_type: event.aggregate_type.clone(),
