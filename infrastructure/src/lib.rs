@@ -11,6 +11,7 @@
 //! - `integration`: [`IntegrationPublisher`], recording integration events.
 //! - `feed`: the event feed, its consumers and their runners.
 //! - `nats`: the JetStream stream, the envelope and the outbox relay.
+//! - `upcast`: stored events of older shapes read in today's shape.
 //! - `orchestration`: the process manager that runs start/stop requests
 //!   through an [`orchestration::Orchestrator`] (`noop` or `shell`).
 
@@ -23,6 +24,7 @@ pub mod lookup;
 pub mod metadata;
 pub mod nats;
 pub mod orchestration;
+pub mod upcast;
 
 pub use commands::{CommandBus, CommandError, Executed};
 pub use error::InfraError;

@@ -1,4 +1,7 @@
-//! The `event_log` read model: the queryable history of every event.
+//! The `event_log` read model: the queryable history of every event, each
+//! in today's shape (older shapes are upcast on the way in).
+
+use std::borrow::Cow;
 
 use infrastructure::feed::{ConsumerError, FeedConsumer, StoredEvent};
 use sqlx::PgConnection;
@@ -51,9 +54,12 @@ impl FeedConsumer for EventLogProjection {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ConsumerError> {
-        fn col<T>(events: &[StoredEvent], f: impl Fn(&StoredEvent) -> T) -> Vec<T> {
-            events.iter().map(f).collect()
+        fn col<T>(events: &[Cow<'_, StoredEvent>], f: impl Fn(&StoredEvent) -> T) -> Vec<T> {
+            events.iter().map(|e| f(e)).collect()
         }
+        // The log holds every event in today's shape.
+        let events: Vec<_> = events.iter().map(StoredEvent::in_current_shape).collect();
+        let events = events.as_slice();
         sqlx::query(&self.insert_sql)
             .bind(col(events, |e| e.event_id))
             .bind(col(events, |e| e.subject(&self.hub_id)))

@@ -26,6 +26,29 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
 
 static UPCASTERS: LazyLock<Vec<Box<dyn EventUpcaster>>> = LazyLock::new(upcasters);
 
+/// Whether a stored `event_type` at `event_version` has an older shape than
+/// today's (some upcaster applies to it).
+pub fn is_outdated(event_type: &str, event_version: &str) -> bool {
+    UPCASTERS
+        .iter()
+        .any(|upcaster| upcaster.can_upcast(event_type, event_version))
+}
+
+/// A stored project event in today's shape, with the version it now has:
+/// every upcaster that applies to `event_type` at `event_version`, in order.
+/// Every upcaster leads to [`CURRENT_VERSION`], so an event that any of them
+/// changed is reported at that version; others keep theirs. For readers that
+/// hand events on (the event log, the NATS relay).
+pub fn upcast_event(event_type: &str, event_version: &str, payload: Value) -> (String, Value) {
+    if !is_outdated(event_type, event_version) {
+        return (event_version.to_owned(), payload);
+    }
+    (
+        CURRENT_VERSION.to_owned(),
+        upcast_payload(event_type, event_version, payload),
+    )
+}
+
 /// A stored payload in today's shape: every upcaster that applies to
 /// `event_type` at `event_version`, in order. For readers outside cqrs-es
 /// (the read models), which see the payload and its version only.
@@ -99,6 +122,18 @@ mod tests {
         assert_eq!(
             (ports.backend, ports.frontend, ports.postgres, ports.redis),
             (20000, 20001, 20002, 20003)
+        );
+    }
+
+    #[test]
+    fn an_upcast_event_is_reported_at_the_current_version() {
+        let (version, payload) = upcast_event("ProjectCreated", "0.9", old_created());
+        assert_eq!(version, CURRENT_VERSION);
+        assert!(payload["ProjectCreated"]["ports"].is_object());
+        let current = json!({"ProjectStarted": {}});
+        assert_eq!(
+            upcast_event("ProjectStarted", "0.9", current.clone()),
+            ("0.9".to_owned(), current)
         );
     }
 

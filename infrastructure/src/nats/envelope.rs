@@ -53,7 +53,10 @@ pub struct Envelope {
 
 impl Envelope {
     /// The envelope of a stored event, for the hub `hub_id`.
+    /// An event stored in an older shape is published in today's (see
+    /// [`StoredEvent::in_current_shape`]).
     pub fn from_stored(event: &StoredEvent, hub_id: &str) -> Self {
+        let event = event.in_current_shape();
         let mut origin = event.metadata.origin.clone();
         if origin.hub_id.is_empty() {
             origin.hub_id = hub_id.to_owned();
