@@ -2,7 +2,8 @@
 # Developer entry point for the hub workspace.
 #
 #   ./scripts/dev.sh run [ARGS...]    PostgreSQL + NATS, then `hub serve ARGS...`
-#   ./scripts/dev.sh test [ARGS...]   PostgreSQL + NATS, then fmt, clippy, `cargo test ARGS...`, hub-bench --quick
+#   ./scripts/dev.sh test [ARGS...]   PostgreSQL + NATS, then fmt, clippy, `cargo test ARGS...`,
+#                                     the fuzz targets briefly, hub-bench --quick
 #   ./scripts/dev.sh stop             stop the private PostgreSQL and NATS started here
 #   ./scripts/dev.sh services         start (or reuse) the services and print their URLs
 #
@@ -19,6 +20,7 @@
 #   HUB_DEV_NATS_MONITOR_PORT   private NATS monitoring port   (default 31822)
 #   HUB_DEV_WAIT_SECS           readiness deadline in seconds  (default 30)
 #   HUB_DEV_STOP_AFTER          1: `test` stops what it started (default: 1 when CI=true)
+#   HUB_FUZZ_SECONDS            seconds per fuzz target in `test` (default 15; 0 skips)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -34,6 +36,9 @@ WAIT_SECS="${HUB_DEV_WAIT_SECS:-30}"
 NATS_DIR="$DATA_ROOT/nats"
 NATS_LOG="$DATA_ROOT/nats.log"
 NATS_PID="$DATA_ROOT/nats.pid"
+
+# The cargo-fuzz the test command installs when it is missing.
+CARGO_FUZZ_VERSION=0.13.2
 
 # Set by ensure_* when this invocation started a private instance.
 STARTED_PG=0
@@ -382,17 +387,41 @@ cmd_test() {
 
     ensure_services
     cd "$REPO_ROOT"
-    log "cargo fmt --all -- --check"
+    log "cargo fmt --all -- --check (workspace and fuzz/)"
     cargo fmt --all -- --check
+    cargo fmt --manifest-path fuzz/Cargo.toml -- --check
     log "cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings
     log "cargo test --workspace $*"
     cargo test --workspace "$@"
+    run_fuzzers
     # The benchmark harness in quick mode: proves it still runs and produces
     # numbers (it asserts no speed).
     log "hub-bench --quick"
     cargo build -p api --bin hub -p bench --bin hub-bench
     ./target/debug/hub-bench --quick
+}
+
+# The parsers of untrusted text (names and slugs, subject patterns and
+# filters, event subjects), each fuzzed for HUB_FUZZ_SECONDS (default 15;
+# 0 skips). `--sanitizer none` builds on the stable toolchain; the targets
+# check invariants and panics, which need no sanitizer in safe Rust.
+run_fuzzers() {
+    local seconds="${HUB_FUZZ_SECONDS:-15}" target
+    [[ "$seconds" == 0 ]] && return 0
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+        cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+    fi
+    # libFuzzer itself is C++.
+    command -v c++ >/dev/null 2>&1 || apt_install g++
+    log "cargo clippy (fuzz/) -- -D warnings"
+    cargo clippy --manifest-path "$REPO_ROOT/fuzz/Cargo.toml" --all-targets -- -D warnings
+    for target in project_name subject_pattern event_subject; do
+        log "cargo fuzz run $target (${seconds} s)"
+        (cd "$REPO_ROOT/fuzz" && cargo fuzz run --sanitizer none --release "$target" -- \
+            -max_total_time="$seconds")
+    done
 }
 
 cmd_services() {

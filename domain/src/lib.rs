@@ -15,6 +15,8 @@
 //!   errors, status and the lookup port it needs.
 //! - [`integration`]: the [`IntegrationEvent`] aggregate, events clients
 //!   publish through the hub on a subject of their own.
+//! - [`subject`]: [`SubjectPattern`] and [`SubjectFilter`], how clients
+//!   select events by subject.
 
 #![warn(missing_docs)]
 
@@ -24,6 +26,7 @@ pub mod name;
 pub mod path;
 pub mod ports;
 pub mod project;
+pub mod subject;
 
 pub use ids::{IdError, ProjectId};
 pub use integration::{
@@ -37,3 +40,4 @@ pub use project::{
     FailureReason, LookupError, ParseStatusError, PendingRequest, Project, ProjectCommand,
     ProjectError, ProjectEvent, ProjectLookup, ProjectServices, ProjectStatus, RequestKind,
 };
+pub use subject::{SubjectError, SubjectFilter, SubjectPattern};

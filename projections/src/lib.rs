@@ -9,11 +9,12 @@
 //! - `queries`: [`ReadModels`], every read the API makes.
 //! - `rebuild`: [`rebuild()`], a read model rebuilt beside the live one and
 //!   switched to atomically.
-//! - `status`: [`status::list`], checkpoint, lag and state of each read model.
+//! - `status`: [`status::list`], checkpoint, lag, parked events, code
+//!   version and state of each read model; [`status::outdated`].
 //! - `recent`: the latest committed project rows, in memory.
 //! - `cursor`: opaque pagination cursors.
-//! - `subject`: NATS subject patterns and their safe SQL forms.
-//! - `subject_filter`: [`SubjectFilter`], a NATS or `LIKE` subject filter.
+//! - `subject`, `subject_filter`: the domain's subject patterns and
+//!   filters (`domain::subject`), re-exported under their old paths.
 
 pub mod cursor;
 pub mod event_log;
@@ -22,8 +23,8 @@ pub mod queries;
 pub mod rebuild;
 pub mod recent;
 pub mod status;
-pub mod subject;
-pub mod subject_filter;
+pub use domain::subject::filter as subject_filter;
+pub use domain::subject::pattern as subject;
 
 pub use event_log::EventLogProjection;
 pub use projects::{ProjectRow, ProjectsProjection};

@@ -2,7 +2,7 @@
 //! pattern (`hub.*.project.>`) or, for clients of the original event API, a
 //! SQL `LIKE` pattern with `%` (`hub.local-hub.audit.%`).
 
-use crate::subject::{escape_like, SubjectError, SubjectPattern};
+use super::pattern::{escape_like, SubjectError, SubjectPattern};
 
 /// A parsed subject filter; both forms reach SQL only as escaped parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
