@@ -36,6 +36,7 @@ use crate::graphql::{build_schema, ApiState, HubSchema, RequestContext, SchemaLi
 use crate::http::correlation::{self, CorrelationId};
 use crate::http::{auth, health, limits, ws};
 use crate::metrics::{self, Metrics};
+use crate::rebuilds::Rebuilds;
 use crate::rest::{self, RestState};
 
 /// Shared by every HTTP handler.
@@ -171,6 +172,7 @@ impl App {
             },
             &appended,
         );
+        let rebuilds = Rebuilds::new(pool.clone(), config.hub_id.clone());
         let api = ApiState {
             bus,
             metrics: metrics.clone(),
@@ -179,6 +181,7 @@ impl App {
             projects_progress,
             read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
             live,
+            rebuilds,
         };
         let schema = build_schema(
             api,

@@ -10,6 +10,7 @@
 //! - `http`: correlation ids, auth, body limits, health.
 //! - `rest`: the REST event API (`/api/events`) and its event socket.
 //! - `metrics`: Prometheus metrics (`/metrics`).
+//! - `rebuilds`: read-model rebuilds a serving hub runs in the background.
 //! - `telemetry`: logging.
 
 pub mod app;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod rebuilds;
 pub mod rest;
 pub mod telemetry;
 

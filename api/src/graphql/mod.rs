@@ -1,5 +1,6 @@
 //! The GraphQL API: schema, roots, types and errors.
 
+pub mod admin;
 pub mod error;
 pub mod mutation;
 pub mod query;
@@ -13,6 +14,8 @@ use async_graphql::Schema;
 use infrastructure::nats::LiveFeed;
 use infrastructure::{CommandBus, Origin};
 use projections::{ProjectsProgress, ReadModels};
+
+use crate::rebuilds::Rebuilds;
 
 use self::error::{ApiError, ErrorCode};
 use self::mutation::MutationRoot;
@@ -39,6 +42,8 @@ pub struct ApiState {
     pub read_your_writes_timeout: Duration,
     /// Live events from NATS, fanned out to subscriptions.
     pub live: Arc<LiveFeed>,
+    /// Background rebuilds of the read models started by this process.
+    pub rebuilds: Rebuilds,
 }
 
 impl ApiState {

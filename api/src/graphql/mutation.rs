@@ -5,6 +5,7 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use domain::{ProjectCommand, ProjectId, ProjectName, ProjectPath};
 use infrastructure::{CommandMetadata, Executed};
 
+use super::admin::{self, Projection};
 use super::error::{ApiError, ErrorCode};
 use super::query::parse_uuid;
 use super::types::Project;
@@ -75,7 +76,7 @@ async fn run(
     let Executed { version, .. } = state
         .metrics
         .time_command(
-            crate::metrics::command_type(&command),
+            command.name(),
             state.bus.execute(id, command, expected_version, &metadata),
         )
         .await
@@ -207,5 +208,21 @@ impl MutationRoot {
         expected_version: Option<i64>,
     ) -> Result<ProjectPayload> {
         run_on(ctx, &id, expected_version, ProjectCommand::DeleteProject).await
+    }
+
+    /// Admin: rebuilds read models from the event store in the background,
+    /// beside the live ones, which keep answering queries until the rebuilt
+    /// tables take over; an interrupted rebuild continues where it stopped.
+    /// Answers at once with every read model's state (follow it with the
+    /// `projections` query).
+    async fn rebuild_projections(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The read models to rebuild (`projects`, `event_log`); all when left out."
+        )]
+        names: Option<Vec<String>>,
+    ) -> Result<Vec<Projection>> {
+        admin::rebuild(ctx, names).await
     }
 }

@@ -5,6 +5,7 @@ use async_graphql::{Context, Object, Result, ID};
 use projections::{ProjectFilter, SubjectFilter};
 use uuid::Uuid;
 
+use super::admin::{self, Projection};
 use super::error::{ApiError, ErrorCode};
 use super::types::{page_size, Event, EventFilter, Project, ProjectStats, ProjectStatus};
 use super::ApiState;
@@ -117,6 +118,13 @@ impl QueryRoot {
             .map_err(ApiError::from)?;
         Ok(row.map(Event::from))
     }
+
+    /// Admin: every read model's checkpoint lag and state, and the last
+    /// rebuild this hub process started. Needs the API token when one is
+    /// configured.
+    async fn projections(&self, ctx: &Context<'_>) -> Result<Vec<Projection>> {
+        admin::projections(ctx).await
+    }
 }
 
 /// Longest free-text argument (ids, slugs, types) compared against stored values.
@@ -124,7 +132,7 @@ const MAX_TEXT_ARGUMENT: usize = 1024;
 
 /// Checks a free-text argument that is only compared with stored values:
 /// PostgreSQL text cannot hold NUL, and nothing stored is longer than the limit.
-fn text_argument(name: &str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn text_argument(name: &str, value: &str) -> Result<(), ApiError> {
     if value.contains('\0') {
         return Err(ApiError::invalid_input(format!(
             "{name} must not contain NUL characters"
