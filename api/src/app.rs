@@ -20,7 +20,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Extension, Router};
 use domain::ProjectServices;
-use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, RunnerConfig};
+use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, PoisonPolicy, RunnerConfig};
 use infrastructure::lookup::PgProjectLookup;
 use infrastructure::nats::{LiveFeed, NatsRelay};
 use infrastructure::orchestration::{OrchestrationConfig, ProcessManager};
@@ -98,16 +98,23 @@ impl App {
         let projects_projection = Arc::new(ProjectsProjection::new());
         let committed_rows = projects_projection.committed_rows();
         let recent_rows = projects_projection.recent();
+        // The read models park an event they keep failing on and go on
+        // (`hub projections retry` replays it); the relay and the process
+        // manager keep the default, `Halt`: they must not skip an event.
+        let read_model_config = RunnerConfig {
+            poison: PoisonPolicy::Park,
+            ..runner_config.clone()
+        };
         let projects = spawn_runner(
             projects_projection,
             connect.clone(),
-            runner_config.clone(),
+            read_model_config.clone(),
             &appended,
         );
         let event_log = spawn_runner(
             Arc::new(EventLogProjection::new(config.hub_id.clone())),
             connect,
-            runner_config.clone(),
+            read_model_config,
             &appended,
         );
         let projects_progress = ProjectsProgress {
@@ -173,6 +180,9 @@ impl App {
             &appended,
         );
         let rebuilds = Rebuilds::new(pool.clone(), config.hub_id.clone());
+        if config.rebuild_outdated {
+            rebuild_outdated(&pool, &rebuilds, &config.hub_id);
+        }
         let api = ApiState {
             bus,
             metrics: metrics.clone(),
@@ -250,6 +260,34 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Starts rebuilding, in the background, the read models whose tables an
+/// older version of their projection built. Several hubs starting at once
+/// is fine: each rebuild runs in one process only, and one that finds its
+/// table already current has nothing to do.
+fn rebuild_outdated(pool: &PgPool, rebuilds: &Rebuilds, hub_id: &str) {
+    let (pool, rebuilds, hub_id) = (pool.clone(), rebuilds.clone(), hub_id.to_owned());
+    tokio::spawn(async move {
+        let outdated = match projections::status::outdated(&pool, &hub_id).await {
+            Ok(outdated) => outdated,
+            Err(err) => {
+                tracing::error!(error = %err, "could not read the read models' versions; no rebuild started (restart the hub or use `hub projections rebuild`)");
+                return;
+            }
+        };
+        if outdated.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = outdated.iter().map(|t| t.name()).collect();
+        tracing::info!(
+            ?names,
+            "read models built by an older projection version: rebuilding them"
+        );
+        if let Err(err) = rebuilds.start(outdated) {
+            tracing::warn!(error = %err, "outdated read models not rebuilt now");
+        }
+    });
 }
 
 async fn graphiql() -> impl IntoResponse {

@@ -1,14 +1,16 @@
-//! `hub projections list` and `hub projections rebuild`: the read models'
-//! state, and their rebuild with a progress line on a terminal (plain log
-//! lines otherwise).
+//! `hub projections list`, `rebuild` and `retry`: the read models' state,
+//! their rebuild with a progress line on a terminal (plain log lines
+//! otherwise), and the replay of their parked events.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use infrastructure::feed::{retry_parked, ParkedEvent};
 use projections::{
-    rebuild, status, Progress, ProjectionState, RebuildOptions, RebuildOutcome, Rebuildable,
+    rebuild, status, Progress, ProjectionState, ProjectionStatus, RebuildOptions, RebuildOutcome,
+    Rebuildable,
 };
 use sqlx::PgPool;
 
@@ -20,8 +22,9 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 /// Runs a `hub projections` subcommand.
 ///
 /// # Errors
-/// Fails when the database cannot be reached, the read model is unknown, or
-/// a rebuild fails (what it did so far is kept: run it again to continue).
+/// Fails when the database cannot be reached, the read model is unknown, a
+/// rebuild fails (what it did so far is kept: run it again to continue), or
+/// a retry leaves events parked.
 pub async fn projections(args: &ProjectionsArgs) -> anyhow::Result<()> {
     let pool = infrastructure::db::connect_lazy(&args.database.db_config())
         .context("while configuring the database pool")?;
@@ -30,6 +33,12 @@ pub async fn projections(args: &ProjectionsArgs) -> anyhow::Result<()> {
         .context("while applying database migrations")?;
     match &args.action {
         ProjectionsCommand::List => list(&pool, &args.hub_id).await,
+        ProjectionsCommand::Retry { name } => {
+            let target = Rebuildable::by_name(name, &args.hub_id).with_context(|| {
+                format!("no read model named {name:?} (try `hub projections list`)")
+            })?;
+            retry(&pool, &target).await
+        }
         ProjectionsCommand::Rebuild {
             name,
             all,
@@ -72,23 +81,81 @@ async fn list(pool: &PgPool, hub_id: &str) -> anyhow::Result<()> {
         .await
         .context("while reading the projections' state")?;
     println!(
-        "{:<12} {:>22} {:>12} {:>10} {:>10}  STATE",
-        "NAME", "CHECKPOINT", "HANDLED", "LAG", "LAG (s)"
+        "{:<12} {:>22} {:>12} {:>10} {:>10} {:>8} {:>8}  STATE",
+        "NAME", "CHECKPOINT", "HANDLED", "LAG", "LAG (s)", "VERSION", "PARKED"
     );
     for s in statuses {
-        let state = match s.state {
-            ProjectionState::Live => "live".to_owned(),
-            ProjectionState::Rebuilding { done, total } => {
-                format!("rebuilding ({done}/{total})")
-            }
+        println!("{}", list_line(&s));
+    }
+    Ok(())
+}
+
+/// One row of `hub projections list`.
+fn list_line(s: &ProjectionStatus) -> String {
+    let state = match s.state {
+        ProjectionState::Live => "live".to_owned(),
+        ProjectionState::Rebuilding { done, total } => {
+            format!("rebuilding ({done}/{total})")
+        }
+    };
+    let checkpoint = format!("{}:{}", s.checkpoint.transaction_id, s.checkpoint.position);
+    // `1 -> 2`: built by version 1, this build's projection is version 2.
+    let version = if s.version == s.code_version {
+        s.version.to_string()
+    } else {
+        format!("{} -> {}", s.version, s.code_version)
+    };
+    format!(
+        "{:<12} {:>22} {:>12} {:>10} {:>10.1} {:>8} {:>8}  {state}",
+        s.name, checkpoint, s.handled, s.lag_events, s.lag_seconds, version, s.parked
+    )
+}
+
+/// Replays a read model's parked events; fails while any stays parked, so
+/// a script can tell.
+async fn retry(pool: &PgPool, target: &Rebuildable) -> anyhow::Result<()> {
+    let name = target.name();
+    let consumer = target.live_consumer();
+    let report = retry_parked(pool, consumer.as_ref())
+        .await
+        .with_context(|| format!("while replaying the parked events of {name}"))?;
+    println!(
+        "{name}: {} replayed, {} still parked",
+        report.replayed.len(),
+        report.still_parked.len()
+    );
+    for event in &report.replayed {
+        println!("replayed  {}", describe(event));
+    }
+    for event in &report.still_parked {
+        let why = match (&event.error, event.held_behind) {
+            (Some(error), _) => format!("failed: {error}"),
+            (None, Some(first)) => format!("held behind {first}"),
+            (None, None) => String::new(),
         };
-        let checkpoint = format!("{}:{}", s.checkpoint.transaction_id, s.checkpoint.position);
-        println!(
-            "{:<12} {:>22} {:>12} {:>10} {:>10.1}  {state}",
-            s.name, checkpoint, s.handled, s.lag_events, s.lag_seconds
+        println!("parked    {}  {why}", describe(event));
+    }
+    if !report.still_parked.is_empty() {
+        anyhow::bail!(
+            "{} event(s) of {name} are still parked; fix the cause and run the retry again",
+            report.still_parked.len()
         );
     }
     Ok(())
+}
+
+/// `<event id> <type> <aggregate type>/<id>#<sequence> at <tx>:<position>`
+fn describe(event: &ParkedEvent) -> String {
+    format!(
+        "{} {} {}/{}#{} at {}:{}",
+        event.event_id,
+        event.event_type,
+        event.aggregate_type,
+        event.aggregate_id,
+        event.sequence,
+        event.transaction_id,
+        event.position
+    )
 }
 
 /// Rebuilds one read model; returns whether it switched over.
@@ -166,5 +233,29 @@ mod tests {
             progress_line("projects", &progress),
             "projects: 500/1000 events (50.0%), 500 events/s, ETA 1s"
         );
+    }
+
+    #[test]
+    fn the_list_shows_an_outdated_version_and_parked_events() {
+        let mut status = ProjectionStatus {
+            name: "projects",
+            checkpoint: infrastructure::feed::FeedPosition {
+                transaction_id: 10,
+                position: 3,
+            },
+            handled: 3,
+            lag_events: 0,
+            lag_seconds: 0.0,
+            state: ProjectionState::Live,
+            version: 1,
+            code_version: 1,
+            parked: 0,
+        };
+        let line = list_line(&status);
+        assert!(line.contains("   1        0  live"), "{line}");
+        status.code_version = 2;
+        status.parked = 4;
+        let line = list_line(&status);
+        assert!(line.contains("1 -> 2        4  live"), "{line}");
     }
 }

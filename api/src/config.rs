@@ -48,8 +48,18 @@ pub struct ProjectionsArgs {
 /// The `hub projections` subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Each read model's checkpoint, lag and state (live or rebuilding).
+    /// Each read model's checkpoint, lag, code version (`1 -> 2` when the
+    /// table was built by an older version), parked events and state (live
+    /// or rebuilding).
     List,
+    /// Replay a read model's parked (poison) events in feed order, e.g.
+    /// after fixing what made them fail; prints what was replayed and what
+    /// is still parked, and fails while any event stays parked. Safe while
+    /// hubs serve.
+    Retry {
+        /// The read model (`projects`, `event_log`).
+        name: String,
+    },
     /// Rebuild a read model beside the live one, then switch to it. Safe
     /// while hubs serve; an interrupted rebuild continues where it stopped.
     Rebuild {
@@ -179,6 +189,11 @@ pub struct ServeConfig {
     #[arg(long, env = "HUB_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 
+    /// At start, rebuild (in the background, with zero downtime) every read
+    /// model whose table was built by an older version of its projection.
+    #[arg(long, env = "HUB_REBUILD_OUTDATED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub rebuild_outdated: bool,
+
     /// What starting and stopping a project runs.
     #[command(flatten)]
     pub orchestration: OrchestrationArgs,
@@ -220,6 +235,7 @@ impl ServeConfig {
             ws_init_timeout_secs: 10,
             ws_max_message_bytes: 64 * 1024,
             log_format: LogFormat::Text,
+            rebuild_outdated: false,
             orchestration: OrchestrationArgs::default(),
         }
     }

@@ -1,5 +1,6 @@
-//! Where each read model stands: checkpoint, lag, and whether a rebuild is
-//! under way (for `hub projections list`).
+//! Where each read model stands: checkpoint, lag, parked events, the code
+//! version its table was built with, and whether a rebuild is under way (for
+//! `hub projections list` and the start-up rebuild of outdated read models).
 
 use chrono::{DateTime, Utc};
 use infrastructure::feed::FeedPosition;
@@ -37,6 +38,21 @@ pub struct ProjectionStatus {
     pub lag_seconds: f64,
     /// Live or rebuilding.
     pub state: ProjectionState,
+    /// The code version the live table was built with (1 for tables built
+    /// before versions were recorded).
+    pub version: i32,
+    /// The projection's code version now ([`Rebuildable::code_version`]).
+    pub code_version: i32,
+    /// Events the live consumer has parked (`hub projections retry` replays them).
+    pub parked: i64,
+}
+
+impl ProjectionStatus {
+    /// Whether the table was built by an older version of the projection's
+    /// code and should be rebuilt.
+    pub fn is_outdated(&self) -> bool {
+        self.version < self.code_version
+    }
 }
 
 /// The status of every rebuildable read model.
@@ -69,6 +85,11 @@ pub async fn list(pool: &PgPool, hub_id: &str) -> Result<Vec<ProjectionStatus>, 
         } else {
             ProjectionState::Live
         };
+        let parked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM parked_events WHERE consumer = $1")
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await?;
         out.push(ProjectionStatus {
             name,
             checkpoint,
@@ -76,9 +97,39 @@ pub async fn list(pool: &PgPool, hub_id: &str) -> Result<Vec<ProjectionStatus>, 
             lag_events,
             lag_seconds,
             state,
+            version: stored_version(&mut conn, name).await?,
+            code_version: projection.code_version(),
+            parked,
         });
     }
     Ok(out)
+}
+
+/// The read models whose live table was built by an older version of their
+/// projection's code than this build's: the ones a rebuild would change.
+///
+/// # Errors
+/// Fails when a query fails.
+pub async fn outdated(pool: &PgPool, hub_id: &str) -> Result<Vec<Rebuildable>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut out = Vec::new();
+    for projection in Rebuildable::all(hub_id) {
+        if stored_version(&mut conn, projection.name()).await? < projection.code_version() {
+            out.push(projection);
+        }
+    }
+    Ok(out)
+}
+
+/// The code version a read model's live table was built with. A table
+/// without a row was built before versions were recorded: version 1.
+async fn stored_version(conn: &mut PgConnection, read_model: &str) -> Result<i32, sqlx::Error> {
+    let version: Option<i32> =
+        sqlx::query_scalar("SELECT version FROM read_model_versions WHERE read_model = $1")
+            .bind(read_model)
+            .fetch_optional(conn)
+            .await?;
+    Ok(version.unwrap_or(1))
 }
 
 /// A consumer's checkpoint and handled count (the start when it has none).

@@ -3,12 +3,15 @@
 //! consumers that record what they were given, and a command bus on the real
 //! `Project` aggregate.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use domain::{PortRange, ProjectCommand, ProjectId, ProjectName, ProjectPath, ProjectServices};
-use infrastructure::feed::{AppendSignal, ConsumerError, FeedConsumer, RunnerConfig, StoredEvent};
+use infrastructure::feed::{
+    AppendSignal, ConsumerError, FeedConsumer, PoisonPolicy, RunnerConfig, StoredEvent,
+};
 use infrastructure::lookup::PgProjectLookup;
 use infrastructure::{CommandBus, CommandError, CommandMetadata, Executed, Origin};
 use sqlx::postgres::PgConnectOptions;
@@ -43,6 +46,8 @@ pub fn quick_config() -> RunnerConfig {
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
         durable_commits: false,
+        poison: PoisonPolicy::Halt,
+        max_attempts: 5,
     }
 }
 
@@ -67,6 +72,31 @@ pub async fn insert_event(conn: &mut PgConnection) -> Inserted {
          RETURNING event_id, position, transaction_id::text::bigint",
     )
     .bind(Uuid::new_v4().to_string())
+    .fetch_one(conn)
+    .await
+    .expect("insert a test event");
+    Inserted {
+        event_id,
+        position,
+        transaction_id,
+    }
+}
+
+/// Inserts event number `sequence` of the `Test` aggregate `aggregate_id`
+/// on `conn`, like [`insert_event`].
+pub async fn insert_aggregate_event(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+    sequence: i64,
+) -> Inserted {
+    let (event_id, position, transaction_id): (Uuid, i64, i64) = sqlx::query_as(
+        "INSERT INTO events \
+             (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Test', $1, $2, 'Tested', '1.0', '{\"Tested\":{}}', '{}') \
+         RETURNING event_id, position, transaction_id::text::bigint",
+    )
+    .bind(aggregate_id)
+    .bind(sequence)
     .fetch_one(conn)
     .await
     .expect("insert a test event");
@@ -260,6 +290,85 @@ impl FeedConsumer for FlakyConsumer {
             return Err(format!("{FLAKY_ERROR} #{attempt}").into());
         }
         self.inner.record(tx, events).await
+    }
+}
+
+/// The message a [`BreakableConsumer`] fails with on a poison event.
+pub const POISON_ERROR: &str = "deliberate failure on a poison event";
+
+/// A recording consumer (with a table) that can be broken two ways: it
+/// fails every batch holding one of its poison events (a bug: after writing,
+/// so the runner must roll back), or every batch with an I/O error as if the
+/// database were unreachable (an outage).
+pub struct BreakableConsumer {
+    inner: RecordingConsumer,
+    poison: Mutex<HashSet<Uuid>>,
+    outage: AtomicBool,
+    attempts: AtomicU32,
+}
+
+impl BreakableConsumer {
+    /// A consumer named `name` that works until told otherwise.
+    pub fn new(name: &str) -> Self {
+        Self {
+            inner: RecordingConsumer::in_table(name, name),
+            poison: Mutex::new(HashSet::new()),
+            outage: AtomicBool::new(false),
+            attempts: AtomicU32::new(0),
+        }
+    }
+
+    /// Fails every batch that holds `event`.
+    pub fn poison(&self, event: Uuid) {
+        self.poison.lock().expect("poison lock").insert(event);
+    }
+
+    /// The fix: no event is poison any more.
+    pub fn cure(&self) {
+        self.poison.lock().expect("poison lock").clear();
+    }
+
+    /// Starts or ends the simulated outage.
+    pub fn set_outage(&self, down: bool) {
+        self.outage.store(down, Ordering::SeqCst);
+    }
+
+    /// Batches handed over so far, failed or not.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl FeedConsumer for BreakableConsumer {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ConsumerError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.outage.load(Ordering::SeqCst) {
+            return Err(Box::new(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "simulated outage",
+            ))));
+        }
+        let poisoned = {
+            let poison = self.poison.lock().expect("poison lock");
+            events
+                .iter()
+                .find(|e| poison.contains(&e.event_id))
+                .map(|e| e.event_id)
+        };
+        self.inner.record(tx, events).await?;
+        match poisoned {
+            Some(event) => Err(format!("{POISON_ERROR} {event}").into()),
+            None => Ok(()),
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{PortRange, ProjectCommand, ProjectId, ProjectName};
-use infrastructure::feed::{consumer_lag, spawn_runner, AppendSignal, FeedHandle, RunnerConfig};
+use infrastructure::feed::{
+    consumer_lag, spawn_runner, AppendSignal, FeedHandle, PoisonPolicy, RunnerConfig,
+};
 use infrastructure::CommandBus;
 use projections::{
     rebuild, EventLogProjection, ProjectsProjection, RebuildOptions, RebuildOutcome, Rebuildable,
@@ -19,11 +21,13 @@ use crate::{wait_until, TestDb};
 /// The hub id the event log is written with.
 pub const HUB_ID: &str = "test-hub";
 
-/// The live runners of both read models, as a hub runs them.
+/// The live runners of both read models, as a hub runs them (parking
+/// poison events).
 pub fn live_runners(db: &TestDb) -> (FeedHandle, FeedHandle) {
     let appended = AppendSignal::default();
     let config = RunnerConfig {
         max_poll: Duration::from_millis(20),
+        poison: PoisonPolicy::Park,
         ..RunnerConfig::default()
     };
     (

@@ -14,7 +14,7 @@ use hub_tests::rebuild::{
     table_exists, HUB_ID,
 };
 use hub_tests::{wait_until, TestDb};
-use projections::{rebuild, ProjectionState, RebuildOptions, RebuildOutcome, Rebuildable};
+use projections::{rebuild, status, ProjectionState, RebuildOptions, RebuildOutcome, Rebuildable};
 
 #[tokio::test]
 async fn a_rebuild_equals_the_live_read_models_and_the_live_runner_carries_on() {
@@ -300,6 +300,64 @@ async fn an_old_shaped_event_is_upcast_for_the_aggregate_the_projection_and_a_re
     assert_eq!(ports().await, expected, "the live projection upcasts");
     rebuild_fully(&pool, &Rebuildable::Projects).await;
     assert_eq!(ports().await, expected, "a rebuild upcasts");
+}
+
+#[tokio::test]
+async fn an_outdated_read_model_is_listed_and_a_rebuild_records_the_code_version() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    generate_history(&bus(&pool), 5).await;
+    caught_up(&pool).await;
+    let versions = |statuses: &[projections::ProjectionStatus]| -> Vec<(&str, i32, i32, bool)> {
+        statuses
+            .iter()
+            .map(|s| (s.name, s.version, s.code_version, s.is_outdated()))
+            .collect()
+    };
+    let listed = status::list(&pool, HUB_ID).await.unwrap();
+    assert_eq!(
+        versions(&listed),
+        vec![("projects", 1, 1, false), ("event_log", 1, 1, false)],
+        "a fresh install counts as version 1"
+    );
+    assert!(status::outdated(&pool, HUB_ID).await.unwrap().is_empty());
+
+    // A table built by an older build of the projection.
+    sqlx::query("UPDATE read_model_versions SET version = 0 WHERE read_model = 'projects'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let listed = status::list(&pool, HUB_ID).await.unwrap();
+    assert_eq!(
+        versions(&listed),
+        vec![("projects", 0, 1, true), ("event_log", 1, 1, false)]
+    );
+    assert_eq!(
+        status::outdated(&pool, HUB_ID).await.unwrap(),
+        vec![Rebuildable::Projects]
+    );
+
+    let before = models(&pool).await;
+    rebuild_fully(&pool, &Rebuildable::Projects).await;
+    assert_eq!(models(&pool).await, before);
+    let listed = status::list(&pool, HUB_ID).await.unwrap();
+    assert_eq!(versions(&listed)[0], ("projects", 1, 1, false));
+    assert!(status::outdated(&pool, HUB_ID).await.unwrap().is_empty());
+    let stored: i32 =
+        sqlx::query_scalar("SELECT version FROM read_model_versions WHERE read_model = 'projects'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, Rebuildable::Projects.code_version());
+
+    // A row lost (e.g. deleted by hand) counts as version 1 too.
+    sqlx::query("DELETE FROM read_model_versions WHERE read_model = 'event_log'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let listed = status::list(&pool, HUB_ID).await.unwrap();
+    assert_eq!(versions(&listed)[1], ("event_log", 1, 1, false));
 }
 
 #[tokio::test]

@@ -11,21 +11,40 @@ use crate::app::AppState;
 /// `{status, database, nats, consumers}`.
 ///
 /// - `healthy` (200): the database answers, NATS is connected, no feed
-///   consumer is failing.
-/// - `degraded` (200): commands work, but NATS is down or a consumer is
-///   failing (events are kept and relayed once it recovers).
+///   consumer is failing, halted or has parked events.
+/// - `degraded` (200): commands work, but NATS is down, a consumer is
+///   failing or halted on an event, or a read model has parked events (its
+///   rows for those aggregates are stale until `hub projections retry`).
+///   Still 200: the hub serves, and restarting it would not help.
 /// - `unhealthy` (503): the database does not answer.
 ///
-/// Each feed consumer (read models, NATS relay) reports its lag: committed
-/// events it has not handled yet.
+/// Each feed consumer (read models, NATS relay, process manager) reports its
+/// lag (committed events it has not handled yet), its parked events, and,
+/// when halted, the event it is stopped on.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let database_up = infrastructure::db::ping(&state.pool).await;
     let nats_up = infrastructure::nats::is_connected(&state.nats);
+    let parked_counts = if database_up {
+        match infrastructure::feed::parked_counts(&state.pool).await {
+            Ok(counts) => Some(counts),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not count parked events for /health");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut consumers = serde_json::Map::new();
     let mut failing = false;
     for feed in state.feeds.iter() {
         let status = feed.status();
-        failing |= status.consecutive_failures > 0;
+        let parked = parked_counts
+            .as_ref()
+            .map(|counts| counts.get(feed.name()).copied().unwrap_or(0));
+        failing |= status.consecutive_failures > 0
+            || status.halted.is_some()
+            || parked.is_some_and(|n| n > 0);
         let lag = if database_up {
             infrastructure::feed::consumer_lag(&state.pool, feed.name())
                 .await
@@ -33,12 +52,21 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         } else {
             None
         };
+        let halted = status.halted.as_ref().map(|on| {
+            json!({
+                "event_id": on.event_id,
+                "position": format!("{}:{}", on.position.transaction_id, on.position.position),
+                "error": on.error,
+            })
+        });
         consumers.insert(
             feed.name().to_owned(),
             json!({
                 "active_here": status.active,
                 "handled": status.handled,
                 "lag": lag,
+                "parked": parked,
+                "halted": halted,
                 "last_error": status.last_error,
                 "consecutive_failures": status.consecutive_failures,
             }),

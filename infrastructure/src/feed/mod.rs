@@ -4,17 +4,29 @@
 //! [`FeedConsumer`] and are driven by [`spawn_runner`]: one transaction per
 //! batch, the checkpoint written in the same transaction, exactly one active
 //! runner per consumer across processes (a PostgreSQL advisory lock held by
-//! the runner's own connection), retries with backoff on failure.
+//! the runner's own connection), retries with backoff on failure, and a
+//! [`PoisonPolicy`] for an event the consumer keeps failing on.
 //!
 //! Layout:
+//! - `consumer`: [`FeedConsumer`], [`RunnerConfig`] and [`ConsumerStatus`].
 //! - `event`: [`StoredEvent`], [`FeedPosition`] and the gap-safe read.
-//! - `runner`: the runner, its status and the in-process wake-up signal.
+//! - `runner`: the runner's batch loop and the in-process wake-up signal.
+//! - `isolate`: finding the event a consumer keeps failing on.
+//! - `poison`: [`PoisonPolicy`], [`HaltedOn`] and [`is_outage`] (an outage
+//!   is never treated as a poison event).
+//! - `parked`: the parked events' table: listing, counting, [`retry_parked`].
 
+mod consumer;
 mod event;
+mod isolate;
+mod parked;
+mod poison;
 mod runner;
 
+pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 pub use event::{consumer_lag, position_of, read_after, FeedPosition, StoredEvent};
-pub use runner::{
-    spawn_runner, AppendSignal, ConsumerError, ConsumerStatus, FeedConsumer, FeedHandle,
-    RunnerConfig,
+pub use parked::{
+    lock_parked, parked_counts, parked_events, retry_parked, ParkedEvent, RetryError, RetryReport,
 };
+pub use poison::{is_outage, HaltedOn, PoisonPolicy};
+pub use runner::{spawn_runner, AppendSignal, FeedHandle};

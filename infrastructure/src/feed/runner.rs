@@ -2,110 +2,18 @@
 //! hub processes on a database, batches in feed order, checkpoints, retries.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 use super::event::{read_after, FeedPosition, StoredEvent};
-
-/// An error a consumer returns for a batch; the batch is retried with backoff.
-pub type ConsumerError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Something that handles every committed event once, in feed order.
-#[async_trait::async_trait]
-pub trait FeedConsumer: Send + Sync + 'static {
-    /// Stable name: the key of the consumer's checkpoint and lock.
-    fn name(&self) -> &str;
-
-    /// Handles one batch in feed order. Changes made through `tx` commit in
-    /// the same transaction as the consumer's checkpoint, so a database
-    /// consumer sees each event exactly once. A consumer with effects outside
-    /// the database (e.g. publishing) must make them idempotent: they may be
-    /// repeated when the checkpoint fails to commit.
-    ///
-    /// # Errors
-    /// Any error rolls the batch back; it is retried with backoff.
-    async fn handle(
-        &self,
-        tx: &mut PgConnection,
-        events: &[StoredEvent],
-    ) -> Result<(), ConsumerError>;
-
-    /// Called each time this runner becomes the active one (at start and
-    /// after taking over from another process or reconnecting), before the
-    /// first batch. Another runner may have worked in between, so a consumer
-    /// that caches what it has done outside the database must forget it here.
-    async fn on_activate(&self) {}
-
-    /// Called after a batch handled by [`FeedConsumer::handle`] committed
-    /// (with its checkpoint), e.g. to tell in-process waiters what changed.
-    /// Not called when the batch rolled back.
-    async fn after_commit(&self) {}
-}
-
-/// Tuning of a runner.
-#[derive(Clone, Debug)]
-pub struct RunnerConfig {
-    /// Events per batch (one transaction each).
-    pub batch_size: i64,
-    /// Shortest wait before polling again after an empty read.
-    pub min_poll: Duration,
-    /// Longest wait between polls while idle. Writers in this process wake
-    /// the runner at once; this bounds the delay for writes from other processes.
-    pub max_poll: Duration,
-    /// How often a standby runner tries to take over the consumer.
-    pub lock_retry: Duration,
-    /// First delay after a failure; doubles up to `max_backoff`.
-    pub min_backoff: Duration,
-    /// Longest delay between retries.
-    pub max_backoff: Duration,
-    /// Wait for the WAL flush on each batch commit. Off by default: a
-    /// consumer whose writes can all be redone from the store loses nothing
-    /// but a re-run of its last batches in a database crash. Turn it on for a
-    /// consumer whose batch records facts it acts on outside the database.
-    pub durable_commits: bool,
-}
-
-impl Default for RunnerConfig {
-    fn default() -> Self {
-        Self {
-            batch_size: 1000,
-            min_poll: Duration::from_millis(1),
-            max_poll: Duration::from_millis(50),
-            lock_retry: Duration::from_millis(500),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(30),
-            durable_commits: false,
-        }
-    }
-}
-
-/// What a runner is doing, for health reports and read-your-writes waits.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ConsumerStatus {
-    /// Whether this process holds the consumer's lock and runs it.
-    pub active: bool,
-    /// The checkpoint as last seen by this process.
-    pub checkpoint: FeedPosition,
-    /// Events handled in total (from the checkpoint row).
-    pub handled: i64,
-    /// Batches committed by this process; increases on every commit, so
-    /// waiters can watch it.
-    pub batches: u64,
-    /// The last failure, cleared by the next success.
-    pub last_error: Option<String>,
-    /// Failures in a row.
-    pub consecutive_failures: u32,
-    /// When this process last committed a batch.
-    pub last_batch_at: Option<DateTime<Utc>>,
-    /// Reads of the log by this process so far (changes without waking
-    /// watchers).
-    pub polls: u64,
-}
+use super::isolate::split_held;
+use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
+use super::poison::PoisonPolicy;
 
 /// Wakes feed runners when this process has appended events.
 #[derive(Clone, Debug)]
@@ -193,16 +101,18 @@ pub fn spawn_runner<C: FeedConsumer>(
     }
 }
 
-struct Runner<C> {
-    consumer: Arc<C>,
+/// One runner's state (its batch loop here, the search for a poison event
+/// in `isolate`).
+pub(super) struct Runner<C> {
+    pub(super) consumer: Arc<C>,
     connect: PgConnectOptions,
-    config: RunnerConfig,
+    pub(super) config: RunnerConfig,
     appended: watch::Receiver<u64>,
-    status: Arc<watch::Sender<ConsumerStatus>>,
+    pub(super) status: Arc<watch::Sender<ConsumerStatus>>,
 }
 
 #[derive(Debug, thiserror::Error)]
-enum StepError {
+pub(super) enum StepError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("consumer failed: {0}")]
@@ -269,6 +179,16 @@ impl<C: FeedConsumer> Runner<C> {
             Ok(loaded) => loaded,
             Err(err) => return err.into(),
         };
+        // Only this runner parks events for its consumer while it holds the
+        // lock (retries and rebuilds only remove them), so once it has seen
+        // none it can skip looking before each batch until it parks one.
+        let mut may_hold_back = self.config.poison == PoisonPolicy::Park;
+        if may_hold_back {
+            match has_parked(&mut conn, &name).await {
+                Ok(found) => may_hold_back = found,
+                Err(err) => return err.into(),
+            }
+        }
         self.consumer.on_activate().await;
         self.status.send_modify(|s| {
             s.active = true;
@@ -278,8 +198,13 @@ impl<C: FeedConsumer> Runner<C> {
 
         let mut idle = self.config.min_poll;
         let mut backoff = self.config.min_backoff;
+        // Failures of the current batch in a row, outages aside.
+        let mut attempts = 0;
         loop {
-            match self.step(&mut conn, checkpoint, handled).await {
+            match self
+                .step(&mut conn, checkpoint, handled, &mut may_hold_back)
+                .await
+            {
                 Ok(None) => {
                     // After a wake-up the new event may still be held back by
                     // the xmin fence (an older transaction still running) for
@@ -300,15 +225,55 @@ impl<C: FeedConsumer> Runner<C> {
                 Ok(Some((last, count))) => {
                     checkpoint = last;
                     handled += count as i64;
+                    attempts = 0;
                     idle = self.config.min_poll;
                     backoff = self.config.min_backoff;
                     self.consumer.after_commit().await;
                 }
-                Err(StepError::Consumer(err)) => {
+                Err(StepError::Consumer(err)) if self.consumer.is_outage(&err) => {
+                    // Not the consumer's fault: retried until it works, and
+                    // not counted towards `max_attempts`.
                     let failures = self.record_failure(err.to_string());
-                    tracing::error!(consumer = %name, error = %err, failures, retry_in = ?backoff, "feed consumer failed on a batch; retrying");
+                    tracing::warn!(consumer = %name, error = %err, failures, retry_in = ?backoff, "feed consumer could not reach a service; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+                Err(StepError::Consumer(err)) => {
+                    attempts += 1;
+                    let failures = self.record_failure(err.to_string());
+                    if attempts < self.config.max_attempts.max(1) {
+                        tracing::error!(consumer = %name, error = %err, failures, retry_in = ?backoff, "feed consumer failed on a batch; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.config.max_backoff);
+                        continue;
+                    }
+                    tracing::error!(consumer = %name, error = %err, attempts, "feed consumer keeps failing on a batch; looking for the failing event");
+                    // It may park events: look before the next batches.
+                    may_hold_back = self.config.poison == PoisonPolicy::Park;
+                    match self
+                        .isolate(&mut conn, &mut checkpoint, &mut handled, attempts)
+                        .await
+                    {
+                        Ok(None) => {
+                            // Everything was handled or parked.
+                            attempts = 0;
+                            idle = self.config.min_poll;
+                            backoff = self.config.min_backoff;
+                        }
+                        Ok(Some(on)) => {
+                            // Halted: stay on the event; try it again later.
+                            attempts = 0;
+                            self.status.send_modify(|s| s.halted = Some(on));
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(self.config.max_backoff);
+                        }
+                        Err(StepError::Consumer(err)) => {
+                            self.record_failure(err.to_string());
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(self.config.max_backoff);
+                        }
+                        Err(err) => return err,
+                    }
                 }
                 Err(err) => return err,
             }
@@ -338,17 +303,36 @@ impl<C: FeedConsumer> Runner<C> {
         }
     }
 
+    /// Reports a committed batch (or single event) in the status.
+    pub(super) fn committed(&self, checkpoint: FeedPosition, handled: i64) {
+        self.status.send_modify(|s| {
+            s.polls += 1;
+            s.checkpoint = checkpoint;
+            s.handled = handled;
+            s.batches += 1;
+            s.last_error = None;
+            s.consecutive_failures = 0;
+            s.last_batch_at = Some(Utc::now());
+            s.halted = None;
+        });
+    }
+
     /// One batch in one transaction. Returns the new checkpoint and the
     /// number of events handled, or `None` when nothing new was committed.
     ///
     /// The checkpoint is kept in memory while this runner holds the lock; the
     /// compare-and-set in the update still refuses to move a checkpoint that
     /// someone else moved.
+    ///
+    /// `may_hold_back` says whether the consumer may have parked events
+    /// (then the batch's events of their aggregates are held back); it is
+    /// cleared once a batch finds none.
     async fn step(
         &self,
         conn: &mut PgConnection,
         checkpoint: FeedPosition,
         handled: i64,
+        may_hold_back: &mut bool,
     ) -> Result<Option<(FeedPosition, usize)>, StepError> {
         let name = self.consumer.name();
         // The read runs outside any transaction: an idle poll costs one query
@@ -366,41 +350,76 @@ impl<C: FeedConsumer> Runner<C> {
             return Ok(None);
         };
         let mut tx = conn.begin().await?;
-        self.consumer
-            .handle(&mut tx, &events)
-            .await
-            .map_err(StepError::Consumer)?;
-        let moved = sqlx::query(
-            "UPDATE feed_checkpoints \
-             SET transaction_id = $2::text::xid8, position = $3, handled = handled + $4, updated_at = now() \
-             WHERE consumer = $1 AND transaction_id = $5::text::xid8 AND position = $6",
-        )
-        .bind(name)
-        .bind(last.transaction_id.to_string())
-        .bind(last.position)
-        .bind(events.len() as i64)
-        .bind(checkpoint.transaction_id.to_string())
-        .bind(checkpoint.position)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved != 1 {
-            return Err(StepError::LostCheckpoint);
+        // A parking consumer holds back the events of aggregates it has
+        // parked events of, so each aggregate's events apply in order.
+        let held_back = if *may_hold_back {
+            lock_and_read_held_back(&mut tx, name).await?
+        } else {
+            HeldBack::new()
+        };
+        let (to_handle, held) = split_held(&events, &held_back);
+        if !to_handle.is_empty() {
+            self.consumer
+                .handle(&mut tx, &to_handle)
+                .await
+                .map_err(StepError::Consumer)?;
         }
+        for (event, first) in &held {
+            park(&mut tx, name, event, Parking::HeldBehind(*first)).await?;
+        }
+        move_checkpoint(&mut tx, name, checkpoint, last, events.len()).await?;
         tx.commit().await?;
+        *may_hold_back = !held_back.is_empty();
         let count = events.len();
-        self.status.send_modify(|s| {
-            s.polls += 1;
-            s.checkpoint = last;
-            s.handled = handled + count as i64;
-            s.batches += 1;
-            s.last_error = None;
-            s.consecutive_failures = 0;
-            s.last_batch_at = Some(Utc::now());
-        });
+        self.committed(last, handled + count as i64);
+        if !held.is_empty() {
+            tracing::warn!(
+                consumer = name,
+                events = held.len(),
+                "events held behind parked events of their aggregates"
+            );
+        }
         tracing::debug!(consumer = name, events = count, "feed batch committed");
         Ok(Some((last, count)))
     }
+}
+
+/// Moves `consumer`'s checkpoint from `from` to `to` inside `tx`, refusing
+/// when someone else moved it.
+pub(super) async fn move_checkpoint(
+    tx: &mut PgConnection,
+    consumer: &str,
+    from: FeedPosition,
+    to: FeedPosition,
+    count: usize,
+) -> Result<(), StepError> {
+    let moved = sqlx::query(
+        "UPDATE feed_checkpoints \
+         SET transaction_id = $2::text::xid8, position = $3, handled = handled + $4, updated_at = now() \
+         WHERE consumer = $1 AND transaction_id = $5::text::xid8 AND position = $6",
+    )
+    .bind(consumer)
+    .bind(to.transaction_id.to_string())
+    .bind(to.position)
+    .bind(count as i64)
+    .bind(from.transaction_id.to_string())
+    .bind(from.position)
+    .execute(tx)
+    .await?
+    .rows_affected();
+    if moved == 1 {
+        Ok(())
+    } else {
+        Err(StepError::LostCheckpoint)
+    }
+}
+
+/// Whether `consumer` has parked events.
+async fn has_parked(conn: &mut PgConnection, consumer: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM parked_events WHERE consumer = $1)")
+        .bind(consumer)
+        .fetch_one(conn)
+        .await
 }
 
 /// Reads a consumer's checkpoint and handled count.

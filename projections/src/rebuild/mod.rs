@@ -27,6 +27,12 @@ mod tables;
 use crate::status::{checkpoint_of, lag_on};
 use crate::{EventLogProjection, ProjectsProjection};
 
+/// The code version of the `projects` projection (see
+/// [`Rebuildable::code_version`]).
+const PROJECTS_CODE_VERSION: i32 = 1;
+/// The code version of the `event_log` projection.
+const EVENT_LOG_CODE_VERSION: i32 = 1;
+
 /// A read model that can be rebuilt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rebuildable {
@@ -63,6 +69,18 @@ impl Rebuildable {
         }
     }
 
+    /// The version of the projection's code. Raise it when a change to the
+    /// projection changes what it writes for the same events: a table built
+    /// by a lower version is then reported outdated ([`crate::status::outdated`])
+    /// and can be rebuilt. The version a live table was built with is kept
+    /// in `read_model_versions`, written by the rebuild's switch.
+    pub fn code_version(&self) -> i32 {
+        match self {
+            Rebuildable::Projects => PROJECTS_CODE_VERSION,
+            Rebuildable::EventLog { .. } => EVENT_LOG_CODE_VERSION,
+        }
+    }
+
     /// The live table.
     pub fn table(&self) -> &'static str {
         self.name()
@@ -80,6 +98,12 @@ impl Rebuildable {
 
     pub(crate) fn old_table(&self) -> String {
         format!("{}__old", self.table())
+    }
+
+    /// The projection writing the live table, as its runner runs it (e.g.
+    /// to replay parked events through it).
+    pub fn live_consumer(&self) -> Box<dyn FeedConsumer> {
+        self.consumer(self.table())
     }
 
     pub(crate) fn consumer(&self, table: &str) -> Box<dyn FeedConsumer> {

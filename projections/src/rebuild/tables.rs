@@ -1,7 +1,7 @@
 //! The shadow table's lifecycle: created (or found) before a rebuild, and
 //! swapped with the live table in one transaction at the end.
 
-use infrastructure::feed::{FeedConsumer, FeedPosition};
+use infrastructure::feed::{lock_parked, FeedConsumer, FeedPosition};
 use sqlx::{Connection as _, PgConnection};
 
 use super::{RebuildError, RebuildOptions, Rebuildable};
@@ -101,7 +101,9 @@ pub(super) async fn create_deferred_indexes(
 }
 
 /// Applies the last events and makes the shadow table the live one, in one
-/// transaction; returns how many events it applied.
+/// transaction that also records the projection's code version and drops
+/// the live consumer's parked events (the new table has them); returns how
+/// many events it applied.
 pub(super) async fn switch(
     conn: &mut PgConnection,
     projection: &Rebuildable,
@@ -120,6 +122,10 @@ pub(super) async fn switch(
     ))
     .execute(&mut *tx)
     .await?;
+    // First the consumer's parking lock (its runner takes it before writing
+    // the table in each batch, a retry of its parked events too): the
+    // parked rows dropped below must not be replayed meanwhile.
+    lock_parked(&mut tx, projection.name()).await?;
     // The live runner writes the table in each batch, so while this lock is
     // held it cannot commit one; queries wait for the switch, then read the
     // new table. Views are locked before the table, in the order a query on
@@ -195,6 +201,20 @@ pub(super) async fn switch(
         .bind(&key)
         .execute(&mut *tx)
         .await?;
+    // The new table was built by this code from every event, including any
+    // the live consumer had parked: those rows describe the old table.
+    sqlx::query("DELETE FROM parked_events WHERE consumer = $1")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO read_model_versions (read_model, version, built_at) VALUES ($1, $2, now()) \
+         ON CONFLICT (read_model) DO UPDATE SET version = EXCLUDED.version, built_at = EXCLUDED.built_at",
+    )
+    .bind(projection.name())
+    .bind(projection.code_version())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(tail)
 }

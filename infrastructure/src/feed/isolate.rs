@@ -1,0 +1,125 @@
+//! Finding the event a consumer keeps failing on: the failing batch handed
+//! over one event per transaction, then parked or halted on according to
+//! the runner's [`PoisonPolicy`].
+
+use std::borrow::Cow;
+
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use super::consumer::FeedConsumer;
+use super::event::{read_after, FeedPosition, StoredEvent};
+use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
+use super::poison::{HaltedOn, PoisonPolicy};
+use super::runner::{move_checkpoint, Runner, StepError};
+
+impl<C: FeedConsumer> Runner<C> {
+    /// Handles the batch after `checkpoint`, which failed `attempts` times,
+    /// one event per transaction, to find the event the consumer fails on.
+    /// Events before it are committed (with the checkpoint) as usual. With
+    /// [`PoisonPolicy::Park`] a failing event is parked and the rest of the
+    /// batch goes on; returns `None` once the batch is through. With
+    /// [`PoisonPolicy::Halt`] returns the first failing event, with the
+    /// checkpoint right before it.
+    ///
+    /// An outage on the way ends the search with the consumer's error: the
+    /// batch is then retried as usual.
+    pub(super) async fn isolate(
+        &self,
+        conn: &mut PgConnection,
+        checkpoint: &mut FeedPosition,
+        handled: &mut i64,
+        attempts: u32,
+    ) -> Result<Option<HaltedOn>, StepError> {
+        let name = self.consumer.name();
+        let park_policy = self.config.poison == PoisonPolicy::Park;
+        let events = read_after(&mut *conn, *checkpoint, self.config.batch_size).await?;
+        for event in &events {
+            let at = event.feed_position();
+            let mut tx = conn.begin().await?;
+            if park_policy {
+                let held_back = lock_and_read_held_back(&mut tx, name).await?;
+                if let Some(first) = held_back.get(&aggregate_of(event)) {
+                    park(&mut tx, name, event, Parking::HeldBehind(*first)).await?;
+                    move_checkpoint(&mut tx, name, *checkpoint, at, 1).await?;
+                    tx.commit().await?;
+                    (*checkpoint, *handled) = (at, *handled + 1);
+                    self.committed(at, *handled);
+                    continue;
+                }
+            }
+            match self
+                .consumer
+                .handle(&mut tx, std::slice::from_ref(event))
+                .await
+            {
+                Ok(()) => {
+                    move_checkpoint(&mut tx, name, *checkpoint, at, 1).await?;
+                    tx.commit().await?;
+                    (*checkpoint, *handled) = (at, *handled + 1);
+                    self.committed(at, *handled);
+                    self.consumer.after_commit().await;
+                }
+                Err(err) => {
+                    tx.rollback().await?;
+                    if self.consumer.is_outage(&err) {
+                        return Err(StepError::Consumer(err));
+                    }
+                    let error = err.to_string();
+                    if !park_policy {
+                        tracing::error!(consumer = name, event_id = %event.event_id, position = ?at, %error, "feed consumer halted on an event it keeps failing on");
+                        return Ok(Some(HaltedOn {
+                            event_id: event.event_id,
+                            position: at,
+                            error,
+                        }));
+                    }
+                    let mut tx = conn.begin().await?;
+                    // Taken for its lock: a retry must not run meanwhile.
+                    lock_and_read_held_back(&mut tx, name).await?;
+                    let attempts = i32::try_from(attempts.saturating_add(1)).unwrap_or(i32::MAX);
+                    park(
+                        &mut tx,
+                        name,
+                        event,
+                        Parking::Failed {
+                            error: &error,
+                            attempts,
+                        },
+                    )
+                    .await?;
+                    move_checkpoint(&mut tx, name, *checkpoint, at, 1).await?;
+                    tx.commit().await?;
+                    (*checkpoint, *handled) = (at, *handled + 1);
+                    self.committed(at, *handled);
+                    tracing::error!(consumer = name, event_id = %event.event_id, position = ?at, %error, "feed consumer failed on an event; parked it");
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The events to hand to the consumer, and those held behind a parked
+/// event of their aggregate (with that event).
+pub(super) fn split_held<'a>(
+    events: &'a [StoredEvent],
+    held_back: &HeldBack,
+) -> (Cow<'a, [StoredEvent]>, Vec<(&'a StoredEvent, Uuid)>) {
+    if held_back.is_empty() {
+        return (Cow::Borrowed(events), Vec::new());
+    }
+    let mut to_handle = Vec::with_capacity(events.len());
+    let mut held = Vec::new();
+    for event in events {
+        match held_back.get(&aggregate_of(event)) {
+            Some(first) => held.push((event, *first)),
+            None => to_handle.push(event.clone()),
+        }
+    }
+    (Cow::Owned(to_handle), held)
+}
+
+fn aggregate_of(event: &StoredEvent) -> (String, String) {
+    (event.aggregate_type.clone(), event.aggregate_id.clone())
+}
