@@ -6,16 +6,45 @@ use std::time::Duration;
 
 use hub_tests::rebuild::{bus, caught_up, generate_history, models, table_exists};
 use hub_tests::{wait_until, TestDb, TestHub};
+use infrastructure::orchestration::ProcessManager;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "admin-t0ken";
 const AUTH: [(&str, &str); 1] = [("Authorization", "Bearer admin-t0ken")];
 
 const PROJECTIONS: &str = "{ projections { name handled lagEvents lagSeconds state \
-     rebuildDone rebuildTotal lastRebuild { state done total eventsPerSecond error } } }";
+     rebuildDone rebuildTotal version codeVersion outdated parked \
+     lastRebuild { state done total eventsPerSecond error } } }";
+const RETRY: &str = "mutation($name: String!) { retryParkedEvents(name: $name) { name \
+     replayed { eventId aggregateId sequence eventType failed heldBehind attempts } \
+     stillParked { eventId failed heldBehind } } }";
 const REBUILD: &str = "mutation($names: [String!]) { rebuildProjections(names: $names) { \
      name state lastRebuild { state } } }";
 const PROJECT_NAMES: &str = "{ projects(first: 1000) { edges { node { id name status } } } }";
+
+/// Waits until the hub's process manager has finished every start and stop
+/// the history asked for (completing them appends events), then until the
+/// read models have handled everything.
+async fn settled(pool: &sqlx::PgPool) {
+    wait_until(
+        "the orchestrator to finish its requests",
+        Duration::from_secs(30),
+        || async {
+            let lag = infrastructure::feed::consumer_lag(pool, ProcessManager::NAME)
+                .await
+                .ok()?;
+            let unfinished: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM orchestration_requests WHERE finished_at IS NULL",
+            )
+            .fetch_one(pool)
+            .await
+            .ok()?;
+            (lag == 0 && unfinished == 0).then_some(())
+        },
+    )
+    .await;
+    caught_up(pool).await;
+}
 
 async fn hub_with_token(db: &TestDb) -> TestHub {
     let mut config = TestHub::config(db.url());
@@ -50,6 +79,7 @@ async fn admin_operations_are_refused_without_the_token_and_change_nothing() {
         (PROJECTIONS, json!({})),
         (REBUILD, json!({ "names": ["projects"] })),
         (REBUILD, json!({})),
+        (RETRY, json!({ "name": "projects" })),
     ] {
         for headers in [&[][..], &[("Authorization", "Bearer wrong")][..]] {
             let (_, body) = hub.graphql_request(query, variables.clone(), headers).await;
@@ -82,7 +112,7 @@ async fn a_rebuild_asked_over_graphql_runs_beside_the_live_models_and_switches_o
     let hub = hub_with_token(&db).await;
     let pool = db.pool().await;
     let ids = generate_history(&bus(&pool), 40).await;
-    caught_up(&pool).await;
+    settled(&pool).await;
     let before = models(&pool).await;
     let listed = projections(&hub).await;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
@@ -167,4 +197,118 @@ async fn a_bad_rebuild_request_is_a_typed_error_and_starts_nothing() {
         assert!(projection["lastRebuild"].is_null(), "{projection}");
     }
     assert!(!table_exists(&pool, "projects__rebuild").await);
+}
+
+#[tokio::test]
+async fn a_hub_configured_to_rebuild_an_outdated_read_model_at_start() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    let first = hub_with_token(&db).await;
+    generate_history(&bus(&pool), 15).await;
+    settled(&pool).await;
+    let before = models(&pool).await;
+    // As if an older build (projection version 0) had built `projects`.
+    sqlx::query(
+        "INSERT INTO read_model_versions (read_model, version) VALUES ('projects', 0) \
+         ON CONFLICT (read_model) DO UPDATE SET version = 0",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let listed = projections(&first).await;
+    let projects = named(&listed, "projects");
+    assert_eq!(projects["outdated"], true, "{projects}");
+    assert_eq!(projects["version"], 0);
+    assert!(
+        projects["lastRebuild"].is_null(),
+        "not configured: no rebuild"
+    );
+    assert_eq!(named(&listed, "event_log")["outdated"], false);
+
+    let mut config = TestHub::config(db.url());
+    config.hub_id = first.hub_id().to_owned();
+    config.api_token = Some(secrecy::SecretString::from(TOKEN));
+    config.rebuild_outdated = true;
+    let mut second = TestHub::start_with(config).await;
+    second.keep_stream();
+    let rebuilt = wait_until(
+        "the outdated read model to be rebuilt",
+        Duration::from_secs(60),
+        || async {
+            let list = projections(&second).await;
+            let projects = named(&list, "projects");
+            assert_ne!(projects["lastRebuild"]["state"], "FAILED", "{projects}");
+            (projects["lastRebuild"]["state"] == "SWITCHED").then(|| list.clone())
+        },
+    )
+    .await;
+    let projects = named(&rebuilt, "projects");
+    assert_eq!(projects["outdated"], false, "{projects}");
+    assert_eq!(projects["version"], projects["codeVersion"]);
+    assert!(
+        named(&rebuilt, "event_log")["lastRebuild"].is_null(),
+        "only the outdated one"
+    );
+    caught_up(&pool).await;
+    assert_eq!(models(&pool).await, before);
+}
+
+#[tokio::test]
+async fn parked_events_are_counted_and_retried_over_graphql() {
+    let db = TestDb::create().await;
+    let hub = hub_with_token(&db).await;
+    let pool = db.pool().await;
+    // The "bug": the projection cannot write this project's row.
+    sqlx::query("ALTER TABLE projects ADD CONSTRAINT projects_admin_bug CHECK (name <> 'Poison')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let bus = bus(&pool);
+    let (poison, created) = hub_tests::feed::create_project(&bus, "Poison").await;
+    created.expect("the store takes the event");
+    let (_, fine) = hub_tests::feed::create_project(&bus, "Fine").await;
+    fine.expect("the store takes the event");
+    let parked = wait_until(
+        "the poison event to be parked",
+        Duration::from_secs(30),
+        || async {
+            let list = projections(&hub).await;
+            let projects = named(&list, "projects");
+            (projects["parked"] == 1 && projects["lagEvents"] == 0).then(|| projects.clone())
+        },
+    )
+    .await;
+    assert_eq!(parked["state"], "LIVE", "{parked}");
+    assert_eq!(named(&projections(&hub).await, "event_log")["parked"], 0);
+
+    // Still broken: the retry leaves it parked.
+    let body = admin(&hub, RETRY, json!({ "name": "projects" })).await;
+    let retried = &body["data"]["retryParkedEvents"];
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(retried["replayed"], json!([]));
+    assert_eq!(retried["stillParked"][0]["failed"], true, "{body}");
+
+    // "The fix", then the retry replays it.
+    sqlx::query("ALTER TABLE projects DROP CONSTRAINT projects_admin_bug")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let body = admin(&hub, RETRY, json!({ "name": "projects" })).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let retried = &body["data"]["retryParkedEvents"];
+    assert_eq!(retried["name"], "projects");
+    assert_eq!(retried["stillParked"], json!([]));
+    let replayed = retried["replayed"].as_array().unwrap();
+    assert_eq!(replayed.len(), 1, "{body}");
+    assert_eq!(replayed[0]["aggregateId"], poison.to_string());
+    assert_eq!(replayed[0]["eventType"], "ProjectCreated");
+    assert_eq!(replayed[0]["sequence"], 1);
+    assert_eq!(named(&projections(&hub).await, "projects")["parked"], 0);
+    let project = hub.project(&poison.to_string()).await;
+    assert_eq!(project["name"], "Poison");
+
+    for (name, code) in [("nope", "NOT_FOUND"), ("a\u{0}b", "INVALID_INPUT")] {
+        let body = admin(&hub, RETRY, json!({ "name": name })).await;
+        assert_eq!(hub_tests::hub::error_code(&body), Some(code), "{body}");
+    }
 }

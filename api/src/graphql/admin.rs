@@ -1,10 +1,11 @@
-//! Admin operations on the read models: their state, and rebuilding them
-//! from the event store while the hub keeps serving. The same operations as
-//! `hub projections list|rebuild`; every one needs the API token when one
+//! Admin operations on the read models: their state, rebuilding them from
+//! the event store while the hub keeps serving, and replaying the events
+//! they parked. The same operations as `hub projections list|rebuild|retry`; every one needs the API token when one
 //! is configured (reads too: lag and checkpoints are operator business).
 
-use async_graphql::{Context, Enum, Result, SimpleObject};
+use async_graphql::{Context, Enum, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
+use infrastructure::feed::{retry_parked, RetryError};
 use projections::{ProjectionState, ProjectionStatus as Status, Rebuildable};
 
 use super::error::{ApiError, ErrorCode};
@@ -112,6 +113,16 @@ pub struct Projection {
     pub rebuild_done: Option<i64>,
     /// While rebuilding: events to replay in all.
     pub rebuild_total: Option<i64>,
+    /// The code version of the projection that built the live table.
+    pub version: i32,
+    /// The projection's code version in this build; above `version` when
+    /// the table is outdated (a rebuild brings it up to date).
+    pub code_version: i32,
+    /// Whether an older version of the projection built the live table.
+    pub outdated: bool,
+    /// Events parked after the projection kept failing on them
+    /// (`retryParkedEvents` replays them).
+    pub parked: i64,
     /// The last rebuild this hub process started, if any.
     pub last_rebuild: Option<RebuildJobInfo>,
 }
@@ -125,6 +136,10 @@ impl Projection {
             }
         };
         Self {
+            outdated: status.is_outdated(),
+            version: status.version,
+            code_version: status.code_version,
+            parked: status.parked,
             name: status.name.to_owned(),
             handled: status.handled,
             lag_events: status.lag_events,
@@ -135,6 +150,58 @@ impl Projection {
             last_rebuild: job.map(RebuildJobInfo::from),
         }
     }
+}
+
+/// An event a read model parked.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ParkedEvent {
+    /// The event's id.
+    pub event_id: ID,
+    /// e.g. `Project`.
+    pub aggregate_type: String,
+    /// The aggregate instance (a project id).
+    pub aggregate_id: String,
+    /// Its sequence within the aggregate.
+    pub sequence: i64,
+    /// e.g. `ProjectCreated`.
+    pub event_type: String,
+    /// Whether the projection failed on it (otherwise it waits behind an
+    /// earlier parked event of its aggregate, `heldBehind`). What the
+    /// projection said is in the hub's log and `hub projections retry`.
+    pub failed: bool,
+    /// The earlier parked event of the same aggregate it waits behind.
+    pub held_behind: Option<ID>,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// When it was parked.
+    pub parked_at: DateTime<Utc>,
+}
+
+impl From<infrastructure::feed::ParkedEvent> for ParkedEvent {
+    fn from(event: infrastructure::feed::ParkedEvent) -> Self {
+        Self {
+            event_id: ID(event.event_id.to_string()),
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            sequence: event.sequence,
+            event_type: event.event_type,
+            failed: event.error.is_some(),
+            held_behind: event.held_behind.map(|id| ID(id.to_string())),
+            attempts: event.attempts,
+            parked_at: event.parked_at,
+        }
+    }
+}
+
+/// What `retryParkedEvents` did.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct RetryResult {
+    /// The read model.
+    pub name: String,
+    /// Events handled this time, now out of the parking table, in order.
+    pub replayed: Vec<ParkedEvent>,
+    /// Events still parked: failed again, or held behind one that did.
+    pub still_parked: Vec<ParkedEvent>,
 }
 
 /// Fails unless the request carries the API token (when one is configured).
@@ -207,4 +274,39 @@ fn start_error(err: StartError) -> ApiError {
         }
         StartError::AlreadyRunning(_) => ApiError::new(ErrorCode::Conflict, err.to_string()),
     }
+}
+
+/// Replays the parked events of the read model `name` (`retryParkedEvents`
+/// mutation), as `hub projections retry` does.
+pub(crate) async fn retry(ctx: &Context<'_>, name: String) -> Result<RetryResult> {
+    authorize(ctx)?;
+    let state = ctx.data::<ApiState>()?;
+    super::query::text_argument("name", &name)?;
+    let target = state.rebuilds.target(&name).map_err(start_error)?;
+    let consumer = target.live_consumer();
+    let report = retry_parked(state.read.pool(), consumer.as_ref())
+        .await
+        .map_err(|err| match &err {
+            RetryError::AlreadyRunning(_) => ApiError::new(ErrorCode::Conflict, err.to_string()),
+            RetryError::Database(db) if infrastructure::error::is_unavailable(db) => {
+                ApiError::unavailable(&err)
+            }
+            RetryError::Outage(_) => ApiError::unavailable(&err),
+            _ => ApiError::internal(&err),
+        })?;
+    tracing::info!(
+        projection = target.name(),
+        replayed = report.replayed.len(),
+        still_parked = report.still_parked.len(),
+        "parked events retried"
+    );
+    Ok(RetryResult {
+        name: target.name().to_owned(),
+        replayed: report.replayed.into_iter().map(ParkedEvent::from).collect(),
+        still_parked: report
+            .still_parked
+            .into_iter()
+            .map(ParkedEvent::from)
+            .collect(),
+    })
 }

@@ -5,7 +5,7 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use domain::{ProjectCommand, ProjectId, ProjectName, ProjectPath};
 use infrastructure::{CommandMetadata, Executed};
 
-use super::admin::{self, Projection};
+use super::admin::{self, Projection, RetryResult};
 use super::error::{ApiError, ErrorCode};
 use super::query::parse_uuid;
 use super::types::Project;
@@ -224,5 +224,15 @@ impl MutationRoot {
         names: Option<Vec<String>>,
     ) -> Result<Vec<Projection>> {
         admin::rebuild(ctx, names).await
+    }
+
+    /// Admin: replays a read model's parked events in order (e.g. after the
+    /// cause of their failure was fixed); those that fail again stay parked.
+    async fn retry_parked_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The read model (`projects`, `event_log`).")] name: String,
+    ) -> Result<RetryResult> {
+        admin::retry(ctx, name).await
     }
 }

@@ -146,6 +146,15 @@ impl FeedConsumer for NatsRelay {
         Self::NAME
     }
 
+    /// Every failure to publish is taken for an outage of NATS (retried
+    /// until it works, never reported as halted on an event) except those
+    /// that would fail the same way every time: an event that does not
+    /// serialize, or one larger than the server's `max_payload`. The relay
+    /// never skips an event either way.
+    fn is_outage(&self, err: &ConsumerError) -> bool {
+        !is_permanent_publish_failure(err.as_ref())
+    }
+
     async fn on_activate(&self) {
         // Another process may have published (without checkpointing) while
         // this one was not the active relay: look at the stream again.
@@ -183,6 +192,54 @@ impl FeedConsumer for NatsRelay {
                 *watermark = None;
                 Err(err)
             }
+        }
+    }
+}
+
+/// Whether publishing failed because of the event itself (see
+/// [`NatsRelay`]'s `is_outage`).
+fn is_permanent_publish_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err.downcast_ref::<serde_json::Error>().is_some() {
+            return true;
+        }
+        if let Some(publish) = err.downcast_ref::<async_nats::jetstream::context::PublishError>() {
+            return publish.kind()
+                == async_nats::jetstream::context::PublishErrorKind::MaxPayloadExceeded;
+        }
+        if let Some(publish) = err.downcast_ref::<async_nats::client::PublishError>() {
+            return publish.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded;
+        }
+        current = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+
+    use super::*;
+
+    fn boxed(err: impl std::error::Error + Send + Sync + 'static) -> ConsumerError {
+        Box::new(err)
+    }
+
+    #[test]
+    fn only_failures_of_the_event_itself_are_not_outages() {
+        let unserializable = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        assert!(is_permanent_publish_failure(boxed(unserializable).as_ref()));
+        let too_large = PublishError::new(PublishErrorKind::MaxPayloadExceeded);
+        assert!(is_permanent_publish_failure(boxed(too_large).as_ref()));
+
+        for outage in [
+            boxed(PublishError::new(PublishErrorKind::TimedOut)),
+            boxed(PublishError::new(PublishErrorKind::BrokenPipe)),
+            boxed(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            ConsumerError::from("timed out waiting for JetStream to acknowledge a publish"),
+        ] {
+            assert!(!is_permanent_publish_failure(outage.as_ref()), "{outage}");
         }
     }
 }
