@@ -23,6 +23,10 @@
 //! - `process`: building, running and signalling the workspace's programs.
 //! - `orchestration`: hubs with the `shell` orchestrator and a scratch
 //!   directory for the files their commands write and wait on.
+//! - `pg_server`: [`PgServer`], a private PostgreSQL cluster to stop and restart.
+//! - `reliability`: real `hub` processes to kill and restart, a command load
+//!   that records what was acknowledged, and the store/stream/read-model
+//!   agreement check (the `reliability` suite).
 
 pub mod db;
 pub mod feed;
@@ -31,9 +35,11 @@ pub mod jetstream;
 pub mod nats_server;
 pub mod ops;
 pub mod orchestration;
+pub mod pg_server;
 pub mod process;
 pub mod proxy;
 pub mod rebuild;
+pub mod reliability;
 pub mod rest;
 pub mod wait;
 pub mod ws;
@@ -41,6 +47,7 @@ pub mod ws;
 pub use db::TestDb;
 pub use hub::TestHub;
 pub use nats_server::NatsServer;
+pub use pg_server::PgServer;
 pub use proxy::Proxy;
 pub use wait::{holds_for, wait_until};
 

@@ -183,7 +183,8 @@ async fn the_feed_recovers_promptly_from_a_short_outage_after_a_long_one() {
     let (proxy, hub) = hub_behind_proxy(&db).await;
     let id = hub.create_project("Twice", "/srv/t").await;
 
-    // A long outage: the runner fails seven times, backing off up to 6.4 s.
+    // A long outage: the runner fails seven times (its reconnect attempts
+    // back off up to 1 s apart).
     proxy.refuse();
     wait_until("seven reconnect failures", RECOVERY, || async {
         let feed = projects_feed(&hub).await;

@@ -15,6 +15,14 @@ use super::isolate::split_held;
 use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
 use super::poison::PoisonPolicy;
 
+/// Longest wait between two attempts to reconnect to the database (however
+/// large `max_backoff`). An attempt against a database that is down costs
+/// one refused connection; a longer wait keeps the feeds stopped that much
+/// longer after the database is back, and with them every read-your-writes
+/// answer (mutations committed then would be answered UNAVAILABLE) and the
+/// process manager.
+const MAX_RECONNECT_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Wakes feed runners when this process has appended events.
 #[derive(Clone, Debug)]
 pub struct AppendSignal(Arc<watch::Sender<u64>>);
@@ -138,7 +146,9 @@ impl<C: FeedConsumer> Runner<C> {
             });
             tracing::warn!(consumer = self.consumer.name(), error = %err, retry_in = ?backoff, "feed runner lost its connection");
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.config.max_backoff);
+            backoff = (backoff * 2)
+                .min(self.config.max_backoff)
+                .min(MAX_RECONNECT_BACKOFF);
         }
     }
 
