@@ -73,6 +73,8 @@ pub struct Metrics {
     http_seconds: HistogramVec,
     feed_lag: IntGaugeVec,
     feed_handled: IntGaugeVec,
+    feed_batches: IntGaugeVec,
+    feed_parked: IntGaugeVec,
     feed_active: IntGaugeVec,
     feed_failures: IntGaugeVec,
     relay_lag: IntGauge,
@@ -168,6 +170,18 @@ impl Metrics {
                 &r,
                 "hub_feed_handled_events",
                 "Events a feed consumer has handled in total.",
+                &["consumer"],
+            ),
+            feed_batches: gauges(
+                &r,
+                "hub_feed_batches",
+                "Batches a feed consumer has committed in this process (handled / batches is its batch size).",
+                &["consumer"],
+            ),
+            feed_parked: gauges(
+                &r,
+                "hub_feed_parked_events",
+                "Events a feed consumer parked because it kept failing on them.",
                 &["consumer"],
             ),
             feed_active: gauges(
@@ -290,7 +304,18 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         .set(state.rest.live.subscribers() as i64);
     // Stale lags would mislead: without an answer, the series disappear.
     metrics.feed_lag.reset();
+    metrics.feed_parked.reset();
     metrics.relay_lag.set(0);
+    let parked = if database_up {
+        infrastructure::feed::parked_counts(&state.pool)
+            .await
+            .inspect_err(
+                |err| tracing::warn!(error = %err, "could not count parked events for /metrics"),
+            )
+            .ok()
+    } else {
+        None
+    };
     for feed in state.feeds.iter() {
         let name = feed.name();
         let status = feed.status();
@@ -298,6 +323,16 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
             .feed_handled
             .with_label_values(&[name])
             .set(status.handled);
+        metrics
+            .feed_batches
+            .with_label_values(&[name])
+            .set(i64::try_from(status.batches).unwrap_or(i64::MAX));
+        if let Some(parked) = &parked {
+            metrics
+                .feed_parked
+                .with_label_values(&[name])
+                .set(parked.get(name).copied().unwrap_or(0));
+        }
         metrics
             .feed_active
             .with_label_values(&[name])

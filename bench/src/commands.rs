@@ -21,6 +21,7 @@
 //! start or stop; what it leaves out (HTTP, GraphQL, the feed reads, the
 //! read models, the relay) is what the ratio prices.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,10 @@ pub struct CommandsResult {
     pub create_raw: Summary,
     /// API throughput / raw throughput.
     pub create_ratio: f64,
+    /// Events per committed batch of each feed consumer during the API
+    /// creates (from the hub's `/metrics`): the bigger, the cheaper each
+    /// event is to project, publish and checkpoint.
+    pub create_batch_sizes: BTreeMap<String, f64>,
     /// start/stop through the API.
     pub cycle_api: Summary,
     /// The same store work, raw.
@@ -193,6 +198,60 @@ async fn api_cycles(api: &Arc<Api>, clients: usize, duration: Duration) -> anyho
         .collect();
     let (samples, errors) = gather(tasks).await;
     Ok(summarize(samples, errors, started.elapsed()))
+}
+
+/// Per feed consumer: (events handled, batches committed), from the hub's
+/// `/metrics`; empty when they cannot be read.
+async fn feed_counters(api: &Api) -> BTreeMap<String, (f64, f64)> {
+    let Ok(response) = api.client.get(format!("{}/metrics", api.url)).send().await else {
+        return BTreeMap::new();
+    };
+    parse_feed_counters(&response.text().await.unwrap_or_default())
+}
+
+fn parse_feed_counters(text: &str) -> BTreeMap<String, (f64, f64)> {
+    let mut counters: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        for (metric, batches) in [
+            ("hub_feed_handled_events", false),
+            ("hub_feed_batches", true),
+        ] {
+            let Some(rest) = line
+                .strip_prefix(metric)
+                .and_then(|r| r.strip_prefix("{consumer=\""))
+            else {
+                continue;
+            };
+            let Some((consumer, value)) = rest.split_once("\"} ") else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            let entry = counters.entry(consumer.to_owned()).or_default();
+            if batches {
+                entry.1 = value;
+            } else {
+                entry.0 = value;
+            }
+        }
+    }
+    counters
+}
+
+/// Events per batch between two [`feed_counters`] readings.
+fn batch_sizes(
+    before: &BTreeMap<String, (f64, f64)>,
+    after: &BTreeMap<String, (f64, f64)>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter_map(|(consumer, (events, batches))| {
+            let (events_before, batches_before) = before.get(consumer).copied().unwrap_or_default();
+            let batches = batches - batches_before;
+            (batches > 0.0).then(|| (consumer.clone(), (events - events_before) / batches))
+        })
+        .collect()
 }
 
 const LOAD: &str =
@@ -357,13 +416,16 @@ pub async fn run(
             .await
             .context("while connecting the raw loop")?;
         let per_client = (config.creates_per_level / clients).max(1);
+        let before = feed_counters(&api).await;
         let create_api = api_creates(&api, clients, per_client).await;
+        let create_batch_sizes = batch_sizes(&before, &feed_counters(&api).await);
         let create_raw = raw_creates(&pool, clients, per_client).await;
         let cycle_api = api_cycles(&api, clients, config.cycle_duration).await?;
         let cycle_raw = raw_cycles(&pool, clients, config.cycle_duration).await;
         results.push(CommandsResult {
             concurrency: clients,
             create_ratio: create_api.throughput / create_raw.throughput.max(1e-9),
+            create_batch_sizes,
             cycle_ratio: cycle_api.throughput / cycle_raw.throughput.max(1e-9),
             create_api,
             create_raw,
@@ -373,4 +435,27 @@ pub async fn run(
         pool.close().await;
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_sizes_come_from_the_metrics_text() {
+        let before = parse_feed_counters(
+            "# HELP hub_feed_batches x\nhub_feed_batches{consumer=\"projects\"} 10\n\
+             hub_feed_handled_events{consumer=\"projects\"} 10\n\
+             hub_feed_handled_events{consumer=\"nats_relay\"} 10\n",
+        );
+        let after = parse_feed_counters(
+            "hub_feed_batches{consumer=\"projects\"} 30\n\
+             hub_feed_handled_events{consumer=\"projects\"} 90\n\
+             hub_feed_batches{consumer=\"nats_relay\"} 0\n\
+             hub_feed_handled_events{consumer=\"nats_relay\"} 90\n",
+        );
+        let sizes = batch_sizes(&before, &after);
+        assert_eq!(sizes.get("projects"), Some(&4.0));
+        assert_eq!(sizes.get("nats_relay"), None, "no batch: no size");
+    }
 }

@@ -135,16 +135,28 @@ fn print_commands(results: &[commands::CommandsResult]) {
             ("start/stop", &r.cycle_api, &r.cycle_raw, r.cycle_ratio),
         ] {
             println!(
-                "{:>5} {:<8} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>9.0} {:>7.2} {:>6.0}%",
+                "{:>5} {:<10} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>6} {:>9.0} {:>7.2} {:>6.0}%",
                 r.concurrency,
                 op,
                 api.throughput,
                 api.p50_ms,
                 api.p95_ms,
                 api.p99_ms,
+                api.errors,
                 raw.throughput,
                 raw.p99_ms,
                 ratio * 100.0
+            );
+        }
+        let sizes: Vec<String> = r
+            .create_batch_sizes
+            .iter()
+            .map(|(consumer, size)| format!("{consumer} {size:.1}"))
+            .collect();
+        if !sizes.is_empty() {
+            println!(
+                "      events per feed batch during creates: {}",
+                sizes.join(", ")
             );
         }
     }

@@ -2,7 +2,7 @@
 //! optimistic concurrency and a clear outcome for every failure.
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 use domain::{Project, ProjectCommand, ProjectError, ProjectId, ProjectServices, Slug};
 use postgres_es::PostgresEventRepository;
@@ -146,11 +146,23 @@ impl CommandBus {
         let aggregate_id = id.to_string();
         let mut last_seen = 0;
         for attempt in 1..=MAX_ATTEMPTS {
-            let mut context = self
-                .store
-                .load_aggregate(&aggregate_id)
-                .await
-                .map_err(CommandError::from_aggregate)?;
+            // A create is for a new id (the API makes them): nothing to load.
+            // Should the id exist after all, the commit loses on the event's
+            // unique sequence, and the retry loads it and is rejected.
+            let mut context =
+                if attempt == 1 && matches!(command, ProjectCommand::CreateProject { .. }) {
+                    EventStoreAggregateContext {
+                        aggregate_id: aggregate_id.clone(),
+                        aggregate: Project::default(),
+                        current_sequence: 0,
+                        current_snapshot: None,
+                    }
+                } else {
+                    self.store
+                        .load_aggregate(&aggregate_id)
+                        .await
+                        .map_err(CommandError::from_aggregate)?
+                };
             let current = context.current_sequence as u64;
             last_seen = current;
             if let Some(expected) = expected_version {

@@ -1,6 +1,6 @@
 //! The `projects` read model: one row per project, folded from its events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -156,18 +156,27 @@ impl FeedConsumer for ProjectsProjection {
         if events.is_empty() {
             return Ok(());
         }
-        let mut ids = Vec::with_capacity(events.len());
+        // Only projects whose history does not start in this batch can have
+        // a row to build on. One that starts here (its creation, sequence 1)
+        // has none: a row left by an earlier run of this same batch (its
+        // checkpoint lost) is rebuilt from the same events and overwritten.
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut ids = Vec::new();
         for event in &events {
             let id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|_| ProjectionError::BadId(event.aggregate_id.clone()))?;
-            ids.push(id);
+            if seen.insert(id) && event.sequence > 1 {
+                ids.push(id);
+            }
         }
-        ids.sort_unstable();
-        ids.dedup();
-        let existing: Vec<ProjectRow> = sqlx::query_as(&self.select_sql)
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
+        let existing: Vec<ProjectRow> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(&self.select_sql)
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+        };
         let mut rows: HashMap<Uuid, ProjectRow> =
             existing.into_iter().map(|row| (row.id, row)).collect();
         let mut touched = Vec::new();

@@ -108,6 +108,7 @@ async fn metrics_count_commands_events_requests_and_report_lags_and_subscription
         ("hub_feed_lag_events{consumer=\"nats_relay\"}", 0.0),
         ("hub_feed_active{consumer=\"nats_relay\"}", 1.0),
         ("hub_feed_consecutive_failures{consumer=\"projects\"}", 0.0),
+        ("hub_feed_parked_events{consumer=\"projects\"}", 0.0),
         ("hub_subscriptions_open", 1.0),
         ("hub_nats_connected", 1.0),
         ("hub_database_up", 1.0),
@@ -138,6 +139,8 @@ async fn metrics_count_commands_events_requests_and_report_lags_and_subscription
         sample(&text, "hub_feed_handled_events{consumer=\"event_log\"}").is_some_and(|n| n >= 2.0),
         "{text}"
     );
+    let batches = sample(&text, "hub_feed_batches{consumer=\"event_log\"}");
+    assert!(batches.is_some_and(|n| n >= 1.0), "{text}");
     assert!(text.contains("hub_command_duration_seconds_bucket{command=\"CreateProject\",outcome=\"ok\",le=\"0.005\"}"));
     for line in text
         .lines()

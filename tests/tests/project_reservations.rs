@@ -72,6 +72,42 @@ async fn deleting_a_project_frees_its_name_for_a_new_project() {
 }
 
 #[tokio::test]
+async fn a_create_on_an_existing_id_is_rejected_and_changes_nothing() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let bus = command_bus(&pool, PortRange::default());
+    let (id, created) = create_project(&bus, "Original").await;
+    created.expect("create Original");
+    let ports = reserved_ports(&pool, id).await;
+
+    // The bus does not load an aggregate for a create: the store's unique
+    // sequence catches the clash, and the retry on fresh state rejects it.
+    let again = run(
+        &bus,
+        id,
+        ProjectCommand::CreateProject {
+            project_id: id,
+            name: ProjectName::parse("Impostor").unwrap(),
+            path: ProjectPath::parse("/srv/impostor").unwrap(),
+        },
+    )
+    .await;
+    assert!(
+        is_rejected_with(&again, &ProjectError::AlreadyExists),
+        "{again:?}"
+    );
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(id.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+    assert_eq!(slug_holder(&pool, "impostor").await, None);
+    assert_eq!(slug_holder(&pool, "original").await, Some(id.to_string()));
+    assert_eq!(reserved_ports(&pool, id).await, ports);
+}
+
+#[tokio::test]
 async fn the_only_port_block_is_refused_to_a_second_project_and_reused_after_a_delete() {
     let db = TestDb::create().await;
     let pool = migrated_pool(&db).await;
