@@ -364,3 +364,78 @@ async fn a_runner_whose_writers_are_all_gone_still_backs_off_to_max_poll() {
     })
     .await;
 }
+
+/// A consumer that writes nothing to the database: it records, per batch,
+/// the events and whether it was handed an open transaction.
+struct NonWriting {
+    batches: std::sync::Mutex<Vec<(Vec<Uuid>, bool)>>,
+}
+
+#[async_trait::async_trait]
+impl infrastructure::feed::FeedConsumer for NonWriting {
+    fn name(&self) -> &str {
+        "non_writing"
+    }
+
+    fn writes(&self, _events: &[infrastructure::feed::StoredEvent]) -> bool {
+        false
+    }
+
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        events: &[infrastructure::feed::StoredEvent],
+    ) -> Result<(), infrastructure::feed::ConsumerError> {
+        // Outside a transaction block each statement is its own transaction,
+        // with a transaction id of its own.
+        let mut xids = Vec::new();
+        for _ in 0..2 {
+            let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+                .fetch_one(&mut *conn)
+                .await?;
+            xids.push(xid);
+        }
+        let in_transaction = xids[0] == xids[1];
+        let ids = events.iter().map(|event| event.event_id).collect();
+        self.batches
+            .lock()
+            .expect("batches lock")
+            .push((ids, in_transaction));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_that_writes_nothing_is_checkpointed_without_a_transaction() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let signal = AppendSignal::default();
+    let consumer = Arc::new(NonWriting {
+        batches: std::sync::Mutex::new(Vec::new()),
+    });
+    let handle = spawn_runner(
+        consumer.clone(),
+        connect_options(&db),
+        quick_config(),
+        &signal,
+    );
+    let mut appended = Vec::new();
+    for _ in 0..4 {
+        appended.extend(append_events(&pool, 3).await);
+        signal.notify();
+    }
+    wait_for_handled("the non-writing consumer", &handle, 12).await;
+    wait_until(
+        "the checkpoint row to count every event",
+        ARRIVES,
+        || async { (checkpoint_handled(&pool, "non_writing").await == 12).then_some(()) },
+    )
+    .await;
+    let batches = consumer.batches.lock().expect("batches lock").clone();
+    let seen: Vec<Uuid> = batches.iter().flat_map(|(ids, _)| ids.clone()).collect();
+    assert_eq!(seen, appended, "every event once, in order");
+    assert!(
+        batches.iter().all(|(_, in_transaction)| !in_transaction),
+        "{batches:?}"
+    );
+}

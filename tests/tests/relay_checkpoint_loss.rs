@@ -64,6 +64,23 @@ async fn checkpoint_update_blocked(pool: &PgPool) -> bool {
     waiting > 0
 }
 
+/// Ends the backends of this database waiting for a lock to move a
+/// checkpoint, and waits until none is left.
+async fn end_blocked_checkpoint_updates(pool: &PgPool) {
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock' \
+           AND query LIKE 'UPDATE feed_checkpoints%'",
+    )
+    .execute(pool)
+    .await
+    .expect("terminate the waiting update");
+    wait_until("the waiting checkpoint update to end", ARRIVES, || async {
+        (!checkpoint_update_blocked(pool).await).then_some(())
+    })
+    .await;
+}
+
 /// A store, a stream with a 500 ms duplicate window, and a relay runner
 /// that reaches the database through a proxy that can be cut.
 struct Setup {
@@ -190,8 +207,12 @@ async fn a_relay_that_lost_its_checkpoint_commit_publishes_nothing_twice_after_a
     })
     .await;
 
-    // The database goes away for the relay before its checkpoint commits.
+    // The database goes away for the relay before its checkpoint commits:
+    // the client side is cut, and the server side of the waiting update
+    // ends too (left alone, a lone update would commit by itself once the
+    // lock is released).
     setup.cut_relay_off().await;
+    end_blocked_checkpoint_updates(&setup.pool).await;
     locker.rollback().await.expect("release the checkpoints");
     assert_eq!(checkpoint_handled(&setup.pool, NatsRelay::NAME).await, 2);
     setup.wait_for_the_duplicate_window_to_pass().await;

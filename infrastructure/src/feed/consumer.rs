@@ -38,6 +38,19 @@ pub trait FeedConsumer: Send + Sync + 'static {
         events: &[StoredEvent],
     ) -> Result<(), ConsumerError>;
 
+    /// Whether handling `events` writes to the database through the
+    /// connection [`FeedConsumer::handle`] is given. When it does not, the
+    /// runner hands over its connection outside a transaction and moves the
+    /// checkpoint with one statement afterwards (no `BEGIN`, no `COMMIT`, no
+    /// WAL flush to wait for), which is most of the cost of a batch for a
+    /// consumer such as the NATS relay. The default says it writes. A
+    /// consumer that says it does not must not write: nothing it wrote would
+    /// commit with the checkpoint.
+    fn writes(&self, events: &[StoredEvent]) -> bool {
+        let _ = events;
+        true
+    }
+
     /// Called each time this runner becomes the active one (at start and
     /// after taking over from another process or reconnecting), before the
     /// first batch. Another runner may have worked in between, so a consumer
@@ -75,10 +88,13 @@ pub struct RunnerConfig {
     pub min_backoff: Duration,
     /// Longest delay between retries.
     pub max_backoff: Duration,
-    /// Wait for the WAL flush on each batch commit. Off by default: a
-    /// consumer whose writes can all be redone from the store loses nothing
-    /// but a re-run of its last batches in a database crash. Turn it on for a
-    /// consumer whose batch records facts it acts on outside the database.
+    /// Wait for the WAL flush on the commit of each batch that writes (see
+    /// [`FeedConsumer::writes`]). Off by default: a consumer whose writes can
+    /// all be redone from the store loses nothing but a re-run of its last
+    /// batches in a database crash. Turn it on for a consumer whose batch
+    /// records facts it acts on outside the database. A batch that writes
+    /// nothing but the checkpoint is never waited for: handling its events
+    /// again after a crash changes nothing.
     pub durable_commits: bool,
     /// What happens to an event the consumer keeps failing on. The default,
     /// [`PoisonPolicy::Halt`], never skips an event.

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::consumer::FeedConsumer;
@@ -36,7 +36,7 @@ impl<C: FeedConsumer> Runner<C> {
         let events = read_after(&mut *conn, *checkpoint, self.config.batch_size).await?;
         for event in &events {
             let at = event.feed_position();
-            let mut tx = conn.begin().await?;
+            let mut tx = self.begin_batch(conn).await?;
             if park_policy {
                 let held_back = lock_and_read_held_back(&mut tx, name).await?;
                 if let Some(first) = held_back.get(&aggregate_of(event)) {
@@ -74,7 +74,7 @@ impl<C: FeedConsumer> Runner<C> {
                             error,
                         }));
                     }
-                    let mut tx = conn.begin().await?;
+                    let mut tx = self.begin_batch(conn).await?;
                     // Taken for its lock: a retry must not run meanwhile.
                     lock_and_read_held_back(&mut tx, name).await?;
                     let attempts = i32::try_from(attempts.saturating_add(1)).unwrap_or(i32::MAX);

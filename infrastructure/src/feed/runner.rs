@@ -164,15 +164,13 @@ impl<C: FeedConsumer> Runner<C> {
         // A consumer's batch and checkpoint commit together, and what most
         // consumers write can be redone from the store: losing the last
         // commits in a database crash only means handling those events again.
-        // So, unless told otherwise, the runner does not wait for the WAL
-        // flush on each batch.
-        if !self.config.durable_commits {
-            if let Err(err) = sqlx::query("SET synchronous_commit = off")
-                .execute(&mut conn)
-                .await
-            {
-                return err.into();
-            }
+        // So the runner does not wait for the WAL flush, except on the
+        // batches of a durable consumer that write (see `begin_batch`).
+        if let Err(err) = sqlx::query("SET synchronous_commit = off")
+            .execute(&mut conn)
+            .await
+        {
+            return err.into();
         }
         let name = self.consumer.name().to_owned();
         tracing::info!(consumer = %name, "feed runner is active");
@@ -313,6 +311,21 @@ impl<C: FeedConsumer> Runner<C> {
         }
     }
 
+    /// Opens the transaction of a batch (or of a single event) that writes:
+    /// for a durable consumer, one whose commit waits for the WAL flush.
+    pub(super) async fn begin_batch<'c>(
+        &self,
+        conn: &'c mut PgConnection,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        if self.config.durable_commits {
+            sqlx::query("SET LOCAL synchronous_commit = on")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// Reports a committed batch (or single event) in the status.
     pub(super) fn committed(&self, checkpoint: FeedPosition, handled: i64) {
         self.status.send_modify(|s| {
@@ -359,7 +372,23 @@ impl<C: FeedConsumer> Runner<C> {
             });
             return Ok(None);
         };
-        let mut tx = conn.begin().await?;
+        if !*may_hold_back && !self.consumer.writes(&events) {
+            // Nothing to commit with the checkpoint: one statement moves it.
+            self.consumer
+                .handle(&mut *conn, &events)
+                .await
+                .map_err(StepError::Consumer)?;
+            move_checkpoint(&mut *conn, name, checkpoint, last, events.len()).await?;
+            let count = events.len();
+            self.committed(last, handled + count as i64);
+            tracing::debug!(
+                consumer = name,
+                events = count,
+                "feed batch handled (no writes)"
+            );
+            return Ok(Some((last, count)));
+        }
+        let mut tx = self.begin_batch(conn).await?;
         // A parking consumer holds back the events of aggregates it has
         // parked events of, so each aggregate's events apply in order.
         let held_back = if *may_hold_back {

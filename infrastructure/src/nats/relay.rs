@@ -146,6 +146,11 @@ impl FeedConsumer for NatsRelay {
         Self::NAME
     }
 
+    /// The relay writes nothing to the database but its checkpoint.
+    fn writes(&self, _events: &[StoredEvent]) -> bool {
+        false
+    }
+
     /// Every failure to publish is taken for an outage of NATS (retried
     /// until it works, never reported as halted on an event) except those
     /// that would fail the same way every time: an event that does not

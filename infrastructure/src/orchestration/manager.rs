@@ -167,6 +167,12 @@ impl FeedConsumer for ProcessManager {
         Self::NAME
     }
 
+    /// Only a batch with a start, stop or restart request records anything
+    /// (the request, durably); the others only move the checkpoint.
+    fn writes(&self, events: &[StoredEvent]) -> bool {
+        events.iter().any(QueuedRequest::is_request)
+    }
+
     async fn handle(
         &self,
         tx: &mut PgConnection,

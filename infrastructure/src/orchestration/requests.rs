@@ -32,18 +32,15 @@ pub struct QueuedRequest {
 }
 
 impl QueuedRequest {
+    /// Whether `event` is a project's start, stop or restart request.
+    pub fn is_request(event: &StoredEvent) -> bool {
+        request_kind(event).is_some()
+    }
+
     /// The request `event` makes, if it is a project's start, stop or
     /// restart request with a well-formed aggregate id.
     pub fn from_event(event: &StoredEvent) -> Option<Self> {
-        if event.aggregate_type != <domain::Project as cqrs_es::Aggregate>::TYPE {
-            return None;
-        }
-        let kind = match event.event_type.as_str() {
-            "ProjectStartRequested" => RequestKind::Start,
-            "ProjectStopRequested" => RequestKind::Stop,
-            "ProjectRestartRequested" => RequestKind::Restart,
-            _ => return None,
-        };
+        let kind = request_kind(event)?;
         let Ok(project_id) = Uuid::parse_str(&event.aggregate_id) else {
             tracing::warn!(aggregate_id = %event.aggregate_id, "a project request with a malformed id is ignored");
             return None;
@@ -207,6 +204,19 @@ pub async fn finish(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// The kind of request `event` is, if it is one.
+fn request_kind(event: &StoredEvent) -> Option<RequestKind> {
+    if event.aggregate_type != <domain::Project as cqrs_es::Aggregate>::TYPE {
+        return None;
+    }
+    match event.event_type.as_str() {
+        "ProjectStartRequested" => Some(RequestKind::Start),
+        "ProjectStopRequested" => Some(RequestKind::Stop),
+        "ProjectRestartRequested" => Some(RequestKind::Restart),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
