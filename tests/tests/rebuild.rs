@@ -1,5 +1,5 @@
 //! Rebuilding read models by replay: the result equals the live read model,
-//! queries are answered throughout, an interrupted rebuild resumes, old
+//! queries are answered throughout, an interrupted (or killed) rebuild resumes, old
 //! event shapes are upcast, and the live runner carries on after the switch.
 
 use std::ops::ControlFlow;
@@ -394,4 +394,158 @@ async fn the_hub_binary_lists_and_rebuilds_the_read_models() {
 
     let unknown = hub_cmd(&["rebuild", "nope"]);
     assert!(!unknown.status.success());
+}
+
+/// The number after `key=` in a log line (`this_run=588`).
+fn logged_number(text: &str, key: &str) -> Option<i64> {
+    let at = text.rfind(&format!("{key}="))? + key.len() + 1;
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// `hub projections rebuild projects` as a process, one event per batch,
+/// logging at info (progress lines when stderr is not a terminal).
+async fn spawn_rebuild(hub: &std::path::Path, db: &TestDb) -> tokio::process::Child {
+    tokio::process::Command::new(hub)
+        .args(["projections", "rebuild", "projects", "--batch-size", "1"])
+        .env("DATABASE_URL", db.url())
+        .env("HUB_ID", HUB_ID)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run hub projections rebuild")
+}
+
+/// Stops `signal`ing a rebuild process part-way: waits until it has
+/// committed a few batches, then holds the shadow table so the next batch
+/// waits (the rebuild is then certainly mid-way), signals the process, and
+/// lets go. Returns the events the rebuild had committed, and the output.
+async fn interrupt_rebuild(
+    pool: &sqlx::PgPool,
+    hub: &std::path::Path,
+    db: &TestDb,
+    signal: &str,
+) -> (i64, String) {
+    // This run's own batches, past where the last run stopped.
+    let from = hub_tests::feed::checkpoint_handled(pool, "projects@rebuild").await;
+    let mut child = spawn_rebuild(hub, db).await;
+    let output = hub_tests::process::Output::collect(&mut child);
+    wait_until(
+        "this run to commit a few batches",
+        Duration::from_secs(30),
+        || async {
+            let handled = hub_tests::feed::checkpoint_handled(pool, "projects@rebuild").await;
+            (handled >= from + 3).then_some(())
+        },
+    )
+    .await;
+    let mut holder = pool.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE projects__rebuild IN EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .expect("hold the shadow table");
+    let done = hub_tests::feed::checkpoint_handled(pool, "projects@rebuild").await;
+    hub_tests::process::signal(&child, signal);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the rebuild ends when signalled")
+        .expect("wait for the rebuild");
+    holder.rollback().await.expect("let go of the shadow table");
+    // The interrupted rebuild's database session ends once its server side
+    // notices the client is gone; until then it holds the rebuild lock.
+    let mut probe = pool.acquire().await.expect("a connection");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let free: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('hub.rebuild.projects'))")
+                .fetch_one(&mut *probe)
+                .await
+                .expect("try the rebuild lock");
+        if free {
+            sqlx::query("SELECT pg_advisory_unlock(hashtext('hub.rebuild.projects'))")
+                .execute(&mut *probe)
+                .await
+                .expect("release the probe's lock");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the interrupted rebuild's session still holds the rebuild lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if signal == "KILL" {
+        assert!(!status.success(), "killed: {status:?}");
+    } else {
+        assert!(
+            status.success(),
+            "Ctrl-C stops it cleanly: {status:?}\n{}",
+            output.text()
+        );
+    }
+    (done, output.text())
+}
+
+#[tokio::test]
+async fn a_rebuild_killed_or_interrupted_mid_way_continues_from_its_checkpoint() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    generate_history(&bus(&pool), 60).await;
+    caught_up(&pool).await;
+    let before = models(&pool).await;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let hub = hub_tests::process::cargo_executable(&["-p", "api", "--bin", "hub"]).await;
+
+    // kill -9, then Ctrl-C: each time the shadow table and the rebuild's
+    // checkpoint stay, and nothing switched.
+    let mut committed = 0;
+    for signal in ["KILL", "INT"] {
+        let (done, output) = interrupt_rebuild(&pool, &hub, &db, signal).await;
+        assert!(
+            done > committed && done < total,
+            "mid-way: {done} of {total}\n{output}"
+        );
+        committed = done;
+        assert!(table_exists(&pool, "projects__rebuild").await);
+        assert_eq!(models(&pool).await, before, "the live table is untouched");
+        if signal == "INT" {
+            assert!(output.contains("run it again to continue"), "{output}");
+        }
+    }
+    let kept = hub_tests::feed::checkpoint_handled(&pool, "projects@rebuild").await;
+    assert!(
+        kept >= committed,
+        "the checkpoint survives: {kept} < {committed}"
+    );
+
+    // Run again: it continues from its checkpoint, not from zero.
+    let mut child = spawn_rebuild(&hub, &db).await;
+    let output = hub_tests::process::Output::collect(&mut child);
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+        .await
+        .expect("the rebuild finishes")
+        .expect("wait for the rebuild");
+    let text = output
+        .wait_for("the rebuild's last line", Duration::from_secs(10), |line| {
+            line.contains("rebuilt and switched over")
+        })
+        .await;
+    assert!(status.success(), "{}", output.text());
+    let this_run = logged_number(&text, "this_run").expect("this_run in the last line");
+    let events = logged_number(&text, "events").expect("events in the last line");
+    assert_eq!(events, total, "{text}");
+    assert_eq!(this_run, total - kept, "only what was left: {text}");
+    assert!(!table_exists(&pool, "projects__rebuild").await);
+    caught_up(&pool).await;
+    assert_eq!(models(&pool).await, before);
 }
