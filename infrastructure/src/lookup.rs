@@ -77,25 +77,70 @@ impl ProjectLookup for PgProjectLookup {
         if blocks == 0 {
             return Ok(None);
         }
-        // Random blocks first: one cheap query finds a free one unless the
-        // range is nearly full, and concurrent creates rarely propose the same
-        // ports (a collision is caught by the store and retried).
-        let candidates: Vec<i64> = {
-            let mut rng = rand::thread_rng();
-            (0..RANDOM_PROBES)
-                .map(|_| i64::from(rng.gen_range(0..blocks)))
-                .collect()
-        };
-        let mut block = self
-            .first_free_of(&candidates)
+        let block = self
+            .first_free_of(&self.random_blocks())
             .await
             .map_err(|err| LookupError::new("free ports", err))?;
-        if block.is_none() {
-            block = self
-                .first_free_block(0, blocks - 1)
-                .await
-                .map_err(|err| LookupError::new("free ports", err))?;
+        self.or_scan(block).await
+    }
+
+    /// Both answers in one query: the slug's holder and the first free of
+    /// the random blocks (the scan of the whole range only when none is).
+    async fn for_creation(
+        &self,
+        slug: &Slug,
+        _project_id: ProjectId,
+    ) -> Result<(Option<ProjectId>, Option<Ports>), LookupError> {
+        if self.ports.blocks() == 0 {
+            return Ok((self.slug_holder(slug).await?, None));
         }
+        let (holder, block): (Option<String>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT project_id FROM project_slugs WHERE slug = $1), \
+                    (SELECT c.k FROM unnest($2::bigint[]) WITH ORDINALITY AS c(k, ord) \
+                     WHERE NOT EXISTS ( \
+                         SELECT 1 FROM project_ports \
+                         WHERE port BETWEEN $3 + 4 * c.k AND $3 + 4 * c.k + 3) \
+                     ORDER BY c.ord LIMIT 1)",
+        )
+        .bind(slug.as_str())
+        .bind(self.random_blocks())
+        .bind(i64::from(self.ports.start()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| LookupError::new("the holder of a slug and free ports", err))?;
+        let holder = holder
+            .map(|id| ProjectId::parse(&id))
+            .transpose()
+            .map_err(|err| LookupError::new("the holder of a slug", err))?;
+        let ports = self
+            .or_scan(block.and_then(|k| u32::try_from(k).ok()))
+            .await?;
+        Ok((holder, ports))
+    }
+}
+
+impl PgProjectLookup {
+    /// Random blocks to try first: one cheap query finds a free one unless
+    /// the range is nearly full, and concurrent creates rarely propose the
+    /// same ports (a collision is caught by the store and retried).
+    fn random_blocks(&self) -> Vec<i64> {
+        let blocks = self.ports.blocks();
+        let mut rng = rand::thread_rng();
+        (0..RANDOM_PROBES)
+            .map(|_| i64::from(rng.gen_range(0..blocks)))
+            .collect()
+    }
+
+    /// The ports of `block`, or, when the random probes found none, of the
+    /// first free block of a scan of the whole range.
+    async fn or_scan(&self, block: Option<u32>) -> Result<Option<Ports>, LookupError> {
+        let block = match block {
+            Some(block) => Some(block),
+            None => self
+                .first_free_block(0, self.ports.blocks() - 1)
+                .await
+                .map_err(|err| LookupError::new("free ports", err))?,
+        };
         Ok(block.and_then(|k| self.ports.block(k)))
     }
 }

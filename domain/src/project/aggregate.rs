@@ -149,11 +149,13 @@ impl Project {
             return Err(ProjectError::AlreadyExists);
         }
         let slug = slug_of(&name)?;
-        ensure_slug_free(&slug, project_id, lookup).await?;
-        let ports = lookup
-            .free_ports(project_id)
-            .await?
-            .ok_or(ProjectError::PortsExhausted)?;
+        let (holder, ports) = lookup.for_creation(&slug, project_id).await?;
+        if holder.is_some_and(|holder| holder != project_id) {
+            return Err(ProjectError::NameTaken {
+                slug: slug.to_string(),
+            });
+        }
+        let ports = ports.ok_or(ProjectError::PortsExhausted)?;
         Ok(ProjectEvent::ProjectCreated {
             project_id,
             name,

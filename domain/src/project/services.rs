@@ -32,6 +32,24 @@ pub trait ProjectLookup: Send + Sync {
     ///
     /// [`LookupError`] when the answer could not be found out.
     async fn free_ports(&self, project_id: ProjectId) -> Result<Option<Ports>, LookupError>;
+
+    /// What creating a project needs to know: the holder of `slug` (as
+    /// [`ProjectLookup::slug_holder`]) and a free block of ports (as
+    /// [`ProjectLookup::free_ports`]). The default asks each in turn; an
+    /// implementation may answer both at once (one database round trip).
+    ///
+    /// # Errors
+    ///
+    /// [`LookupError`] when either answer could not be found out.
+    async fn for_creation(
+        &self,
+        slug: &Slug,
+        project_id: ProjectId,
+    ) -> Result<(Option<ProjectId>, Option<Ports>), LookupError> {
+        let holder = self.slug_holder(slug).await?;
+        let ports = self.free_ports(project_id).await?;
+        Ok((holder, ports))
+    }
 }
 
 /// The cqrs-es `Services` of the [`Project`](crate::Project) aggregate: a
