@@ -29,10 +29,10 @@ use anyhow::{bail, Context as _};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::hub_process::HubProcess;
+use crate::raw;
 use crate::stats::{summarize, Summary};
 
 /// Sizes of one run.
@@ -126,9 +126,11 @@ impl Api {
     }
 }
 
-type Outcome = (Vec<Duration>, usize);
+/// One client's latency samples and error count.
+pub(crate) type Outcome = (Vec<Duration>, usize);
 
-async fn gather(tasks: Vec<tokio::task::JoinHandle<Outcome>>) -> Outcome {
+/// Every client's samples and errors together.
+pub(crate) async fn gather(tasks: Vec<tokio::task::JoinHandle<Outcome>>) -> Outcome {
     let mut samples = Vec::new();
     let mut errors = 0;
     for task in tasks {
@@ -254,144 +256,6 @@ fn batch_sizes(
         .collect()
 }
 
-const LOAD: &str =
-    "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata \
-                    FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
-const INSERT: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-                      VALUES ($1, $2, $3, $4, '1.0', $5, $6)";
-
-/// One command's store work: load, then insert in a transaction.
-async fn raw_command(
-    pool: &PgPool,
-    id: &str,
-    sequence: i64,
-    event_type: &str,
-    payload: &Value,
-) -> Result<(), sqlx::Error> {
-    let _history = sqlx::query(LOAD)
-        .bind("BenchRaw")
-        .bind(id)
-        .fetch_all(pool)
-        .await?;
-    let metadata = json!({"correlation_id": id, "causation_id": id, "hub_id": "bench", "service": "bench", "user": "bench"});
-    let mut tx = pool.begin().await?;
-    sqlx::query(INSERT)
-        .bind("BenchRaw")
-        .bind(id)
-        .bind(sequence)
-        .bind(event_type)
-        .bind(payload)
-        .bind(&metadata)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
-}
-
-async fn raw_creates(pool: &PgPool, clients: usize, per_client: usize) -> Summary {
-    let started = Instant::now();
-    let tasks = (0..clients)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let (mut samples, mut errors) = (Vec::with_capacity(per_client), 0);
-                for _ in 0..per_client {
-                    let id = Uuid::new_v4().to_string();
-                    let payload = json!({"ProjectCreated": {"project_id": id, "name": id, "slug": id, "path": "/srv/x",
-                        "ports": {"backend": 1, "frontend": 2, "postgres": 3, "redis": 4}}});
-                    let t = Instant::now();
-                    match raw_command(&pool, &id, 1, "ProjectCreated", &payload).await {
-                        Ok(()) => samples.push(t.elapsed()),
-                        Err(_) => errors += 1,
-                    }
-                }
-                (samples, errors)
-            })
-        })
-        .collect();
-    let (samples, errors) = gather(tasks).await;
-    summarize(samples, errors, started.elapsed())
-}
-
-const RECORD_REQUEST: &str = "INSERT INTO orchestration_requests \
-     (project_id, request_sequence, kind, event_id, correlation_id, requested_by) \
-     VALUES ($1, $2, $3, $4, $5, 'bench')";
-const MARK_ATTEMPT: &str = "UPDATE orchestration_requests \
-     SET attempt_started_at = now(), attempt_hub_id = 'bench' \
-     WHERE project_id = $1 AND request_sequence = $2";
-const MARK_FINISHED: &str = "UPDATE orchestration_requests \
-     SET finished_at = now(), outcome = 'COMPLETED' \
-     WHERE project_id = $1 AND request_sequence = $2";
-
-/// One start or stop's store work, orchestration included (see the module
-/// documentation): the request at `sequence`, its completion at `sequence + 1`.
-async fn raw_toggle(
-    pool: &PgPool,
-    id: Uuid,
-    sequence: i64,
-    start: bool,
-) -> Result<(), sqlx::Error> {
-    let (request, completion, kind) = if start {
-        ("ProjectStartRequested", "ProjectStarted", "START")
-    } else {
-        ("ProjectStopRequested", "ProjectStopped", "STOP")
-    };
-    let aggregate = id.to_string();
-    raw_command(pool, &aggregate, sequence, request, &json!({ request: {} })).await?;
-    sqlx::query(RECORD_REQUEST)
-        .bind(id)
-        .bind(sequence)
-        .bind(kind)
-        .bind(Uuid::new_v4())
-        .bind(&aggregate)
-        .execute(pool)
-        .await?;
-    sqlx::query(MARK_ATTEMPT)
-        .bind(id)
-        .bind(sequence)
-        .execute(pool)
-        .await?;
-    raw_command(
-        pool,
-        &aggregate,
-        sequence + 1,
-        completion,
-        &json!({ completion: {} }),
-    )
-    .await?;
-    sqlx::query(MARK_FINISHED)
-        .bind(id)
-        .bind(sequence)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-async fn raw_cycles(pool: &PgPool, clients: usize, duration: Duration) -> Summary {
-    let started = Instant::now();
-    let tasks = (0..clients)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let id = Uuid::new_v4();
-                let (mut samples, mut errors, mut sequence) = (Vec::new(), 0, 1);
-                while started.elapsed() < duration {
-                    let t = Instant::now();
-                    match raw_toggle(&pool, id, sequence, sequence % 4 == 1).await {
-                        Ok(()) => samples.push(t.elapsed()),
-                        Err(_) => errors += 1,
-                    }
-                    // A failed toggle may have written part of its work:
-                    // go on after it either way.
-                    sequence += 2;
-                }
-                (samples, errors)
-            })
-        })
-        .collect();
-    let (samples, errors) = gather(tasks).await;
-    summarize(samples, errors, started.elapsed())
-}
-
 /// Runs the scenario against `hub`, with the raw loop on `raw_database_url`.
 ///
 /// # Errors
@@ -419,9 +283,9 @@ pub async fn run(
         let before = feed_counters(&api).await;
         let create_api = api_creates(&api, clients, per_client).await;
         let create_batch_sizes = batch_sizes(&before, &feed_counters(&api).await);
-        let create_raw = raw_creates(&pool, clients, per_client).await;
+        let create_raw = raw::creates(&pool, clients, per_client).await;
         let cycle_api = api_cycles(&api, clients, config.cycle_duration).await?;
-        let cycle_raw = raw_cycles(&pool, clients, config.cycle_duration).await;
+        let cycle_raw = raw::cycles(&pool, clients, config.cycle_duration).await;
         results.push(CommandsResult {
             concurrency: clients,
             create_ratio: create_api.throughput / create_raw.throughput.max(1e-9),

@@ -8,6 +8,7 @@
 
 mod commands;
 mod hub_process;
+mod raw;
 mod rebuild;
 mod relay;
 mod stats;

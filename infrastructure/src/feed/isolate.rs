@@ -7,11 +7,12 @@ use std::borrow::Cow;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::batch::move_checkpoint;
 use super::consumer::FeedConsumer;
 use super::event::{read_after, FeedPosition, StoredEvent};
 use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
 use super::poison::{HaltedOn, PoisonPolicy};
-use super::runner::{move_checkpoint, Runner, StepError};
+use super::runner::{Runner, StepError};
 
 impl<C: FeedConsumer> Runner<C> {
     /// Handles the batch after `checkpoint`, which failed `attempts` times,

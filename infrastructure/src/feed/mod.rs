@@ -10,12 +10,15 @@
 //! Layout:
 //! - `consumer`: [`FeedConsumer`], [`RunnerConfig`] and [`ConsumerStatus`].
 //! - `event`: [`StoredEvent`], [`FeedPosition`] and the gap-safe read.
-//! - `runner`: the runner's batch loop and the in-process wake-up signal.
+//! - `runner`: the runner's loop (lock, retries, backoff) and the in-process
+//!   wake-up signal.
+//! - `batch`: one batch: read, handle, move the checkpoint.
 //! - `isolate`: finding the event a consumer keeps failing on.
 //! - `poison`: [`PoisonPolicy`], [`HaltedOn`] and [`is_outage`] (an outage
 //!   is never treated as a poison event).
 //! - `parked`: the parked events' table: listing, counting, [`retry_parked`].
 
+mod batch;
 mod consumer;
 mod event;
 mod isolate;

@@ -3,16 +3,13 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
-use super::event::{read_after, FeedPosition, StoredEvent};
-use super::isolate::split_held;
-use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
+use super::event::FeedPosition;
 use super::poison::PoisonPolicy;
 
 /// Longest wait between two attempts to reconnect to the database (however
@@ -309,147 +306,6 @@ impl<C: FeedConsumer> Runner<C> {
             }
             tokio::time::sleep(self.config.lock_retry).await;
         }
-    }
-
-    /// Opens the transaction of a batch (or of a single event) that writes:
-    /// for a durable consumer, one whose commit waits for the WAL flush.
-    pub(super) async fn begin_batch<'c>(
-        &self,
-        conn: &'c mut PgConnection,
-    ) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, sqlx::Error> {
-        let mut tx = conn.begin().await?;
-        if self.config.durable_commits {
-            sqlx::query("SET LOCAL synchronous_commit = on")
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(tx)
-    }
-
-    /// Reports a committed batch (or single event) in the status.
-    pub(super) fn committed(&self, checkpoint: FeedPosition, handled: i64) {
-        self.status.send_modify(|s| {
-            s.polls += 1;
-            s.checkpoint = checkpoint;
-            s.handled = handled;
-            s.batches += 1;
-            s.last_error = None;
-            s.consecutive_failures = 0;
-            s.last_batch_at = Some(Utc::now());
-            s.halted = None;
-        });
-    }
-
-    /// One batch in one transaction. Returns the new checkpoint and the
-    /// number of events handled, or `None` when nothing new was committed.
-    ///
-    /// The checkpoint is kept in memory while this runner holds the lock; the
-    /// compare-and-set in the update still refuses to move a checkpoint that
-    /// someone else moved.
-    ///
-    /// `may_hold_back` says whether the consumer may have parked events
-    /// (then the batch's events of their aggregates are held back); it is
-    /// cleared once a batch finds none.
-    async fn step(
-        &self,
-        conn: &mut PgConnection,
-        checkpoint: FeedPosition,
-        handled: i64,
-        may_hold_back: &mut bool,
-    ) -> Result<Option<(FeedPosition, usize)>, StepError> {
-        let name = self.consumer.name();
-        // The read runs outside any transaction: an idle poll costs one query
-        // and never holds an xid that would hold back other readers' fence.
-        let events = read_after(&mut *conn, checkpoint, self.config.batch_size).await?;
-        let Some(last) = events.last().map(StoredEvent::feed_position) else {
-            // A successful read also ends a failure streak (e.g. after a reconnect).
-            self.status.send_if_modified(|s| {
-                s.polls += 1;
-                let changed = s.consecutive_failures != 0 || s.last_error.is_some();
-                s.consecutive_failures = 0;
-                s.last_error = None;
-                changed
-            });
-            return Ok(None);
-        };
-        if !*may_hold_back && !self.consumer.writes(&events) {
-            // Nothing to commit with the checkpoint: one statement moves it.
-            self.consumer
-                .handle(&mut *conn, &events)
-                .await
-                .map_err(StepError::Consumer)?;
-            move_checkpoint(&mut *conn, name, checkpoint, last, events.len()).await?;
-            let count = events.len();
-            self.committed(last, handled + count as i64);
-            tracing::debug!(
-                consumer = name,
-                events = count,
-                "feed batch handled (no writes)"
-            );
-            return Ok(Some((last, count)));
-        }
-        let mut tx = self.begin_batch(conn).await?;
-        // A parking consumer holds back the events of aggregates it has
-        // parked events of, so each aggregate's events apply in order.
-        let held_back = if *may_hold_back {
-            lock_and_read_held_back(&mut tx, name).await?
-        } else {
-            HeldBack::new()
-        };
-        let (to_handle, held) = split_held(&events, &held_back);
-        if !to_handle.is_empty() {
-            self.consumer
-                .handle(&mut tx, &to_handle)
-                .await
-                .map_err(StepError::Consumer)?;
-        }
-        for (event, first) in &held {
-            park(&mut tx, name, event, Parking::HeldBehind(*first)).await?;
-        }
-        move_checkpoint(&mut tx, name, checkpoint, last, events.len()).await?;
-        tx.commit().await?;
-        *may_hold_back = !held_back.is_empty();
-        let count = events.len();
-        self.committed(last, handled + count as i64);
-        if !held.is_empty() {
-            tracing::warn!(
-                consumer = name,
-                events = held.len(),
-                "events held behind parked events of their aggregates"
-            );
-        }
-        tracing::debug!(consumer = name, events = count, "feed batch committed");
-        Ok(Some((last, count)))
-    }
-}
-
-/// Moves `consumer`'s checkpoint from `from` to `to` inside `tx`, refusing
-/// when someone else moved it.
-pub(super) async fn move_checkpoint(
-    tx: &mut PgConnection,
-    consumer: &str,
-    from: FeedPosition,
-    to: FeedPosition,
-    count: usize,
-) -> Result<(), StepError> {
-    let moved = sqlx::query(
-        "UPDATE feed_checkpoints \
-         SET transaction_id = $2::text::xid8, position = $3, handled = handled + $4, updated_at = now() \
-         WHERE consumer = $1 AND transaction_id = $5::text::xid8 AND position = $6",
-    )
-    .bind(consumer)
-    .bind(to.transaction_id.to_string())
-    .bind(to.position)
-    .bind(count as i64)
-    .bind(from.transaction_id.to_string())
-    .bind(from.position)
-    .execute(tx)
-    .await?
-    .rows_affected();
-    if moved == 1 {
-        Ok(())
-    } else {
-        Err(StepError::LostCheckpoint)
     }
 }
 
