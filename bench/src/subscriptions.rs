@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::commands::graphql;
@@ -52,7 +53,12 @@ async fn subscriber(
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    // A small read buffer: tungstenite zero-fills it before every read, and
+    // at its 128 KiB default that memset would make the 1,000 clients (which
+    // share the machine with the hub) a large part of what is measured.
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
     socket
         .send(Message::text(
             json!({"type": "connection_init", "payload": {}}).to_string(),

@@ -1,5 +1,6 @@
 //! Who may hold a `/graphql/ws` socket: the API token in `connection_init`,
-//! and the deadline for sending `connection_init` at all.
+//! the deadline for sending `connection_init` at all, and how large a
+//! client message may be.
 
 use std::time::Duration;
 
@@ -123,4 +124,36 @@ async fn a_socket_that_never_sends_connection_init_is_closed_after_the_init_time
             opened.elapsed()
         );
     }
+}
+
+#[tokio::test]
+async fn a_message_many_read_buffers_long_is_read_whole_and_one_over_the_limit_closes_the_socket() {
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+
+    // About 30 KiB (the server reads in 4 KiB chunks; the limit is 64 KiB):
+    // a subscription padded with whitespace works like any other.
+    let mut client = WsClient::connect_and_init(&hub, Protocol::TransportWs, json!({})).await;
+    let padding = " ".repeat(30 * 1024);
+    let query = format!("subscription {{ projectChanged {{ id{padding} status }} }}");
+    client.subscribe("padded", &query, json!({})).await;
+    let seen = client.wait_live_creating_probes("padded", &hub).await;
+    assert!(seen["projectChanged"]["id"].is_string(), "{seen}");
+
+    // Over the limit: the server closes the socket (1009, message too big).
+    let mut client = WsClient::connect_and_init(&hub, Protocol::TransportWs, json!({})).await;
+    let padding = " ".repeat(70 * 1024);
+    let query = format!("subscription {{ projectChanged {{ id{padding} }} }}");
+    client.subscribe("too-big", &query, json!({})).await;
+    let received = until_closed(&mut client, Duration::from_secs(10)).await;
+    match received.last() {
+        Some(Incoming::Closed(Some((code, _)))) => assert_eq!(*code, 1009, "{received:?}"),
+        // The server may drop the connection without a close frame.
+        Some(Incoming::Closed(None)) => {}
+        other => panic!("expected the socket closed, got {other:?} in {received:?}"),
+    }
+    assert!(
+        !received.iter().any(|m| matches!(m, Incoming::Next { .. })),
+        "nothing subscribed: {received:?}"
+    );
 }

@@ -40,6 +40,14 @@ fn token_in(payload: &serde_json::Value) -> Option<String> {
         .or_else(|| payload.get("token").and_then(bearer))
 }
 
+/// Read buffer of a server WebSocket. tungstenite zero-fills its read buffer
+/// up to this size before each socket read; at its default (128 KiB), with
+/// 1,000 subscribers that memset took 12% of the machine's CPU in the
+/// `subscriptions` benchmark. Clients send small messages (subscribe,
+/// ping, complete): 4 KiB holds them, and a larger one still arrives
+/// (up to `HUB_WS_MAX_MESSAGE_BYTES`) over several reads.
+pub(crate) const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Upgrades to a GraphQL WebSocket.
 pub async fn graphql_ws(
     State(state): State<AppState>,
@@ -50,6 +58,7 @@ pub async fn graphql_ws(
     let init_timeout = state.ws_init_timeout;
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(state.ws_max_message_bytes)
         .max_frame_size(state.ws_max_message_bytes)
         .on_upgrade(move |socket| async move {

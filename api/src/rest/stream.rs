@@ -71,6 +71,7 @@ pub async fn stream(
     // sees the upgrade is missed.
     let live = state.rest.live.subscribe();
     upgrade
+        .read_buffer_size(crate::http::ws::READ_BUFFER_BYTES)
         .max_message_size(state.ws_max_message_bytes)
         .max_frame_size(state.ws_max_message_bytes)
         .on_upgrade(move |socket| forward(socket, live, filter))
