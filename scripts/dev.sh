@@ -234,7 +234,15 @@ ensure_postgres() {
         log "PostgreSQL: reusing the private cluster on 127.0.0.1:$PG_PORT ($PG_DATA)"
     else
         if tcp_open "$PG_PORT"; then
-            die "port $PG_PORT is taken by something else (another checkout's cluster?); set HUB_DEV_PG_PORT or stop it"
+            # Most likely another checkout's private cluster: as good as ours
+            # (every test makes its own database), and not ours to stop.
+            if pg_ready && PGCONNECT_TIMEOUT=5 "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" \
+                -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; then
+                log "PostgreSQL: port $PG_PORT already serves a PostgreSQL that takes user postgres (another checkout's cluster?): using it"
+                export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+                return 0
+            fi
+            die "port $PG_PORT is taken by something else; set HUB_DEV_PG_PORT or stop it"
         fi
         log "PostgreSQL: starting the private cluster on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
         if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$WAIT_SECS" \
