@@ -133,6 +133,28 @@ pub(super) async fn move_checkpoint(
     to: FeedPosition,
     count: usize,
 ) -> Result<(), StepError> {
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    if advance_checkpoint(tx, consumer, from, to, count).await? {
+        Ok(())
+    } else {
+        Err(StepError::LostCheckpoint)
+    }
+}
+
+/// Moves `consumer`'s checkpoint from `from` to `to` and adds `count` to
+/// its handled events, on `conn` (inside the caller's transaction, if any).
+/// A compare-and-set: returns false, changing nothing, when the checkpoint
+/// is no longer at `from` (another runner or a rebuild moved it).
+///
+/// # Errors
+/// When the update fails.
+pub async fn advance_checkpoint(
+    conn: &mut PgConnection,
+    consumer: &str,
+    from: FeedPosition,
+    to: FeedPosition,
+    count: i64,
+) -> Result<bool, sqlx::Error> {
     let moved = sqlx::query(
         "UPDATE feed_checkpoints \
          SET transaction_id = $2::text::xid8, position = $3, handled = handled + $4, updated_at = now() \
@@ -141,15 +163,11 @@ pub(super) async fn move_checkpoint(
     .bind(consumer)
     .bind(to.transaction_id.to_string())
     .bind(to.position)
-    .bind(count as i64)
+    .bind(count)
     .bind(from.transaction_id.to_string())
     .bind(from.position)
-    .execute(tx)
+    .execute(conn)
     .await?
     .rows_affected();
-    if moved == 1 {
-        Ok(())
-    } else {
-        Err(StepError::LostCheckpoint)
-    }
+    Ok(moved == 1)
 }

@@ -26,6 +26,7 @@ mod parked;
 mod poison;
 mod runner;
 
+pub use batch::advance_checkpoint;
 pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 pub use event::{consumer_lag, position_of, read_after, FeedPosition, StoredEvent};
 pub use parked::{

@@ -16,7 +16,7 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use infrastructure::feed::{ConsumerError, FeedConsumer, FeedPosition};
+use infrastructure::feed::{advance_checkpoint, ConsumerError, FeedConsumer, FeedPosition};
 use sqlx::{Connection as _, PgConnection, PgPool};
 
 use infrastructure::feed::read_after as read_batch;
@@ -349,7 +349,9 @@ impl Replay {
                         source,
                     }
                 })?;
-                move_checkpoint(&mut tx, &key, from, last, count).await?;
+                if !advance_checkpoint(&mut tx, &key, from, last, count).await? {
+                    return Err(RebuildError::LostCheckpoint(key.clone()));
+                }
                 tx.commit().await?;
                 Ok::<_, RebuildError>(())
             };
@@ -369,33 +371,5 @@ impl Replay {
                 return Ok(ControlFlow::Break(()));
             }
         }
-    }
-}
-
-async fn move_checkpoint(
-    tx: &mut PgConnection,
-    consumer: &str,
-    from: FeedPosition,
-    to: FeedPosition,
-    count: i64,
-) -> Result<(), RebuildError> {
-    let moved = sqlx::query(
-        "UPDATE feed_checkpoints \
-         SET transaction_id = $2::text::xid8, position = $3, handled = handled + $4, updated_at = now() \
-         WHERE consumer = $1 AND transaction_id = $5::text::xid8 AND position = $6",
-    )
-    .bind(consumer)
-    .bind(to.transaction_id.to_string())
-    .bind(to.position)
-    .bind(count)
-    .bind(from.transaction_id.to_string())
-    .bind(from.position)
-    .execute(tx)
-    .await?
-    .rows_affected();
-    if moved == 1 {
-        Ok(())
-    } else {
-        Err(RebuildError::LostCheckpoint(consumer.to_owned()))
     }
 }
