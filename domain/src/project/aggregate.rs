@@ -150,11 +150,7 @@ impl Project {
         }
         let slug = slug_of(&name)?;
         let (holder, ports) = lookup.for_creation(&slug, project_id).await?;
-        if holder.is_some_and(|holder| holder != project_id) {
-            return Err(ProjectError::NameTaken {
-                slug: slug.to_string(),
-            });
-        }
+        slug_free(&slug, holder, project_id)?;
         let ports = ports.ok_or(ProjectError::PortsExhausted)?;
         Ok(ProjectEvent::ProjectCreated {
             project_id,
@@ -181,7 +177,7 @@ impl State {
         // A new spelling of the same slug ("My App" -> "my app") keeps the
         // reservation this project already holds; no need to ask.
         if slug != self.slug {
-            ensure_slug_free(&slug, self.id, lookup).await?;
+            slug_free(&slug, lookup.slug_holder(&slug).await?, self.id)?;
         }
         Ok(Some(ProjectEvent::ProjectRenamed { name, slug }))
     }
@@ -191,15 +187,15 @@ fn slug_of(name: &ProjectName) -> Result<Slug, ProjectError> {
     Slug::from_name(name).map_err(ProjectError::InvalidName)
 }
 
-/// Fails with `NameTaken` when a live project other than `own_id` holds
-/// `slug`. The store's unique reservation still has the last word if two
-/// commands race past this check.
-async fn ensure_slug_free(
+/// Fails with `NameTaken` when `holder`, the live project holding `slug`,
+/// is another than `own_id`. The store's unique reservation still has the
+/// last word if two commands race past this check.
+fn slug_free(
     slug: &Slug,
+    holder: Option<ProjectId>,
     own_id: ProjectId,
-    lookup: &dyn ProjectLookup,
 ) -> Result<(), ProjectError> {
-    match lookup.slug_holder(slug).await? {
+    match holder {
         Some(holder) if holder != own_id => Err(ProjectError::NameTaken {
             slug: slug.to_string(),
         }),
