@@ -1,6 +1,8 @@
 //! The `projects` read model: one row per project, folded from its events.
 
 use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -220,17 +222,16 @@ fn apply(
     id: Uuid,
     event: &StoredEvent,
 ) -> Result<bool, ProjectionError> {
-    let payload = domain::project::upcast::upcast_payload(
-        &event.event_type,
-        &event.event_version,
-        event.payload.clone(),
-    );
-    let parsed: ProjectEvent =
-        serde_json::from_value(payload).map_err(|source| ProjectionError::Malformed {
+    // Read from the stored payload, copied only when an older shape must be
+    // upcast first.
+    let current = event.in_current_shape();
+    let parsed = ProjectEvent::deserialize(&current.payload).map_err(|source| {
+        ProjectionError::Malformed {
             event_id: event.event_id,
             event_type: event.event_type.clone(),
             source,
-        })?;
+        }
+    })?;
     let at = event.recorded_at;
     if let ProjectEvent::ProjectCreated {
         name,

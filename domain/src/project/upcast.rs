@@ -50,9 +50,8 @@ pub fn upcast_event(event_type: &str, event_version: &str, payload: Value) -> (S
 }
 
 /// A stored payload in today's shape: every upcaster that applies to
-/// `event_type` at `event_version`, in order. For readers outside cqrs-es
-/// (the read models), which see the payload and its version only.
-pub fn upcast_payload(event_type: &str, event_version: &str, payload: Value) -> Value {
+/// `event_type` at `event_version`, in order.
+fn upcast_payload(event_type: &str, event_version: &str, payload: Value) -> Value {
     let mut event = SerializedEvent::new(
         String::new(),
         0,
