@@ -82,6 +82,31 @@ pub async fn insert_event(conn: &mut PgConnection) -> Inserted {
     }
 }
 
+/// Stores the creation of project `id` as build 0.9 wrote it (event version
+/// `0.9`, the ports as flat fields: 21000-21003), as an older build would
+/// have left it in the store.
+pub async fn store_0_9_project_created(pool: &PgPool, id: ProjectId) {
+    sqlx::query(
+        "INSERT INTO events \
+             (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Project', $1, 1, 'ProjectCreated', '0.9', $2, '{}')",
+    )
+    .bind(id.to_string())
+    .bind(serde_json::json!({"ProjectCreated": {
+        "project_id": id,
+        "name": "Legacy project",
+        "slug": "legacy-project",
+        "path": "/srv/legacy",
+        "backend_port": 21000,
+        "frontend_port": 21001,
+        "postgres_port": 21002,
+        "redis_port": 21003
+    }}))
+    .execute(pool)
+    .await
+    .expect("store the old-shaped event");
+}
+
 /// Inserts event number `sequence` of the `Test` aggregate `aggregate_id`
 /// on `conn`, like [`insert_event`].
 pub async fn insert_aggregate_event(

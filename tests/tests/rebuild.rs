@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{ProjectCommand, ProjectId, ProjectName};
-use hub_tests::feed::{migrated_pool, run};
+use hub_tests::feed::{migrated_pool, run, store_0_9_project_created};
 use hub_tests::rebuild::{
     bus, caught_up, generate_history, live_runners, models, rebuild_fully, schema_names, snapshot,
     table_exists, HUB_ID,
@@ -260,25 +260,7 @@ async fn an_old_shaped_event_is_upcast_for_the_aggregate_the_projection_and_a_re
     let bus = bus(&pool);
     // `ProjectCreated` as version 0.9 stored it: ports as flat fields.
     let id = ProjectId::new();
-    sqlx::query(
-        "INSERT INTO events \
-             (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         VALUES ('Project', $1, 1, 'ProjectCreated', '0.9', $2, '{}')",
-    )
-    .bind(id.to_string())
-    .bind(serde_json::json!({"ProjectCreated": {
-        "project_id": id,
-        "name": "Legacy project",
-        "slug": "legacy-project",
-        "path": "/srv/legacy",
-        "backend_port": 21000,
-        "frontend_port": 21001,
-        "postgres_port": 21002,
-        "redis_port": 21003
-    }}))
-    .execute(&pool)
-    .await
-    .unwrap();
+    store_0_9_project_created(&pool, id).await;
 
     // The aggregate loads it (a start is only accepted from a known state).
     let started = run(&bus, id, ProjectCommand::StartProject)

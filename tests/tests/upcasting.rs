@@ -4,34 +4,11 @@
 
 use std::time::Duration;
 
+use domain::ProjectId;
+use hub_tests::feed::store_0_9_project_created;
 use hub_tests::jetstream::{context, hub_events, read_stream};
 use hub_tests::{wait_until, TestDb, TestHub};
 use serde_json::{json, Value};
-use sqlx::PgPool;
-use uuid::Uuid;
-
-/// `ProjectCreated` as version 0.9 stored it: the ports as flat fields.
-async fn store_a_0_9_project_created(pool: &PgPool, id: Uuid) {
-    sqlx::query(
-        "INSERT INTO events \
-             (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         VALUES ('Project', $1, 1, 'ProjectCreated', '0.9', $2, '{}')",
-    )
-    .bind(id.to_string())
-    .bind(json!({"ProjectCreated": {
-        "project_id": id,
-        "name": "Legacy project",
-        "slug": "legacy-project",
-        "path": "/srv/legacy",
-        "backend_port": 21000,
-        "frontend_port": 21001,
-        "postgres_port": 21002,
-        "redis_port": 21003
-    }}))
-    .execute(pool)
-    .await
-    .expect("store the old-shaped event");
-}
 
 fn today_s_ports() -> Value {
     json!({"backend": 21000, "frontend": 21001, "postgres": 21002, "redis": 21003})
@@ -42,8 +19,9 @@ async fn an_old_shaped_event_is_served_and_published_in_today_s_shape() {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
     let pool = db.pool().await;
-    let id = Uuid::new_v4();
-    store_a_0_9_project_created(&pool, id).await;
+    let project = ProjectId::new();
+    store_0_9_project_created(&pool, project).await;
+    let id = project.as_uuid();
 
     // The event log (fed from the store) serves it upcast.
     let events = hub
