@@ -89,9 +89,9 @@ impl Rebuilds {
         Rebuildable::by_name(name, &self.hub_id).ok_or_else(|| StartError::Unknown(name.to_owned()))
     }
 
-    /// What the last rebuild of `name` started here did, if any.
-    pub fn job(&self, name: &str) -> Option<RebuildJob> {
-        self.lock().get(name).cloned()
+    /// What the last rebuild of each read model started here did.
+    pub fn jobs(&self) -> HashMap<&'static str, RebuildJob> {
+        self.lock().clone()
     }
 
     /// Starts rebuilding `targets` one after the other in the background,

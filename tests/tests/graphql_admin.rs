@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use hub_tests::feed::migrated_pool;
 use hub_tests::rebuild::{bus, caught_up, generate_history, models, table_exists};
 use hub_tests::{wait_until, TestDb, TestHub};
 use infrastructure::orchestration::ProcessManager;
@@ -109,9 +110,11 @@ async fn admin_operations_are_refused_without_the_token_and_change_nothing() {
 #[tokio::test]
 async fn a_rebuild_asked_over_graphql_runs_beside_the_live_models_and_switches_over() {
     let db = TestDb::create().await;
-    let hub = hub_with_token(&db).await;
-    let pool = db.pool().await;
+    // The history is written before the hub runs: its process manager
+    // would otherwise complete the starts the history completes itself.
+    let pool = migrated_pool(&db).await;
     let ids = generate_history(&bus(&pool), 40).await;
+    let hub = hub_with_token(&db).await;
     settled(&pool).await;
     let before = models(&pool).await;
     let listed = projections(&hub).await;
@@ -202,9 +205,10 @@ async fn a_bad_rebuild_request_is_a_typed_error_and_starts_nothing() {
 #[tokio::test]
 async fn a_hub_configured_to_rebuild_an_outdated_read_model_at_start() {
     let db = TestDb::create().await;
-    let pool = db.pool().await;
-    let first = hub_with_token(&db).await;
+    // The history is written before the hub runs (see above).
+    let pool = migrated_pool(&db).await;
     generate_history(&bus(&pool), 15).await;
+    let first = hub_with_token(&db).await;
     settled(&pool).await;
     let before = models(&pool).await;
     // As if an older build (projection version 0) had built `projects`.

@@ -213,6 +213,9 @@ fn authorize(ctx: &Context<'_>) -> Result<()> {
 pub(crate) async fn projections(ctx: &Context<'_>) -> Result<Vec<Projection>> {
     authorize(ctx)?;
     let state = ctx.data::<ApiState>()?;
+    // The rebuilds' state first: a rebuild seen as switched over has then
+    // already committed what the database read below shows.
+    let jobs = state.rebuilds.jobs();
     let statuses = projections::status::list(state.read.pool(), &state.hub_id)
         .await
         .map_err(|err| {
@@ -225,7 +228,7 @@ pub(crate) async fn projections(ctx: &Context<'_>) -> Result<Vec<Projection>> {
     Ok(statuses
         .into_iter()
         .map(|status| {
-            let job = state.rebuilds.job(status.name);
+            let job = jobs.get(status.name).cloned();
             Projection::new(status, job)
         })
         .collect())
