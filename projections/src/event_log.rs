@@ -3,15 +3,22 @@
 
 use std::borrow::Cow;
 
-use infrastructure::feed::{ConsumerError, FeedConsumer, StoredEvent};
-use sqlx::PgConnection;
+use infrastructure::feed::{
+    checkpoint_cte, CheckpointMove, ConsumerError, FeedConsumer, StoredEvent,
+};
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments as _, PgConnection};
 
-/// Feeds `event_log` from the store, one multi-row insert per batch.
+/// Feeds `event_log` from the store, one multi-row insert per batch (with
+/// the checkpoint's move in the same statement when the runner allows).
 #[derive(Debug)]
 pub struct EventLogProjection {
     hub_id: String,
     /// The batched insert, on this projection's table.
     insert_sql: String,
+    /// The batched insert and the checkpoint's move in one statement.
+    one_statement_sql: String,
 }
 
 impl EventLogProjection {
@@ -27,21 +34,58 @@ impl EventLogProjection {
     /// e.g. the shadow table a rebuild fills) instead of `event_log`.
     /// `table` must be a trusted identifier: it is put into the SQL as is.
     pub fn with_table(hub_id: impl Into<String>, table: &str) -> Self {
+        let rows = ROWS.replace("{table}", table);
         Self {
             hub_id: hub_id.into(),
-            insert_sql: INSERT.replace("{table}", table),
+            insert_sql: format!("{rows} {ON_CONFLICT}"),
+            one_statement_sql: format!(
+                "WITH {}, written AS ({rows} WHERE EXISTS (SELECT 1 FROM moved) {ON_CONFLICT}) \
+                 SELECT count(*) FROM moved",
+                checkpoint_cte(15)
+            ),
         }
+    }
+
+    /// The batch's rows as the 14 array parameters of [`ROWS`].
+    fn arguments(&self, events: &[StoredEvent]) -> Result<PgArguments, BoxDynError> {
+        fn col<T>(events: &[Cow<'_, StoredEvent>], f: impl Fn(&StoredEvent) -> T) -> Vec<T> {
+            events.iter().map(|e| f(e)).collect()
+        }
+        // The log holds every event in today's shape.
+        let events: Vec<_> = events.iter().map(StoredEvent::in_current_shape).collect();
+        let events = events.as_slice();
+        let mut args = PgArguments::default();
+        args.add(col(events, |e| e.event_id))?;
+        args.add(col(events, |e| e.subject(&self.hub_id)))?;
+        args.add(col(events, |e| e.aggregate_type.clone()))?;
+        args.add(col(events, |e| e.aggregate_id.clone()))?;
+        args.add(col(events, |e| e.sequence))?;
+        args.add(col(events, |e| e.event_type.clone()))?;
+        args.add(col(events, |e| e.event_version.clone()))?;
+        args.add(col(events, |e| e.position))?;
+        args.add(col(events, |e| e.transaction_id))?;
+        args.add(col(events, |e| e.metadata.correlation()))?;
+        args.add(col(events, |e| e.metadata.causation()))?;
+        args.add(col(events, |e| {
+            serde_json::to_value(&e.metadata.origin).unwrap_or_default()
+        }))?;
+        args.add(col(events, |e| e.body().clone()))?;
+        args.add(col(events, |e| e.recorded_at))?;
+        Ok(args)
     }
 }
 
-/// `{table}` is replaced by the target table.
-const INSERT: &str = "\
+/// The batch's rows, from 14 arrays; `{table}` is replaced by the target
+/// table.
+const ROWS: &str = "\
 INSERT INTO {table} (id, subject, aggregate_type, aggregate_id, sequence, event_type, event_version,
                        position, transaction_id, correlation_id, causation_id, origin, payload, \"timestamp\")
 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
                      $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
-                     $14::timestamptz[])
-ON CONFLICT (id) DO NOTHING";
+                     $14::timestamptz[])";
+
+/// An event already in the log (its batch handled again) stays as it is.
+const ON_CONFLICT: &str = "ON CONFLICT (id) DO NOTHING";
 
 #[async_trait::async_trait]
 impl FeedConsumer for EventLogProjection {
@@ -54,31 +98,23 @@ impl FeedConsumer for EventLogProjection {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ConsumerError> {
-        fn col<T>(events: &[Cow<'_, StoredEvent>], f: impl Fn(&StoredEvent) -> T) -> Vec<T> {
-            events.iter().map(|e| f(e)).collect()
-        }
-        // The log holds every event in today's shape.
-        let events: Vec<_> = events.iter().map(StoredEvent::in_current_shape).collect();
-        let events = events.as_slice();
-        sqlx::query(&self.insert_sql)
-            .bind(col(events, |e| e.event_id))
-            .bind(col(events, |e| e.subject(&self.hub_id)))
-            .bind(col(events, |e| e.aggregate_type.clone()))
-            .bind(col(events, |e| e.aggregate_id.clone()))
-            .bind(col(events, |e| e.sequence))
-            .bind(col(events, |e| e.event_type.clone()))
-            .bind(col(events, |e| e.event_version.clone()))
-            .bind(col(events, |e| e.position))
-            .bind(col(events, |e| e.transaction_id))
-            .bind(col(events, |e| e.metadata.correlation()))
-            .bind(col(events, |e| e.metadata.causation()))
-            .bind(col(events, |e| {
-                serde_json::to_value(&e.metadata.origin).unwrap_or_default()
-            }))
-            .bind(col(events, |e| e.body().clone()))
-            .bind(col(events, |e| e.recorded_at))
+        sqlx::query_with(&self.insert_sql, self.arguments(events)?)
             .execute(tx)
             .await?;
         Ok(())
+    }
+
+    async fn handle_in_one_statement(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+        checkpoint: &CheckpointMove<'_>,
+    ) -> Result<Option<bool>, ConsumerError> {
+        let args = self.arguments(events)?;
+        Ok(Some(
+            checkpoint
+                .execute(conn, &self.one_statement_sql, args)
+                .await?,
+        ))
     }
 }

@@ -7,8 +7,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::{ProjectEvent, ProjectStatus};
-use infrastructure::feed::{ConsumerError, FeedConsumer, StoredEvent};
-use sqlx::PgConnection;
+use infrastructure::feed::{
+    checkpoint_cte, CheckpointMove, ConsumerError, FeedConsumer, StoredEvent,
+};
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments as _, PgConnection};
 use tokio::sync::broadcast;
 
 use crate::recent::RecentRows;
@@ -67,6 +71,8 @@ pub struct ProjectsProjection {
     select_sql: String,
     /// The batched upsert, on this projection's table.
     upsert_sql: String,
+    /// The batched upsert and the checkpoint's move in one statement.
+    one_statement_sql: String,
 }
 
 impl Default for ProjectsProjection {
@@ -88,12 +94,18 @@ impl ProjectsProjection {
     /// e.g. the shadow table a rebuild fills) instead of `projects`.
     /// `table` must be a trusted identifier: it is put into the SQL as is.
     pub fn with_table(table: &str) -> Self {
+        let rows = ROWS.replace("{table}", table);
         Self {
             pending: std::sync::Mutex::new(Vec::new()),
             committed: broadcast::channel(256).0,
             recent: RecentRows::default(),
             select_sql: format!("SELECT * FROM {table} WHERE id = ANY($1)"),
-            upsert_sql: UPSERT.replace("{table}", table),
+            upsert_sql: format!("{rows} {ON_CONFLICT}"),
+            one_statement_sql: format!(
+                "WITH {}, written AS ({rows} WHERE EXISTS (SELECT 1 FROM moved) {ON_CONFLICT}) \
+                 SELECT count(*) FROM moved",
+                checkpoint_cte(16)
+            ),
         }
     }
 
@@ -110,6 +122,57 @@ impl ProjectsProjection {
     /// The latest committed row per project, as this projection wrote them.
     pub fn recent(&self) -> RecentRows {
         self.recent.clone()
+    }
+
+    /// The rows `events` touch, folded in memory from their current rows
+    /// (read on `conn`) and the events.
+    async fn fold(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<Vec<ProjectRow>, ConsumerError> {
+        self.set_pending(Vec::new());
+        let events: Vec<&StoredEvent> = events
+            .iter()
+            .filter(|e| e.aggregate_type == <domain::Project as cqrs_es::Aggregate>::TYPE)
+            .collect();
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only projects whose history does not start in this batch can have
+        // a row to build on. One that starts here (its creation, sequence 1)
+        // has none: a row left by an earlier run of this same batch (its
+        // checkpoint lost) is rebuilt from the same events and overwritten.
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut ids = Vec::new();
+        for event in &events {
+            let id = Uuid::parse_str(&event.aggregate_id)
+                .map_err(|_| ProjectionError::BadId(event.aggregate_id.clone()))?;
+            if seen.insert(id) && event.sequence > 1 {
+                ids.push(id);
+            }
+        }
+        let existing: Vec<ProjectRow> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(&self.select_sql)
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?
+        };
+        let mut rows: HashMap<Uuid, ProjectRow> =
+            existing.into_iter().map(|row| (row.id, row)).collect();
+        let mut touched = Vec::new();
+        for event in events {
+            let id = Uuid::parse_str(&event.aggregate_id)
+                .map_err(|_| ProjectionError::BadId(event.aggregate_id.clone()))?;
+            if apply(&mut rows, id, event)? {
+                touched.push(id);
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        Ok(touched.iter().filter_map(|id| rows.remove(id)).collect())
     }
 
     fn set_pending(&self, rows: Vec<ProjectRow>) {
@@ -150,51 +213,31 @@ impl FeedConsumer for ProjectsProjection {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ConsumerError> {
-        self.set_pending(Vec::new());
-        let events: Vec<&StoredEvent> = events
-            .iter()
-            .filter(|e| e.aggregate_type == <domain::Project as cqrs_es::Aggregate>::TYPE)
-            .collect();
-        if events.is_empty() {
-            return Ok(());
+        let rows = self.fold(tx, events).await?;
+        if !rows.is_empty() {
+            sqlx::query_with(&self.upsert_sql, upsert_arguments(&rows)?)
+                .execute(tx)
+                .await?;
         }
-        // Only projects whose history does not start in this batch can have
-        // a row to build on. One that starts here (its creation, sequence 1)
-        // has none: a row left by an earlier run of this same batch (its
-        // checkpoint lost) is rebuilt from the same events and overwritten.
-        let mut seen = HashSet::with_capacity(events.len());
-        let mut ids = Vec::new();
-        for event in &events {
-            let id = Uuid::parse_str(&event.aggregate_id)
-                .map_err(|_| ProjectionError::BadId(event.aggregate_id.clone()))?;
-            if seen.insert(id) && event.sequence > 1 {
-                ids.push(id);
-            }
-        }
-        let existing: Vec<ProjectRow> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(&self.select_sql)
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?
-        };
-        let mut rows: HashMap<Uuid, ProjectRow> =
-            existing.into_iter().map(|row| (row.id, row)).collect();
-        let mut touched = Vec::new();
-        for event in events {
-            let id = Uuid::parse_str(&event.aggregate_id)
-                .map_err(|_| ProjectionError::BadId(event.aggregate_id.clone()))?;
-            if apply(&mut rows, id, event)? {
-                touched.push(id);
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        let rows: Vec<&ProjectRow> = touched.iter().filter_map(|id| rows.get(id)).collect();
-        upsert(tx, &self.upsert_sql, &rows).await?;
-        self.set_pending(rows.into_iter().cloned().collect());
+        self.set_pending(rows);
         Ok(())
+    }
+
+    async fn handle_in_one_statement(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+        checkpoint: &CheckpointMove<'_>,
+    ) -> Result<Option<bool>, ConsumerError> {
+        // The rows to build on are read first, outside the statement: only
+        // this runner writes them, and the checkpoint's compare-and-set
+        // refuses the write should a rebuild have switched tables since.
+        let rows = self.fold(conn, events).await?;
+        let moved = checkpoint
+            .execute(conn, &self.one_statement_sql, upsert_arguments(&rows)?)
+            .await?;
+        self.set_pending(if moved { rows } else { Vec::new() });
+        Ok(Some(moved))
     }
 
     async fn on_activate(&self) {
@@ -316,13 +359,16 @@ fn apply(
     Ok(true)
 }
 
-/// `{table}` is replaced by the target table.
-const UPSERT: &str = "\
+/// The rows, from 15 arrays; `{table}` is replaced by the target table.
+const ROWS: &str = "\
 INSERT INTO {table} (id, name, slug, path, backend_port, frontend_port, postgres_port, redis_port,
                       status, version, created_at, updated_at, last_started_at, last_stopped_at, last_error)
 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[], $8::int[],
                      $9::text[], $10::bigint[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
-                     $14::timestamptz[], $15::text[])
+                     $14::timestamptz[], $15::text[])";
+
+/// A row already there is replaced (it was folded from it).
+const ON_CONFLICT: &str = "\
 ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, slug = EXCLUDED.slug, path = EXCLUDED.path,
     backend_port = EXCLUDED.backend_port, frontend_port = EXCLUDED.frontend_port,
@@ -331,30 +377,26 @@ ON CONFLICT (id) DO UPDATE SET
     last_started_at = EXCLUDED.last_started_at, last_stopped_at = EXCLUDED.last_stopped_at,
     last_error = EXCLUDED.last_error";
 
-async fn upsert(tx: &mut PgConnection, sql: &str, rows: &[&ProjectRow]) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
+/// The rows as the 15 array parameters of [`ROWS`].
+fn upsert_arguments(rows: &[ProjectRow]) -> Result<PgArguments, BoxDynError> {
+    fn col<T>(rows: &[ProjectRow], f: impl Fn(&ProjectRow) -> T) -> Vec<T> {
+        rows.iter().map(f).collect()
     }
-    fn col<T>(rows: &[&ProjectRow], f: impl Fn(&ProjectRow) -> T) -> Vec<T> {
-        rows.iter().map(|row| f(row)).collect()
-    }
-    sqlx::query(sql)
-        .bind(col(rows, |r| r.id))
-        .bind(col(rows, |r| r.name.clone()))
-        .bind(col(rows, |r| r.slug.clone()))
-        .bind(col(rows, |r| r.path.clone()))
-        .bind(col(rows, |r| r.backend_port))
-        .bind(col(rows, |r| r.frontend_port))
-        .bind(col(rows, |r| r.postgres_port))
-        .bind(col(rows, |r| r.redis_port))
-        .bind(col(rows, |r| r.status.clone()))
-        .bind(col(rows, |r| r.version))
-        .bind(col(rows, |r| r.created_at))
-        .bind(col(rows, |r| r.updated_at))
-        .bind(col(rows, |r| r.last_started_at))
-        .bind(col(rows, |r| r.last_stopped_at))
-        .bind(col(rows, |r| r.last_error.clone()))
-        .execute(tx)
-        .await?;
-    Ok(())
+    let mut args = PgArguments::default();
+    args.add(col(rows, |r| r.id))?;
+    args.add(col(rows, |r| r.name.clone()))?;
+    args.add(col(rows, |r| r.slug.clone()))?;
+    args.add(col(rows, |r| r.path.clone()))?;
+    args.add(col(rows, |r| r.backend_port))?;
+    args.add(col(rows, |r| r.frontend_port))?;
+    args.add(col(rows, |r| r.postgres_port))?;
+    args.add(col(rows, |r| r.redis_port))?;
+    args.add(col(rows, |r| r.status.clone()))?;
+    args.add(col(rows, |r| r.version))?;
+    args.add(col(rows, |r| r.created_at))?;
+    args.add(col(rows, |r| r.updated_at))?;
+    args.add(col(rows, |r| r.last_started_at))?;
+    args.add(col(rows, |r| r.last_stopped_at))?;
+    args.add(col(rows, |r| r.last_error.clone()))?;
+    Ok(args)
 }

@@ -337,3 +337,53 @@ async fn a_restarted_runner_resumes_after_its_checkpoint() {
     assert_eq!(handle.status().handled, 8);
     assert_eq!(checkpoint_handled(&pool, "restart").await, 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runners_of_one_process_share_their_reads_and_each_handle_every_event_once() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    // One signal: the runners read the log through one shared window.
+    let signal = AppendSignal::default();
+    let runners: Vec<_> = [1, 7, 1000]
+        .into_iter()
+        .map(|batch_size| {
+            let consumer = Arc::new(RecordingConsumer::in_memory(&format!(
+                "shared-{batch_size}"
+            )));
+            let config = RunnerConfig {
+                batch_size,
+                ..quick_config()
+            };
+            let handle = spawn_runner(consumer.clone(), connect_options(&db), config, &signal);
+            (consumer, handle)
+        })
+        .collect();
+
+    // Concurrent commands and late-committing raw transactions.
+    write_concurrently(&pool, &signal, 4, 10).await;
+    // One more runner starts far behind the others' window.
+    let late = Arc::new(RecordingConsumer::in_memory("shared-late"));
+    let late_handle = spawn_runner(late.clone(), connect_options(&db), quick_config(), &signal);
+    let expected = stored_event_ids(&pool).await;
+    let total = expected.len() as i64;
+    assert_eq!(total, 4 * 10 * 4 + 10 * 3);
+
+    for (consumer, handle) in runners
+        .iter()
+        .map(|(c, h)| (c, h))
+        .chain(std::iter::once((&late, &late_handle)))
+    {
+        wait_until("every runner to handle every event", ARRIVES, || {
+            let status = handle.status();
+            async move { (status.handled >= total).then_some(()) }
+        })
+        .await;
+        assert_eq!(
+            consumer.seen(),
+            expected,
+            "{}: every event once, in feed order",
+            handle.name()
+        );
+        assert_eq!(checkpoint_handled(&pool, handle.name()).await, total);
+    }
+}

@@ -1,13 +1,15 @@
 //! One batch of a runner: read after the checkpoint, hand the events to the
-//! consumer, move the checkpoint, in one transaction when the consumer
-//! writes and in one statement when it does not.
+//! consumer, move the checkpoint: in one statement when the consumer does
+//! not write, or writes the batch with one statement of its own; in one
+//! transaction otherwise.
 
 use chrono::Utc;
 use sqlx::{Connection, PgConnection};
 
 use super::consumer::FeedConsumer;
-use super::event::{read_after, FeedPosition, StoredEvent};
+use super::event::{FeedPosition, StoredEvent};
 use super::isolate::split_held;
+use super::one_statement::CheckpointMove;
 use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
 use super::runner::{Runner, StepError};
 
@@ -61,7 +63,7 @@ impl<C: FeedConsumer> Runner<C> {
         let name = self.consumer.name();
         // The read runs outside any transaction: an idle poll costs one query
         // and never holds an xid that would hold back other readers' fence.
-        let events = read_after(&mut *conn, checkpoint, self.config.batch_size).await?;
+        let events = self.read_batch(&mut *conn, checkpoint).await?;
         let Some(last) = events.last().map(StoredEvent::feed_position) else {
             // A successful read also ends a failure streak (e.g. after a reconnect).
             self.status.send_if_modified(|s| {
@@ -88,6 +90,33 @@ impl<C: FeedConsumer> Runner<C> {
                 "feed batch handled (no writes)"
             );
             return Ok(Some((last, count)));
+        }
+        if !*may_hold_back && !self.config.durable_commits {
+            let count = events.len();
+            let moving = CheckpointMove::new(
+                name,
+                checkpoint,
+                last,
+                i64::try_from(count).unwrap_or(i64::MAX),
+            );
+            match self
+                .consumer
+                .handle_in_one_statement(&mut *conn, &events, &moving)
+                .await
+                .map_err(StepError::Consumer)?
+            {
+                Some(true) => {
+                    self.committed(last, handled + count as i64);
+                    tracing::debug!(
+                        consumer = name,
+                        events = count,
+                        "feed batch committed (one statement)"
+                    );
+                    return Ok(Some((last, count)));
+                }
+                Some(false) => return Err(StepError::LostCheckpoint),
+                None => {}
+            }
         }
         let mut tx = self.begin_batch(conn).await?;
         // A parking consumer holds back the events of aggregates it has

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::event::{FeedPosition, StoredEvent};
+use super::one_statement::CheckpointMove;
 use super::poison::{HaltedOn, PoisonPolicy};
 
 /// An error a consumer returns for a batch; the batch is retried with
@@ -49,6 +50,32 @@ pub trait FeedConsumer: Send + Sync + 'static {
     fn writes(&self, events: &[StoredEvent]) -> bool {
         let _ = events;
         true
+    }
+
+    /// Handles `events` and moves the checkpoint in one statement, for a
+    /// consumer that writes a batch with one statement: built from
+    /// [`super::checkpoint_cte`] and run by [`CheckpointMove::execute`], it
+    /// writes only when the checkpoint moved. One statement is one
+    /// transaction, without the `BEGIN` and `COMMIT` round trips and the
+    /// separate checkpoint update of [`FeedConsumer::handle`]'s batch.
+    ///
+    /// Returns `Some(moved)` (whether the checkpoint moved, i.e. whether
+    /// anything was written), or `None`, having done nothing, when the
+    /// consumer has no such statement: the runner then uses
+    /// [`FeedConsumer::handle`] in a transaction (the default). The runner
+    /// only offers this path to a consumer that is not durable
+    /// ([`RunnerConfig::durable_commits`]) and has nothing parked.
+    ///
+    /// # Errors
+    /// As for [`FeedConsumer::handle`]; nothing was written.
+    async fn handle_in_one_statement(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+        checkpoint: &CheckpointMove<'_>,
+    ) -> Result<Option<bool>, ConsumerError> {
+        let _ = (conn, events, checkpoint);
+        Ok(None)
     }
 
     /// Called each time this runner becomes the active one (at start and

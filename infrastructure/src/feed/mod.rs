@@ -13,6 +13,10 @@
 //! - `runner`: the runner's loop (lock, retries, backoff) and the in-process
 //!   wake-up signal.
 //! - `batch`: one batch: read, handle, move the checkpoint.
+//! - `one_statement`: [`CheckpointMove`], for consumers that write a batch
+//!   and move its checkpoint in one statement.
+//! - `shared`: the window of recent events the runners of a process read
+//!   through, so that runners woken together query the log once.
 //! - `isolate`: finding the event a consumer keeps failing on.
 //! - `poison`: [`PoisonPolicy`], [`HaltedOn`] and [`is_outage`] (an outage
 //!   is never treated as a poison event).
@@ -22,13 +26,16 @@ mod batch;
 mod consumer;
 mod event;
 mod isolate;
+mod one_statement;
 mod parked;
 mod poison;
 mod runner;
+mod shared;
 
 pub use batch::advance_checkpoint;
 pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 pub use event::{consumer_lag, position_of, read_after, FeedPosition, StoredEvent};
+pub use one_statement::{checkpoint_cte, CheckpointMove};
 pub use parked::{
     lock_parked, parked_counts, parked_events, retry_parked, ParkedEvent, RetryError, RetryReport,
 };

@@ -9,8 +9,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
-use super::event::FeedPosition;
+use super::event::{FeedPosition, StoredEvent};
 use super::poison::PoisonPolicy;
+use super::shared::SharedReads;
 
 /// Longest wait between two attempts to reconnect to the database (however
 /// large `max_backoff`). An attempt against a database that is down costs
@@ -20,24 +21,32 @@ use super::poison::PoisonPolicy;
 /// process manager.
 const MAX_RECONNECT_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Wakes feed runners when this process has appended events.
+/// Wakes feed runners when this process has appended events; the runners
+/// started with the same signal also share their reads of the log (see
+/// `shared`).
 #[derive(Clone, Debug)]
-pub struct AppendSignal(Arc<watch::Sender<u64>>);
+pub struct AppendSignal {
+    appends: Arc<watch::Sender<u64>>,
+    reads: Arc<SharedReads>,
+}
 
 impl Default for AppendSignal {
     fn default() -> Self {
-        Self(Arc::new(watch::channel(0).0))
+        Self {
+            appends: Arc::new(watch::channel(0).0),
+            reads: Arc::default(),
+        }
     }
 }
 
 impl AppendSignal {
     /// Tells every runner that new events were committed.
     pub fn notify(&self) {
-        self.0.send_modify(|n| *n = n.wrapping_add(1));
+        self.appends.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
-        self.0.subscribe()
+        self.appends.subscribe()
     }
 }
 
@@ -95,6 +104,7 @@ pub fn spawn_runner<C: FeedConsumer>(
         connect,
         config,
         appended: appended.subscribe(),
+        reads: appended.reads.clone(),
         status: status_tx.clone(),
     };
     let task = tokio::spawn(runner.run());
@@ -113,6 +123,7 @@ pub(super) struct Runner<C> {
     connect: PgConnectOptions,
     pub(super) config: RunnerConfig,
     appended: watch::Receiver<u64>,
+    reads: Arc<SharedReads>,
     pub(super) status: Arc<watch::Sender<ConsumerStatus>>,
 }
 
@@ -127,6 +138,19 @@ pub(super) enum StepError {
 }
 
 impl<C: FeedConsumer> Runner<C> {
+    /// Reads the next batch after `checkpoint`, through the process's
+    /// shared window of the log.
+    pub(super) async fn read_batch(
+        &self,
+        conn: &mut PgConnection,
+        checkpoint: FeedPosition,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let appends = *self.appended.borrow();
+        self.reads
+            .read_after(conn, checkpoint, self.config.batch_size, appends)
+            .await
+    }
+
     async fn run(mut self) {
         let mut backoff = self.config.min_backoff;
         loop {
