@@ -1,14 +1,27 @@
 //! A read model's batch in one statement (its rows and its checkpoint's
 //! compare-and-set together), against a real PostgreSQL: it writes when the
 //! checkpoint is where the runner left it and nothing at all when someone
-//! else moved it.
+//! else moved it, and a runner whose connection broke under that statement
+//! reconnects.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use domain::{PortRange, ProjectCommand};
-use hub_tests::feed::{command_bus, create_project, migrated_pool, run};
-use hub_tests::TestDb;
-use infrastructure::feed::{read_after, CheckpointMove, FeedConsumer, FeedPosition};
+use hub_tests::feed::{
+    append_events, command_bus, connect_options, create_project, migrated_pool, quick_config, run,
+    RecordingConsumer,
+};
+use hub_tests::{wait_until, TestDb};
+use infrastructure::feed::{
+    read_after, spawn_runner, AppendSignal, CheckpointMove, FeedConsumer, FeedPosition,
+    PoisonPolicy, RunnerConfig,
+};
 use projections::{EventLogProjection, ProjectsProjection};
 use sqlx::PgPool;
+
+/// Long enough for any event to become visible on a busy test server.
+const ARRIVES: Duration = Duration::from_secs(15);
 
 async fn checkpoint_of(pool: &PgPool, consumer: &str) -> (i64, i64) {
     sqlx::query_as("SELECT position, handled FROM feed_checkpoints WHERE consumer = $1")
@@ -121,4 +134,62 @@ async fn a_read_model_batch_writes_its_rows_and_checkpoint_only_together() {
     );
     assert_eq!(count(&pool, "event_log").await, 2);
     assert_eq!(checkpoint_of(&pool, "event_log").await, (last, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_whose_connection_breaks_reconnects_even_when_its_reads_came_from_the_shared_window(
+) {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let signal = AppendSignal::default();
+    // Another runner of the same process polls quickly and fills the
+    // window the read model reads from.
+    let sharer = spawn_runner(
+        Arc::new(RecordingConsumer::in_memory("window-sharer")),
+        connect_options(&db),
+        quick_config(),
+        &signal,
+    );
+    // The read model only reads when woken.
+    let read_model = spawn_runner(
+        Arc::new(EventLogProjection::new("test-hub")),
+        connect_options(&db),
+        RunnerConfig {
+            min_poll: Duration::from_secs(600),
+            max_poll: Duration::from_secs(600),
+            poison: PoisonPolicy::Park,
+            ..quick_config()
+        },
+        &signal,
+    );
+    wait_until("the read model to be active and idle", ARRIVES, || {
+        let status = read_model.status();
+        async move { (status.active && status.polls > 0).then_some(()) }
+    })
+    .await;
+
+    // The read model's connection ends while it waits.
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND objsubid = 1 \
+           AND objid = (hashtext('hub.feed.event_log')::bigint & 4294967295)::oid",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("end the read model's connection");
+    assert_eq!(ended, vec![true]);
+    let appended = append_events(&pool, 3).await.len() as i64;
+    wait_until("the other runner to read the new events", ARRIVES, || {
+        let status = sharer.status();
+        async move { (status.handled == appended).then_some(()) }
+    })
+    .await;
+
+    // Woken, it takes them from the window: the first statement on its
+    // broken connection is its own write.
+    signal.notify();
+    wait_until("the read model to log every event", ARRIVES, || async {
+        (count(&pool, "event_log").await == appended).then_some(())
+    })
+    .await;
 }

@@ -260,6 +260,14 @@ impl<C: FeedConsumer> Runner<C> {
                     self.consumer.after_commit().await;
                 }
                 Err(StepError::Consumer(err)) if self.consumer.is_outage(&err) => {
+                    // The consumer's statements run on this runner's
+                    // connection, which may be the one that broke (its reads
+                    // may have come from the shared window, so the consumer
+                    // was the first to use it): then only a new one helps.
+                    if let Err(broken) = conn.ping().await {
+                        tracing::warn!(consumer = %name, error = %err, "feed consumer failed on a broken connection; reconnecting");
+                        return broken.into();
+                    }
                     // Not the consumer's fault: retried until it works, and
                     // not counted towards `max_attempts`.
                     let failures = self.record_failure(err.to_string());
