@@ -46,6 +46,7 @@ pub fn quick_config() -> RunnerConfig {
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(500),
         durable_commits: false,
+        checkpoint_delay: Duration::from_millis(100),
         poison: PoisonPolicy::Halt,
         max_attempts: 5,
     }

@@ -17,7 +17,9 @@ use hub_tests::feed::{
     FLAKY_ERROR,
 };
 use hub_tests::{holds_for, wait_until, TestDb};
-use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, RunnerConfig};
+use infrastructure::feed::{
+    read_after, spawn_runner, AppendSignal, FeedHandle, FeedPosition, RunnerConfig,
+};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
@@ -438,4 +440,99 @@ async fn a_consumer_that_writes_nothing_is_checkpointed_without_a_transaction() 
         batches.iter().all(|(_, in_transaction)| !in_transaction),
         "{batches:?}"
     );
+}
+
+/// A consumer that writes nothing and waits at a gate in every batch, so a
+/// test can hold it between two batches.
+struct Gated {
+    seen: std::sync::Mutex<Vec<Uuid>>,
+    gate: tokio::sync::Semaphore,
+}
+
+impl Gated {
+    fn seen(&self) -> Vec<Uuid> {
+        self.seen.lock().expect("seen lock").clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl infrastructure::feed::FeedConsumer for Gated {
+    fn name(&self) -> &str {
+        "gated"
+    }
+
+    fn writes(&self, _events: &[infrastructure::feed::StoredEvent]) -> bool {
+        false
+    }
+
+    async fn handle(
+        &self,
+        _conn: &mut PgConnection,
+        events: &[infrastructure::feed::StoredEvent],
+    ) -> Result<(), infrastructure::feed::ConsumerError> {
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .extend(events.iter().map(|event| event.event_id));
+        self.gate.acquire().await?.forget();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_that_writes_nothing_saves_its_checkpoint_late_under_load_and_at_once_when_idle()
+{
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let signal = AppendSignal::default();
+    let consumer = Arc::new(Gated {
+        seen: std::sync::Mutex::new(Vec::new()),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let config = RunnerConfig {
+        batch_size: 3,
+        checkpoint_delay: Duration::from_secs(3600),
+        ..quick_config()
+    };
+    let handle = spawn_runner(consumer.clone(), connect_options(&db), config, &signal);
+
+    let mut appended = append_events(&pool, 3).await;
+    signal.notify();
+    wait_until("the first batch to reach the consumer", ARRIVES, || {
+        let seen = consumer.seen();
+        async move { (seen.len() == 3).then_some(()) }
+    })
+    .await;
+    // The next batch is readable when the first one ends: no idle moment.
+    // (A transaction elsewhere on the server can hold new events back for
+    // a while: wait until they can be read.)
+    appended.extend(append_events(&pool, 3).await);
+    wait_until("the next three events to be readable", ARRIVES, || async {
+        let mut conn = pool.acquire().await.ok()?;
+        let events = read_after(&mut conn, FeedPosition::START, 10).await.ok()?;
+        (events.len() == 6).then_some(())
+    })
+    .await;
+    consumer.gate.add_permits(1);
+    wait_until("the second batch to reach the consumer", ARRIVES, || {
+        let seen = consumer.seen();
+        async move { (seen.len() == 6).then_some(()) }
+    })
+    .await;
+    assert_eq!(handle.status().handled, 3, "the first batch is done");
+    assert_eq!(
+        checkpoint_handled(&pool, "gated").await,
+        0,
+        "its checkpoint waits (for up to an hour here) while batches follow"
+    );
+
+    // Once nothing new is left, the row catches up without waiting.
+    consumer.gate.add_permits(100);
+    wait_until(
+        "the checkpoint row to count both batches",
+        ARRIVES,
+        || async { (checkpoint_handled(&pool, "gated").await == 6).then_some(()) },
+    )
+    .await;
+    assert_eq!(consumer.seen(), appended, "every event once, in order");
 }

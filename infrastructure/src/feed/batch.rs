@@ -3,6 +3,8 @@
 //! not write, or writes the batch with one statement of its own; in one
 //! transaction otherwise.
 
+use std::time::Instant;
+
 use chrono::Utc;
 use sqlx::{Connection, PgConnection};
 
@@ -53,11 +55,17 @@ impl<C: FeedConsumer> Runner<C> {
     /// `may_hold_back` says whether the consumer may have parked events
     /// (then the batch's events of their aggregates are held back); it is
     /// cleared once a batch finds none.
+    ///
+    /// `saved` is what the checkpoint row holds: batches that write nothing
+    /// leave it behind for up to [`RunnerConfig::checkpoint_delay`] (see
+    /// [`Saved`]); an empty read and every batch that writes bring it up to
+    /// date first.
     pub(super) async fn step(
         &self,
         conn: &mut PgConnection,
         checkpoint: FeedPosition,
         handled: i64,
+        saved: &mut Saved,
         may_hold_back: &mut bool,
     ) -> Result<Option<(FeedPosition, usize)>, StepError> {
         let name = self.consumer.name();
@@ -65,6 +73,9 @@ impl<C: FeedConsumer> Runner<C> {
         // and never holds an xid that would hold back other readers' fence.
         let events = self.read_batch(&mut *conn, checkpoint).await?;
         let Some(last) = events.last().map(StoredEvent::feed_position) else {
+            // Idle: nothing is left pending.
+            self.save_checkpoint(&mut *conn, saved, checkpoint, handled)
+                .await?;
             // A successful read also ends a failure streak (e.g. after a reconnect).
             self.status.send_if_modified(|s| {
                 s.polls += 1;
@@ -81,8 +92,12 @@ impl<C: FeedConsumer> Runner<C> {
                 .handle(&mut *conn, &events)
                 .await
                 .map_err(StepError::Consumer)?;
-            move_checkpoint(&mut *conn, name, checkpoint, last, events.len()).await?;
             let count = events.len();
+            let pending_since = *saved.pending_since.get_or_insert_with(Instant::now);
+            if pending_since.elapsed() >= self.config.checkpoint_delay {
+                self.save_checkpoint(&mut *conn, saved, last, handled + count as i64)
+                    .await?;
+            }
             self.committed(last, handled + count as i64);
             tracing::debug!(
                 consumer = name,
@@ -91,6 +106,9 @@ impl<C: FeedConsumer> Runner<C> {
             );
             return Ok(Some((last, count)));
         }
+        // A batch that writes moves the row from where it is.
+        self.save_checkpoint(&mut *conn, saved, checkpoint, handled)
+            .await?;
         if !*may_hold_back && !self.config.durable_commits {
             let count = events.len();
             let moving = CheckpointMove::new(
@@ -106,6 +124,7 @@ impl<C: FeedConsumer> Runner<C> {
                 .map_err(StepError::Consumer)?
             {
                 Some(true) => {
+                    *saved = Saved::at(last, handled + count as i64);
                     self.committed(last, handled + count as i64);
                     tracing::debug!(
                         consumer = name,
@@ -140,6 +159,7 @@ impl<C: FeedConsumer> Runner<C> {
         tx.commit().await?;
         *may_hold_back = !held_back.is_empty();
         let count = events.len();
+        *saved = Saved::at(last, handled + count as i64);
         self.committed(last, handled + count as i64);
         if !held.is_empty() {
             tracing::warn!(
@@ -150,6 +170,50 @@ impl<C: FeedConsumer> Runner<C> {
         }
         tracing::debug!(consumer = name, events = count, "feed batch committed");
         Ok(Some((last, count)))
+    }
+}
+
+/// What a runner's checkpoint row holds, and since when progress made
+/// after it (by batches that write nothing) waits to be saved.
+///
+/// Saving such progress late is safe: a consumer that writes nothing may
+/// handle the same events again (see [`FeedConsumer::writes`]), which is all
+/// a crash or a takeover before the save causes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Saved {
+    at: FeedPosition,
+    handled: i64,
+    pending_since: Option<Instant>,
+}
+
+impl Saved {
+    /// The row holds `at` and `handled`; nothing is pending.
+    pub(super) fn at(at: FeedPosition, handled: i64) -> Self {
+        Self {
+            at,
+            handled,
+            pending_since: None,
+        }
+    }
+}
+
+impl<C: FeedConsumer> Runner<C> {
+    /// Brings the checkpoint row from `saved` up to `checkpoint` (one
+    /// compare-and-set), if it is behind.
+    pub(super) async fn save_checkpoint(
+        &self,
+        conn: &mut PgConnection,
+        saved: &mut Saved,
+        checkpoint: FeedPosition,
+        handled: i64,
+    ) -> Result<(), StepError> {
+        if saved.at == checkpoint {
+            return Ok(());
+        }
+        let count = usize::try_from(handled - saved.handled).unwrap_or(0);
+        move_checkpoint(conn, self.consumer.name(), saved.at, checkpoint, count).await?;
+        *saved = Saved::at(checkpoint, handled);
+        Ok(())
     }
 }
 

@@ -123,6 +123,14 @@ pub struct RunnerConfig {
     /// nothing but the checkpoint is never waited for: handling its events
     /// again after a crash changes nothing.
     pub durable_commits: bool,
+    /// Longest the checkpoint row of a consumer may stay behind batches that
+    /// wrote nothing (see [`FeedConsumer::writes`]) before it is updated;
+    /// it is also updated whenever the runner finds nothing new and before
+    /// every batch that writes. Saves one statement per batch under load
+    /// (the NATS relay's batches never write); the cost is that a crash or a
+    /// takeover handles up to this much progress again, which such a
+    /// consumer must accept anyway. Zero updates it after every batch.
+    pub checkpoint_delay: Duration,
     /// What happens to an event the consumer keeps failing on. The default,
     /// [`PoisonPolicy::Halt`], never skips an event.
     pub poison: PoisonPolicy,
@@ -141,6 +149,7 @@ impl Default for RunnerConfig {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
             durable_commits: false,
+            checkpoint_delay: Duration::from_millis(100),
             poison: PoisonPolicy::Halt,
             max_attempts: 5,
         }

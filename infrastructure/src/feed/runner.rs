@@ -8,6 +8,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::batch::Saved;
 use super::consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 use super::event::{FeedPosition, StoredEvent};
 use super::poison::PoisonPolicy;
@@ -229,9 +230,16 @@ impl<C: FeedConsumer> Runner<C> {
         let mut backoff = self.config.min_backoff;
         // Failures of the current batch in a row, outages aside.
         let mut attempts = 0;
+        let mut saved = Saved::at(checkpoint, handled);
         loop {
             match self
-                .step(&mut conn, checkpoint, handled, &mut may_hold_back)
+                .step(
+                    &mut conn,
+                    checkpoint,
+                    handled,
+                    &mut saved,
+                    &mut may_hold_back,
+                )
                 .await
             {
                 Ok(None) => {
@@ -287,10 +295,19 @@ impl<C: FeedConsumer> Runner<C> {
                     tracing::error!(consumer = %name, error = %err, attempts, "feed consumer keeps failing on a batch; looking for the failing event");
                     // It may park events: look before the next batches.
                     may_hold_back = self.config.poison == PoisonPolicy::Park;
-                    match self
-                        .isolate(&mut conn, &mut checkpoint, &mut handled, attempts)
+                    // The search moves the checkpoint row event by event,
+                    // from where it is: save what is pending first.
+                    if let Err(err) = self
+                        .save_checkpoint(&mut conn, &mut saved, checkpoint, handled)
                         .await
                     {
+                        return err;
+                    }
+                    let outcome = self
+                        .isolate(&mut conn, &mut checkpoint, &mut handled, attempts)
+                        .await;
+                    saved = Saved::at(checkpoint, handled);
+                    match outcome {
                         Ok(None) => {
                             // Everything was handled or parked.
                             attempts = 0;
