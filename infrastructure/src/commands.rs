@@ -99,6 +99,23 @@ impl CommandError {
     }
 }
 
+/// Events between two snapshots of a project: a command loads the latest
+/// snapshot and at most this many events after it, however long the
+/// project's history.
+pub const SNAPSHOT_EVERY: usize = 50;
+
+/// The event store of `Project`s on `pool`, as every part of the hub that
+/// loads or commits projects uses it: postgres-es, with the upcasters of
+/// older event shapes, taking a snapshot (in the same transaction as the
+/// events) every [`SNAPSHOT_EVERY`] events. A snapshot that no longer
+/// deserializes (the aggregate's shape changed) is ignored and the history
+/// replayed; the `snapshots` table can be emptied at any time while no hub
+/// runs.
+pub fn project_store(pool: PgPool) -> PersistedEventStore<PostgresEventRepository, Project> {
+    PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool), SNAPSHOT_EVERY)
+        .with_upcasters(domain::project::upcast::upcasters())
+}
+
 /// Runs project commands: load, decide, commit.
 ///
 /// cqrs-es' `CqrsFramework` does not report the new version nor check an
@@ -115,10 +132,8 @@ impl CommandBus {
     /// A bus writing to `pool`, deciding with `services`, waking feed
     /// runners through `appended` after each commit.
     pub fn new(pool: PgPool, services: ProjectServices, appended: AppendSignal) -> Self {
-        let repo = PostgresEventRepository::new(pool.clone());
         Self {
-            store: PersistedEventStore::new_event_store(repo)
-                .with_upcasters(domain::project::upcast::upcasters()),
+            store: project_store(pool.clone()),
             services,
             pool,
             appended,
@@ -149,20 +164,20 @@ impl CommandBus {
             // A create is for a new id (the API makes them): nothing to load.
             // Should the id exist after all, the commit loses on the event's
             // unique sequence, and the retry loads it and is rejected.
-            let mut context =
-                if attempt == 1 && matches!(command, ProjectCommand::CreateProject { .. }) {
-                    EventStoreAggregateContext {
-                        aggregate_id: aggregate_id.clone(),
-                        aggregate: Project::default(),
-                        current_sequence: 0,
-                        current_snapshot: None,
-                    }
-                } else {
-                    self.store
-                        .load_aggregate(&aggregate_id)
-                        .await
-                        .map_err(CommandError::from_aggregate)?
-                };
+            let context = if attempt == 1 && matches!(command, ProjectCommand::CreateProject { .. })
+            {
+                EventStoreAggregateContext {
+                    aggregate_id: aggregate_id.clone(),
+                    aggregate: Project::default(),
+                    current_sequence: 0,
+                    current_snapshot: None,
+                }
+            } else {
+                self.store
+                    .load_aggregate(&aggregate_id)
+                    .await
+                    .map_err(CommandError::from_aggregate)?
+            };
             let current = context.current_sequence as u64;
             last_seen = current;
             if let Some(expected) = expected_version {
@@ -173,9 +188,14 @@ impl CommandBus {
                     });
                 }
             }
+            // `EventSink::write` applies each event to the aggregate it is
+            // given, and the store's commit applies them again to the
+            // context's aggregate to take a snapshot: it must get the state
+            // from before the command, or the snapshot would count the
+            // command's events twice.
+            let mut decided = context.aggregate.clone();
             let sink = EventSink::default();
-            context
-                .aggregate
+            decided
                 .handle(command.clone(), &self.services, &sink)
                 .await
                 .map_err(CommandError::from_domain)?;

@@ -14,7 +14,12 @@ use crate::{Ports, ProjectId, ProjectName, ProjectPath, Slug};
 ///
 /// The default value is a project that has not been created yet; every
 /// accessor returns `None` for it.
+///
+/// Its JSON form is the hub's snapshot of a project. Unknown fields are
+/// refused, so a snapshot of another shape fails to load (and the history
+/// is replayed instead) rather than loading as a different state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Project {
     /// `None` until `ProjectCreated`. Everything a created project has lives
     /// together, so a half-created project cannot be represented.
@@ -28,6 +33,7 @@ pub struct Project {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct State {
     pub(super) id: ProjectId,
     pub(super) name: ProjectName,

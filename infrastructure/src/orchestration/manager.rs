@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use cqrs_es::persist::PersistedEventStore;
-use postgres_es::PostgresEventRepository;
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinSet;
 
@@ -101,12 +99,11 @@ impl ProcessManager {
         orchestrator: Arc<dyn Orchestrator>,
         config: OrchestrationConfig,
     ) -> Self {
-        let repo = PostgresEventRepository::new(pool.clone());
         Self {
             worker: Arc::new(Worker {
+                store: crate::commands::project_store(pool.clone()),
                 pool,
                 bus,
-                store: PersistedEventStore::new_event_store(repo),
                 orchestrator,
                 hub_id: config.hub_id,
                 timeout: config.timeout,

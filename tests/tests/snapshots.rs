@@ -1,0 +1,120 @@
+//! Project snapshots against a real PostgreSQL: a long history loads from
+//! its latest snapshot and the events after it, and a snapshot that no
+//! longer deserializes is ignored.
+
+use domain::{PortRange, ProjectCommand, ProjectId};
+use hub_tests::feed::{command_bus, create_project, migrated_pool, run};
+use hub_tests::TestDb;
+use infrastructure::commands::SNAPSHOT_EVERY;
+use infrastructure::{CommandBus, CommandError};
+use sqlx::PgPool;
+
+/// Starts and stops `id` (with its completions) until it has `events` events.
+async fn cycle_until(bus: &CommandBus, id: ProjectId, events: u64) -> u64 {
+    let mut version = 1;
+    while version + 4 <= events {
+        let requested = run(bus, id, ProjectCommand::StartProject)
+            .await
+            .expect("request a start");
+        let request = requested.version;
+        run(bus, id, ProjectCommand::CompleteStart { request })
+            .await
+            .expect("complete the start");
+        let requested = run(bus, id, ProjectCommand::StopProject)
+            .await
+            .expect("request a stop");
+        let request = requested.version;
+        version = run(bus, id, ProjectCommand::CompleteStop { request })
+            .await
+            .expect("complete the stop")
+            .version;
+    }
+    version
+}
+
+async fn snapshot_of(pool: &PgPool, id: ProjectId) -> Vec<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT last_sequence, current_snapshot FROM snapshots \
+         WHERE aggregate_type = 'Project' AND aggregate_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_all(pool)
+    .await
+    .expect("read the snapshots")
+}
+
+#[tokio::test]
+async fn a_long_history_is_snapshotted_and_commands_go_on_from_the_snapshot() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let bus = command_bus(&pool, PortRange::default());
+    let (id, created) = create_project(&bus, "Long History").await;
+    created.expect("create");
+    let every = SNAPSHOT_EVERY as u64;
+
+    let version = cycle_until(&bus, id, 2 * every + 10).await;
+    assert!(version > 2 * every, "{version}");
+    assert_eq!(
+        snapshot_of(&pool, id).await,
+        vec![(2 * every as i64, 2)],
+        "one row per project, updated at every {every}th event"
+    );
+    // The state loaded from the snapshot decides as the full history would.
+    let err = run(&bus, id, ProjectCommand::StopProject)
+        .await
+        .expect_err("a stopped project cannot stop");
+    assert!(err.to_string().contains("is not running"), "{err}");
+    let requested = run(&bus, id, ProjectCommand::StartProject)
+        .await
+        .expect("start it again");
+    assert_eq!(requested.version, version + 1);
+}
+
+#[tokio::test]
+async fn a_snapshot_that_no_longer_deserializes_is_ignored_and_the_history_replayed() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let bus = command_bus(&pool, PortRange::default());
+    let (id, created) = create_project(&bus, "Changed Shape").await;
+    created.expect("create");
+    let every = SNAPSHOT_EVERY as u64;
+    let version = cycle_until(&bus, id, every + 5).await;
+    sqlx::query("UPDATE snapshots SET payload = '{\"shape\": \"of an older release\"}'")
+        .execute(&pool)
+        .await
+        .expect("spoil the snapshot");
+
+    let requested = run(&bus, id, ProjectCommand::StartProject)
+        .await
+        .expect("a command loads the project from its events");
+    assert_eq!(requested.version, version + 1);
+    let err = run(&bus, id, ProjectCommand::StartProject)
+        .await
+        .expect_err("a starting project cannot start again");
+    assert!(
+        matches!(err, CommandError::Rejected(_)),
+        "rejected by the replayed state: {err}"
+    );
+
+    // The next snapshots replace the spoiled one: one row, kept up to date.
+    let request = version + 1;
+    run(&bus, id, ProjectCommand::CompleteStart { request })
+        .await
+        .expect("complete the start");
+    let stop = run(&bus, id, ProjectCommand::StopProject)
+        .await
+        .expect("request a stop");
+    run(
+        &bus,
+        id,
+        ProjectCommand::CompleteStop {
+            request: stop.version,
+        },
+    )
+    .await
+    .expect("complete the stop");
+    let version = cycle_until(&bus, id, 3 * every + 5).await;
+    assert!(version > 3 * every, "{version}");
+    // Counted again from the replay: the first snapshot after it, then this one.
+    assert_eq!(snapshot_of(&pool, id).await, vec![(3 * every as i64, 2)]);
+}
