@@ -35,6 +35,11 @@ use crate::hub_process::HubProcess;
 use crate::raw;
 use crate::stats::{summarize, Summary};
 
+/// First wait before retrying a start or stop the orchestrator is not
+/// ready for; it doubles up to [`RETRY_LONGEST`].
+const RETRY_FIRST: Duration = Duration::from_millis(1);
+/// Longest wait between two such retries.
+const RETRY_LONGEST: Duration = Duration::from_millis(8);
 /// Sizes of one run.
 #[derive(Debug, Clone)]
 pub struct CommandsConfig {
@@ -179,17 +184,22 @@ async fn api_cycles(api: &Arc<Api>, clients: usize, duration: Duration) -> anyho
             let api = api.clone();
             tokio::spawn(async move {
                 let (mut samples, mut errors, mut start) = (Vec::new(), 0, true);
+                let mut wait = RETRY_FIRST;
                 while started.elapsed() < duration {
                     let t = Instant::now();
                     match api.toggle(&id, start).await {
                         Ok(()) => {
                             samples.push(t.elapsed());
                             start = !start;
+                            wait = RETRY_FIRST;
                         }
                         // The orchestrator has not finished the previous
-                        // start or stop yet: try again (not a failure).
+                        // start or stop yet: try again (not a failure), a
+                        // little later each time, so that the retries do
+                        // not take the CPU the orchestrator needs.
                         Err(err) if err.to_string().contains("INVALID_TRANSITION") => {
-                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(RETRY_LONGEST);
                         }
                         Err(_) => errors += 1,
                     }
