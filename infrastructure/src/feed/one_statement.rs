@@ -6,7 +6,6 @@ use sqlx::postgres::PgArguments;
 use sqlx::{Arguments as _, PgConnection};
 
 use super::consumer::ConsumerError;
-
 use super::event::FeedPosition;
 
 /// A `WITH` item, `moved`, that moves a consumer's checkpoint (the
