@@ -11,7 +11,7 @@ use sqlx::{Connection, PgConnection};
 use super::consumer::FeedConsumer;
 use super::event::{FeedPosition, StoredEvent};
 use super::isolate::split_held;
-use super::one_statement::CheckpointMove;
+use super::one_statement::{advance_checkpoint, CheckpointMove};
 use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
 use super::runner::{Runner, StepError};
 
@@ -45,8 +45,10 @@ impl<C: FeedConsumer> Runner<C> {
         });
     }
 
-    /// One batch in one transaction. Returns the new checkpoint and the
-    /// number of events handled, or `None` when nothing new was committed.
+    /// One batch: in one statement when the consumer writes nothing or
+    /// writes it with one statement of its own, in one transaction
+    /// otherwise. Returns the new checkpoint and the number of events
+    /// handled, or `None` when nothing new was committed.
     ///
     /// The checkpoint is kept in memory while this runner holds the lock; the
     /// compare-and-set in the update still refuses to move a checkpoint that
@@ -86,19 +88,20 @@ impl<C: FeedConsumer> Runner<C> {
             });
             return Ok(None);
         };
+        let count = events.len();
+        let handled_after = handled + count as i64;
         if !*may_hold_back && !self.consumer.writes(&events) {
             // Nothing to commit with the checkpoint: one statement moves it.
             self.consumer
                 .handle(&mut *conn, &events)
                 .await
                 .map_err(StepError::Consumer)?;
-            let count = events.len();
             let pending_since = *saved.pending_since.get_or_insert_with(Instant::now);
             if pending_since.elapsed() >= self.config.checkpoint_delay {
-                self.save_checkpoint(&mut *conn, saved, last, handled + count as i64)
+                self.save_checkpoint(&mut *conn, saved, last, handled_after)
                     .await?;
             }
-            self.committed(last, handled + count as i64);
+            self.committed(last, handled_after);
             tracing::debug!(
                 consumer = name,
                 events = count,
@@ -110,13 +113,7 @@ impl<C: FeedConsumer> Runner<C> {
         self.save_checkpoint(&mut *conn, saved, checkpoint, handled)
             .await?;
         if !*may_hold_back && !self.config.durable_commits {
-            let count = events.len();
-            let moving = CheckpointMove::new(
-                name,
-                checkpoint,
-                last,
-                i64::try_from(count).unwrap_or(i64::MAX),
-            );
+            let moving = CheckpointMove::new(name, checkpoint, last, count as i64);
             match self
                 .consumer
                 .handle_in_one_statement(&mut *conn, &events, &moving)
@@ -124,8 +121,8 @@ impl<C: FeedConsumer> Runner<C> {
                 .map_err(StepError::Consumer)?
             {
                 Some(true) => {
-                    *saved = Saved::at(last, handled + count as i64);
-                    self.committed(last, handled + count as i64);
+                    *saved = Saved::at(last, handled_after);
+                    self.committed(last, handled_after);
                     tracing::debug!(
                         consumer = name,
                         events = count,
@@ -155,12 +152,11 @@ impl<C: FeedConsumer> Runner<C> {
         for (event, first) in &held {
             park(&mut tx, name, event, Parking::HeldBehind(*first)).await?;
         }
-        move_checkpoint(&mut tx, name, checkpoint, last, events.len()).await?;
+        move_checkpoint(&mut tx, name, checkpoint, last, count).await?;
         tx.commit().await?;
         *may_hold_back = !held_back.is_empty();
-        let count = events.len();
-        *saved = Saved::at(last, handled + count as i64);
-        self.committed(last, handled + count as i64);
+        *saved = Saved::at(last, handled_after);
+        self.committed(last, handled_after);
         if !held.is_empty() {
             tracing::warn!(
                 consumer = name,
@@ -232,35 +228,4 @@ pub(super) async fn move_checkpoint(
     } else {
         Err(StepError::LostCheckpoint)
     }
-}
-
-/// Moves `consumer`'s checkpoint from `from` to `to` and adds `count` to
-/// its handled events, on `conn` (inside the caller's transaction, if any).
-/// A compare-and-set: returns false, changing nothing, when the checkpoint
-/// is no longer at `from` (another runner or a rebuild moved it).
-///
-/// # Errors
-/// When the update fails.
-pub async fn advance_checkpoint(
-    conn: &mut PgConnection,
-    consumer: &str,
-    from: FeedPosition,
-    to: FeedPosition,
-    count: i64,
-) -> Result<bool, sqlx::Error> {
-    let moved = sqlx::query(
-        "UPDATE feed_checkpoints \
-         SET transaction_id = $2::text::xid8, position = $3, handled = handled + $4, updated_at = now() \
-         WHERE consumer = $1 AND transaction_id = $5::text::xid8 AND position = $6",
-    )
-    .bind(consumer)
-    .bind(to.transaction_id.to_string())
-    .bind(to.position)
-    .bind(count)
-    .bind(from.transaction_id.to_string())
-    .bind(from.position)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(moved == 1)
 }

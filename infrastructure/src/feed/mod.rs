@@ -13,8 +13,8 @@
 //! - `runner`: the runner's loop (lock, retries, backoff) and the in-process
 //!   wake-up signal.
 //! - `batch`: one batch: read, handle, move the checkpoint.
-//! - `one_statement`: [`CheckpointMove`], for consumers that write a batch
-//!   and move its checkpoint in one statement.
+//! - `one_statement`: the checkpoint's compare-and-set ([`advance_checkpoint`],
+//!   [`CheckpointMove`]), also inside a consumer's own statement.
 //! - `shared`: the window of recent events the runners of a process read
 //!   through, so that runners woken together query the log once.
 //! - `isolate`: finding the event a consumer keeps failing on.
@@ -32,10 +32,9 @@ mod poison;
 mod runner;
 mod shared;
 
-pub use batch::advance_checkpoint;
 pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 pub use event::{consumer_lag, position_of, read_after, FeedPosition, StoredEvent};
-pub use one_statement::{checkpoint_cte, CheckpointMove};
+pub use one_statement::{advance_checkpoint, checkpoint_cte, CheckpointMove};
 pub use parked::{
     lock_parked, parked_counts, parked_events, retry_parked, ParkedEvent, RetryError, RetryReport,
 };

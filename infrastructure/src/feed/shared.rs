@@ -59,14 +59,14 @@ impl SharedReads {
         limit: i64,
         appends: u64,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut window = self.window.lock().await;
         let end = window.end();
         if window.start <= after && after < end {
             let first = window
                 .events
                 .partition_point(|event| event.feed_position() <= after);
-            return Ok(window.events.range(first..).take(limit).cloned().collect());
+            let take = usize::try_from(limit).unwrap_or(usize::MAX);
+            return Ok(window.events.range(first..).take(take).cloned().collect());
         }
         if after == end
             && window
@@ -77,7 +77,7 @@ impl SharedReads {
         }
         // The lock is held through the query, so runners woken together
         // send it once.
-        let events = read_after(conn, after, i64::try_from(limit).unwrap_or(i64::MAX)).await?;
+        let events = read_after(conn, after, limit).await?;
         if after == end {
             window.events.extend(events.iter().cloned());
             window.nothing_new = events.is_empty().then(|| (Instant::now(), appends));
