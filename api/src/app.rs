@@ -31,9 +31,11 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::config::ServeConfig;
+use crate::config::{door_limits, ServeConfig};
+use crate::graphql::door::{self, OpenSubscriptions};
 use crate::graphql::{build_schema, ApiState, HubSchema, RequestContext, SchemaLimits};
 use crate::http::correlation::{self, CorrelationId};
+use crate::http::server::{self, ServerLimits};
 use crate::http::{auth, health, limits, ws};
 use crate::metrics::{self, Metrics};
 use crate::rebuilds::Rebuilds;
@@ -60,6 +62,10 @@ pub struct AppState {
     pub ws_max_message_bytes: usize,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Most operations in one batched GraphQL request.
+    pub max_batch: usize,
+    /// GraphQL subscriptions open in this process.
+    pub subscriptions: Arc<OpenSubscriptions>,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<Metrics>,
     /// What the REST event API needs.
@@ -70,6 +76,7 @@ pub struct AppState {
 pub struct App {
     router: Router,
     state: AppState,
+    server: ServerLimits,
 }
 
 impl App {
@@ -147,7 +154,11 @@ impl App {
             },
             &appended,
         );
-        let live = Arc::new(LiveFeed::start(js, stream, config.subscriber_buffer.max(1)));
+        let live = Arc::new(LiveFeed::start(
+            js,
+            stream,
+            config.ws.subscriber_buffer.max(1),
+        ));
         let metrics = Arc::new(Metrics::new());
         let rest = RestState {
             publisher: Arc::new(IntegrationPublisher::new(pool.clone(), appended.clone())),
@@ -193,13 +204,14 @@ impl App {
             live,
             rebuilds,
         };
+        let subscriptions = Arc::new(OpenSubscriptions::default());
         let schema = build_schema(
             api,
             SchemaLimits {
-                max_depth: config.graphql_max_depth,
-                max_complexity: config.graphql_max_complexity,
-                introspection: config.graphql_introspection,
+                door: door_limits(&config.graphql, &config.ws),
+                introspection: config.graphql.graphql_introspection,
             },
+            subscriptions.clone(),
         );
         let state = AppState {
             schema,
@@ -208,13 +220,15 @@ impl App {
             api_token: config.api_token.clone(),
             nats,
             nats_url: config.nats_url.clone(),
-            ws_init_timeout: Duration::from_secs(config.ws_init_timeout_secs),
-            ws_max_message_bytes: config.ws_max_message_bytes,
-            max_body_bytes: config.max_body_bytes,
+            ws_init_timeout: Duration::from_secs(config.ws.ws_init_timeout_secs),
+            ws_max_message_bytes: config.ws.ws_max_message_bytes,
+            max_body_bytes: config.http.max_body_bytes,
+            max_batch: config.graphql.graphql_max_batch.max(1),
+            subscriptions,
             metrics,
             rest,
         };
-        let max_body = config.max_body_bytes;
+        let max_body = config.http.max_body_bytes;
         let router = Router::new()
             .route("/graphql", get(graphiql).post(graphql))
             .route("/graphql/ws", get(ws::graphql_ws))
@@ -232,7 +246,11 @@ impl App {
             ))
             .layer(middleware::from_fn(correlation::correlate))
             .with_state(state.clone());
-        Ok(Self { router, state })
+        Ok(Self {
+            router,
+            state,
+            server: config.http.server_limits(),
+        })
     }
 
     /// The application's state (for tests and embedding).
@@ -251,8 +269,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "hub is serving GraphQL on /graphql");
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        server::serve(listener, self.router, self.server, shutdown)
             .await
             .context("while serving HTTP")?;
         for feed in self.state.feeds.iter() {
@@ -310,9 +327,17 @@ async fn graphql(
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return limits::too_large(state.max_body_bytes);
         }
+        Err(rejection) if server::is_body_timeout(&rejection) => {
+            return graphql_error(
+                StatusCode::REQUEST_TIMEOUT,
+                door::codes::INVALID_INPUT,
+                "the request body did not arrive in time",
+            );
+        }
         Err(rejection) => {
             return graphql_error(
                 StatusCode::BAD_REQUEST,
+                door::codes::INVALID_INPUT,
                 &format!(
                     "the request body could not be read: {}",
                     rejection.body_text()
@@ -325,10 +350,24 @@ async fn graphql(
         Err(err) => {
             return graphql_error(
                 StatusCode::BAD_REQUEST,
+                door::codes::INVALID_INPUT,
                 &format!("the request body is not a GraphQL request in JSON: {err}"),
             );
         }
     };
+    if let async_graphql::BatchRequest::Batch(operations) = &request {
+        if operations.len() > state.max_batch {
+            return graphql_error(
+                StatusCode::BAD_REQUEST,
+                door::codes::BATCH_TOO_LARGE,
+                &format!(
+                    "the batch holds {} operations; at most {} are allowed in one request",
+                    operations.len(),
+                    state.max_batch
+                ),
+            );
+        }
+    }
     let authorized = auth::is_authorized(state.api_token.as_ref(), &headers);
     let context = RequestContext {
         correlation_id,
@@ -360,11 +399,11 @@ fn with_codes(response: &mut async_graphql::Response) {
 }
 
 /// A GraphQL-shaped error response for a request that never reached the engine.
-fn graphql_error(status: StatusCode, message: &str) -> Response {
+fn graphql_error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         axum::Json(serde_json::json!({
-            "errors": [{ "message": message, "extensions": { "code": "INVALID_INPUT" } }]
+            "errors": [{ "message": message, "extensions": { "code": code } }]
         })),
     )
         .into_response()

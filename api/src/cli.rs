@@ -1,13 +1,14 @@
-//! `hub projections list`, `rebuild` and `retry`: the read models' state,
-//! their rebuild with a progress line on a terminal (plain log lines
-//! otherwise), and the replay of their parked events.
+//! `hub projections list`, `rebuild`, `retry` and `skip`: the feed
+//! consumers' state, the read models' rebuild with a progress line on a
+//! terminal (plain log lines otherwise), and the replay or skipping of
+//! parked events.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use infrastructure::feed::{retry_parked, ParkedEvent};
+use infrastructure::feed::{retry_parked, skip_parked, ParkedEvent};
 use projections::{
     rebuild, status, Progress, ProjectionState, ProjectionStatus, RebuildOptions, RebuildOutcome,
     Rebuildable,
@@ -38,6 +39,9 @@ pub async fn projections(args: &ProjectionsArgs) -> anyhow::Result<()> {
                 format!("no read model named {name:?} (try `hub projections list`)")
             })?;
             retry(&pool, &target).await
+        }
+        ProjectionsCommand::Skip { name, event_id } => {
+            skip(&pool, &args.hub_id, name, *event_id).await
         }
         ProjectionsCommand::Rebuild {
             name,
@@ -81,11 +85,42 @@ async fn list(pool: &PgPool, hub_id: &str) -> anyhow::Result<()> {
         .await
         .context("while reading the projections' state")?;
     println!(
-        "{:<12} {:>22} {:>12} {:>10} {:>10} {:>8} {:>8}  STATE",
+        "{:<20} {:>22} {:>12} {:>10} {:>10} {:>8} {:>8}  STATE",
         "NAME", "CHECKPOINT", "HANDLED", "LAG", "LAG (s)", "VERSION", "PARKED"
     );
     for s in statuses {
         println!("{}", list_line(&s));
+    }
+    let others = status::other_consumers(pool)
+        .await
+        .context("while reading the feed consumers' state")?;
+    for c in others {
+        let checkpoint = format!("{}:{}", c.checkpoint.transaction_id, c.checkpoint.position);
+        println!(
+            "{:<20} {:>22} {:>12} {:>10} {:>10.1} {:>8} {:>8}  live",
+            c.name, checkpoint, c.handled, c.lag_events, c.lag_seconds, "-", c.parked
+        );
+    }
+    Ok(())
+}
+
+/// Gives up on one parked event of a consumer.
+async fn skip(pool: &PgPool, hub_id: &str, name: &str, event_id: uuid::Uuid) -> anyhow::Result<()> {
+    let known =
+        Rebuildable::by_name(name, hub_id).is_some() || status::OTHER_CONSUMERS.contains(&name);
+    if !known {
+        anyhow::bail!("no feed consumer named {name:?} (try `hub projections list`)");
+    }
+    let report = skip_parked(pool, name, event_id)
+        .await
+        .with_context(|| format!("while skipping a parked event of {name}"))?
+        .with_context(|| format!("{name} has no parked event {event_id}"))?;
+    println!("skipped   {}", describe(&report.skipped));
+    if report.held_behind > 0 {
+        println!(
+            "{} event(s) of the same aggregate are still parked behind it: run `hub projections retry {name}`",
+            report.held_behind
+        );
     }
     Ok(())
 }
@@ -106,7 +141,7 @@ fn list_line(s: &ProjectionStatus) -> String {
         format!("{} -> {}", s.version, s.code_version)
     };
     format!(
-        "{:<12} {:>22} {:>12} {:>10} {:>10.1} {:>8} {:>8}  {state}",
+        "{:<20} {:>22} {:>12} {:>10} {:>10.1} {:>8} {:>8}  {state}",
         s.name, checkpoint, s.handled, s.lag_events, s.lag_seconds, version, s.parked
     )
 }

@@ -1,14 +1,39 @@
 //! The `hub` binary: parse the configuration, then migrate, serve, or
 //! inspect and rebuild the read models.
 
+use std::process::ExitCode;
+
 use anyhow::Context as _;
 use api::config::{Cli, Command, LogFormat};
 use api::App;
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    // Before any thread starts: it sets environment variables.
+    if let Err(err) = api::config::secrets::load_files() {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
+    let result = tokio::runtime::Runtime::new()
+        .context("while starting the async runtime")
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A sentence with its causes; the chain with a backtrace only
+            // when RUST_BACKTRACE asks for it.
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!("error: {err:?}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(database) => {
             api::telemetry::init(LogFormat::Text);

@@ -55,6 +55,7 @@ mod tests {
             payload: json!({"ProjectCreated": {"name": "Old", "backend_port": 20000}}),
             metadata: CommandMetadata::from_json(&json!({})),
             recorded_at: Utc::now(),
+            unreadable: None,
         }
     }
 

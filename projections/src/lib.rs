@@ -34,6 +34,6 @@ pub use queries::{
 };
 pub use rebuild::{rebuild, Progress, RebuildError, RebuildOptions, RebuildOutcome, Rebuildable};
 pub use recent::RecentRows;
-pub use status::{ProjectionState, ProjectionStatus};
+pub use status::{ConsumerLine, ProjectionState, ProjectionStatus};
 pub use subject::{SubjectError, SubjectPattern};
 pub use subject_filter::SubjectFilter;

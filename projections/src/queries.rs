@@ -133,6 +133,14 @@ impl QueryError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Database(err) if infrastructure::error::is_unavailable(err))
     }
+
+    /// Whether the database refused a value the client gave (SQLSTATE class
+    /// 22, data exception: text it cannot hold, a number out of range): the
+    /// request's fault, not the hub's.
+    pub fn is_bad_value(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|code| code.starts_with("22")))
+    }
 }
 
 /// The read side: answers queries from the read models.

@@ -67,9 +67,7 @@ pub async fn list(pool: &PgPool, hub_id: &str) -> Result<Vec<ProjectionStatus>, 
         let (checkpoint, handled) = checkpoint_of(&mut conn, name).await?;
         let lag_events = infrastructure::feed::consumer_lag(pool, name).await?;
         let (_, oldest) = lag_on(&mut conn, name).await?;
-        let lag_seconds = oldest.map_or(0.0, |at| {
-            (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
-        });
+        let lag_seconds = seconds_since(oldest);
         let shadow: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(projection.shadow_table())
             .fetch_one(&mut *conn)
@@ -103,6 +101,65 @@ pub async fn list(pool: &PgPool, hub_id: &str) -> Result<Vec<ProjectionStatus>, 
         });
     }
     Ok(out)
+}
+
+/// Where a feed consumer that is not a read model stands (the NATS relay,
+/// the orchestration process manager): they have no table to rebuild, but
+/// they can lag and park events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsumerLine {
+    /// The consumer name.
+    pub name: &'static str,
+    /// Its checkpoint.
+    pub checkpoint: FeedPosition,
+    /// Events it has handled.
+    pub handled: i64,
+    /// Committed events it has not handled yet.
+    pub lag_events: i64,
+    /// How long the oldest of those has been waiting (zero when none).
+    pub lag_seconds: f64,
+    /// Events it has parked (only events whose rows cannot be read back:
+    /// these consumers stop on any other event they fail on).
+    pub parked: i64,
+}
+
+/// The feed consumers that are not read models.
+pub const OTHER_CONSUMERS: [&str; 2] = [
+    infrastructure::nats::NatsRelay::NAME,
+    infrastructure::orchestration::ProcessManager::NAME,
+];
+
+/// The status of every feed consumer that is not a read model.
+///
+/// # Errors
+/// Fails when a query fails.
+pub async fn other_consumers(pool: &PgPool) -> Result<Vec<ConsumerLine>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut out = Vec::new();
+    for name in OTHER_CONSUMERS {
+        let (checkpoint, handled) = checkpoint_of(&mut conn, name).await?;
+        let (lag_events, oldest) = lag_on(&mut conn, name).await?;
+        let parked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM parked_events WHERE consumer = $1")
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await?;
+        out.push(ConsumerLine {
+            name,
+            checkpoint,
+            handled,
+            lag_events,
+            lag_seconds: seconds_since(oldest),
+            parked,
+        });
+    }
+    Ok(out)
+}
+
+fn seconds_since(oldest: Option<DateTime<Utc>>) -> f64 {
+    oldest.map_or(0.0, |at| {
+        (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+    })
 }
 
 /// The read models whose live table was built by an older version of their

@@ -425,10 +425,29 @@ pub async fn create_project(
     name: &str,
 ) -> (ProjectId, Result<Executed, CommandError>) {
     let id = ProjectId::new();
+    create_with_id(bus, id, name, &format!("/srv/{id}")).await
+}
+
+/// Creates project `name` in directory `path` through `bus`; returns its id
+/// and the outcome.
+pub async fn create_project_at(
+    bus: &CommandBus,
+    name: &str,
+    path: &str,
+) -> (ProjectId, Result<Executed, CommandError>) {
+    create_with_id(bus, ProjectId::new(), name, path).await
+}
+
+async fn create_with_id(
+    bus: &CommandBus,
+    id: ProjectId,
+    name: &str,
+    path: &str,
+) -> (ProjectId, Result<Executed, CommandError>) {
     let command = ProjectCommand::CreateProject {
         project_id: id,
         name: ProjectName::parse(name).expect("a valid project name"),
-        path: ProjectPath::parse(&format!("/srv/{}", id)).expect("a valid project path"),
+        path: ProjectPath::parse(path).expect("a valid project path"),
     };
     (id, bus.execute(id, command, None, &metadata()).await)
 }

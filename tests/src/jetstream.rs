@@ -150,8 +150,15 @@ pub fn assert_once_and_in_aggregate_order(messages: &[Published]) {
 /// # Panics
 /// When the hub does not answer with JSON.
 pub async fn health(hub: &TestHub) -> Value {
-    hub.http()
-        .get(format!("{}/health", hub.url()))
+    health_at(hub.http(), &hub.url()).await
+}
+
+/// `GET /health` of the hub at `url`, as JSON.
+///
+/// # Panics
+/// When the hub does not answer with JSON.
+pub async fn health_at(http: &reqwest::Client, url: &str) -> Value {
+    http.get(format!("{url}/health"))
         .send()
         .await
         .expect("GET /health")

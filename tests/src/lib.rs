@@ -24,6 +24,8 @@
 //! - `orchestration`: hubs with the `shell` orchestrator and a scratch
 //!   directory for the files their commands write and wait on.
 //! - `pg_server`: [`PgServer`], a private PostgreSQL cluster to stop and restart.
+//! - `spawned`: [`spawned::SpawnedHub`], a real `hub` process on a database of
+//!   its own, for the tests that replay attacks against it.
 //! - `reliability`: real `hub` processes to kill and restart, a command load
 //!   that records what was acknowledged, and the store/stream/read-model
 //!   agreement check (the `reliability` suite).
@@ -41,6 +43,7 @@ pub mod proxy;
 pub mod rebuild;
 pub mod reliability;
 pub mod rest;
+pub mod spawned;
 pub mod wait;
 pub mod ws;
 

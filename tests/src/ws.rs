@@ -83,10 +83,9 @@ pub struct WsClient {
     closed: bool,
 }
 
-/// The hub's address, from its URL.
-fn address(hub: &TestHub) -> SocketAddr {
-    hub.url()
-        .trim_start_matches("http://")
+/// A hub's address, from its URL (`http://<ip>:<port>`).
+fn address(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
         .parse()
         .expect("the hub's URL is http://<ip>:<port>")
 }
@@ -94,8 +93,28 @@ fn address(hub: &TestHub) -> SocketAddr {
 impl WsClient {
     /// Opens `/graphql/ws` of `hub` with `protocol` (no `connection_init` yet).
     pub async fn connect(hub: &TestHub, protocol: Protocol) -> Self {
+        Self::connect_url(&hub.url(), protocol, &[]).await
+    }
+
+    /// Opens `/graphql/ws` of the hub at `url` (`http://<ip>:<port>`) with
+    /// `protocol` and the extra request `headers` (e.g. `Origin`).
+    ///
+    /// # Panics
+    /// When the upgrade is refused.
+    pub async fn connect_url(url: &str, protocol: Protocol, headers: &[(&str, &str)]) -> Self {
+        Self::try_connect_url(url, protocol, headers)
+            .await
+            .unwrap_or_else(|status| panic!("the upgrade of /graphql/ws was refused: {status}"))
+    }
+
+    /// Like [`WsClient::connect_url`]; a refused upgrade gives its status.
+    pub async fn try_connect_url(
+        url: &str,
+        protocol: Protocol,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, u16> {
         let socket = TcpSocket::new_v4().expect("a TCP socket");
-        Self::handshake(hub, protocol, socket).await
+        Self::handshake(url, protocol, socket, headers).await
     }
 
     /// Like [`WsClient::connect`], with a small TCP receive buffer, so that a
@@ -109,11 +128,18 @@ impl WsClient {
         socket
             .set_recv_buffer_size(bytes)
             .expect("set the receive buffer size");
-        Self::handshake(hub, protocol, socket).await
+        Self::handshake(&hub.url(), protocol, socket, &[])
+            .await
+            .unwrap_or_else(|status| panic!("the upgrade of /graphql/ws was refused: {status}"))
     }
 
-    async fn handshake(hub: &TestHub, protocol: Protocol, socket: TcpSocket) -> Self {
-        let addr = address(hub);
+    async fn handshake(
+        url: &str,
+        protocol: Protocol,
+        socket: TcpSocket,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, u16> {
+        let addr = address(url);
         let stream = socket.connect(addr).await.expect("connect to the hub");
         let mut request = format!("ws://{addr}/graphql/ws")
             .into_client_request()
@@ -122,14 +148,25 @@ impl WsClient {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(protocol.name()),
         );
-        let (socket, _) = tokio_tungstenite::client_async(request, stream)
-            .await
-            .expect("WebSocket handshake with /graphql/ws");
-        Self {
-            socket,
-            protocol,
-            answer_pings: true,
-            closed: false,
+        for (name, value) in headers {
+            let name =
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("a header name");
+            request
+                .headers_mut()
+                .insert(name, HeaderValue::from_str(value).expect("a header value"));
+        }
+        match tokio_tungstenite::client_async(request, stream).await {
+            Ok((socket, _)) => Ok(Self {
+                socket,
+                protocol,
+                answer_pings: true,
+                closed: false,
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(err) => panic!("WebSocket handshake with /graphql/ws failed: {err}"),
         }
     }
 

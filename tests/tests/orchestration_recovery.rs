@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use domain::{ProjectCommand, ProjectError};
-use hub_tests::feed::{command_bus, create_project, migrated_pool, run};
+use hub_tests::feed::{command_bus, create_project_at, migrated_pool, run};
 use hub_tests::jetstream::health;
 use hub_tests::ops::payload;
 use hub_tests::orchestration::{counted_and_gated, shell_config, ScratchDir};
@@ -13,6 +13,10 @@ use hub_tests::{holds_for, wait_until, TestDb, TestHub};
 use infrastructure::orchestration::INTERRUPTED;
 use infrastructure::CommandError;
 use serde_json::json;
+
+/// A directory that exists: commands run in the project's directory, and
+/// a start in a missing one fails before running anything.
+const EXISTING_DIR: &str = "/tmp";
 
 const ARRIVES: Duration = Duration::from_secs(15);
 
@@ -34,7 +38,7 @@ async fn a_start_interrupted_by_killing_the_hub_is_failed_once_after_restart_and
     let config = || shell_config(db.url(), &start, "true", 60);
 
     let first = TestHub::start_with(config()).await;
-    let id = first.create_project("Crashy", "/srv/crashy").await;
+    let id = first.create_project("Crashy", EXISTING_DIR).await;
     payload(&first.start_project(&id, None).await, "startProject");
     dir.wait_for_lines("runs.log", 1).await;
     // The hub dies mid-start: its tasks and the command are dropped.
@@ -74,7 +78,7 @@ async fn a_request_recorded_while_no_hub_ran_is_run_once_when_a_hub_starts() {
     let start = format!("echo \"$HUB_PROJECT_SLUG\" >> '{}'", dir.file("runs.log"));
     let pool = migrated_pool(&db).await;
     let bus = command_bus(&pool, domain::PortRange::default());
-    let (project_id, created) = create_project(&bus, "Queued").await;
+    let (project_id, created) = create_project_at(&bus, "Queued", EXISTING_DIR).await;
     created.expect("create a project");
     run(&bus, project_id, ProjectCommand::StartProject)
         .await
@@ -123,7 +127,7 @@ async fn two_hubs_on_one_database_run_each_start_once() {
     let mut ids = Vec::new();
     for (i, hub) in [&hub_a, &hub_b, &hub_a, &hub_b].into_iter().enumerate() {
         let id = hub
-            .create_project(&format!("Shared {i}"), &format!("/srv/shared-{i}"))
+            .create_project(&format!("Shared {i}"), EXISTING_DIR)
             .await;
         payload(&hub.start_project(&id, None).await, "startProject");
         ids.push(id);
@@ -167,7 +171,7 @@ async fn two_hubs_on_one_database_run_each_start_once() {
 async fn a_late_or_repeated_completion_is_rejected_and_records_nothing() {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
-    let id = hub.create_project("Completed", "/srv/completed").await;
+    let id = hub.create_project("Completed", EXISTING_DIR).await;
     hub.start_and_wait(&id).await;
     let before = db.event_count().await;
 

@@ -10,6 +10,10 @@ use hub_tests::ws::{Protocol, WsClient, PROJECT_CHANGED};
 use hub_tests::{wait_until, TestDb, TestHub};
 use serde_json::json;
 
+/// A directory that exists: commands run in the project's directory, and
+/// a start in a missing one fails before running anything.
+const EXISTING_DIR: &str = "/tmp";
+
 const ARRIVES: Duration = Duration::from_secs(15);
 
 #[tokio::test]
@@ -18,7 +22,7 @@ async fn a_failing_start_command_puts_the_project_in_error_with_its_stderr_tail(
     let start =
         "echo 'preparing' >&2; for i in $(seq 1 30); do echo \"problem $i\" >&2; done; exit 3";
     let hub = TestHub::start_with(shell_config(db.url(), start, "true", 60)).await;
-    let id = hub.create_project("Broken Stack", "/srv/broken").await;
+    let id = hub.create_project("Broken Stack", EXISTING_DIR).await;
 
     payload(&hub.start_project(&id, None).await, "startProject");
     let failed = hub.wait_for_status(&id, "ERROR").await;
@@ -85,7 +89,7 @@ async fn a_hanging_start_command_times_out_and_its_processes_are_killed() {
     let dir = ScratchDir::create();
     let start = format!("sleep 300 & echo $! > '{}'; wait", dir.file("sleeper.pid"));
     let hub = TestHub::start_with(shell_config(db.url(), &start, "true", 1)).await;
-    let id = hub.create_project("Hanging", "/srv/hanging").await;
+    let id = hub.create_project("Hanging", EXISTING_DIR).await;
 
     payload(&hub.start_project(&id, None).await, "startProject");
     let failed = hub.wait_for_status(&id, "ERROR").await;
@@ -112,7 +116,7 @@ async fn a_failing_stop_puts_the_project_in_error_and_it_can_be_stopped_again() 
         dir.file("stoppable")
     );
     let hub = TestHub::start_with(shell_config(db.url(), "true", &stop, 60)).await;
-    let id = hub.create_project("Sticky", "/srv/sticky").await;
+    let id = hub.create_project("Sticky", EXISTING_DIR).await;
     hub.start_and_wait(&id).await;
 
     payload(&hub.stop_project(&id, None).await, "stopProject");
@@ -138,7 +142,7 @@ async fn a_restart_whose_stop_fails_does_not_start() {
     let start = format!("echo started >> '{}'", dir.file("starts.log"));
     let stop = "echo 'cannot stop' >&2; exit 1";
     let hub = TestHub::start_with(shell_config(db.url(), &start, stop, 60)).await;
-    let id = hub.create_project("No Restart", "/srv/no-restart").await;
+    let id = hub.create_project("No Restart", EXISTING_DIR).await;
     hub.start_and_wait(&id).await;
 
     payload(&hub.restart_project(&id, None).await, "restartProject");
@@ -163,7 +167,7 @@ async fn project_changed_shows_starting_then_running_while_the_command_runs() {
         dir.file("release")
     );
     let hub = TestHub::start_with(shell_config(db.url(), &start, "true", 60)).await;
-    let id = hub.create_project("Slow Start", "/srv/slow").await;
+    let id = hub.create_project("Slow Start", EXISTING_DIR).await;
     let mut client = WsClient::connect_and_init(&hub, Protocol::TransportWs, json!({})).await;
     client
         .subscribe("changes", PROJECT_CHANGED, json!({ "id": id }))
@@ -217,8 +221,8 @@ async fn a_long_start_does_not_hold_up_another_projects_start() {
         dir.file("release")
     );
     let hub = TestHub::start_with(shell_config(db.url(), &start, "true", 60)).await;
-    let slow = hub.create_project("Slow", "/srv/slow").await;
-    let quick = hub.create_project("Quick", "/srv/quick").await;
+    let slow = hub.create_project("Slow", EXISTING_DIR).await;
+    let quick = hub.create_project("Quick", EXISTING_DIR).await;
 
     payload(&hub.start_project(&slow, None).await, "startProject");
     hub.start_and_wait(&quick).await;

@@ -370,9 +370,15 @@ async fn the_hub_binary_lists_and_rebuilds_the_read_models() {
     assert!(listed.status.success(), "{listed:?}");
     let text = String::from_utf8_lossy(&listed.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "a header and two read models: {text}");
+    assert_eq!(
+        lines.len(),
+        5,
+        "a header, two read models and the two other consumers: {text}"
+    );
     assert!(lines[1].starts_with("projects") && lines[1].ends_with("live"));
     assert!(lines[2].starts_with("event_log") && lines[2].ends_with("live"));
+    assert!(lines[3].starts_with("nats_relay") && lines[3].ends_with("live"));
+    assert!(lines[4].starts_with("project_orchestrator") && lines[4].ends_with("live"));
 
     let unknown = hub_cmd(&["rebuild", "nope"]);
     assert!(!unknown.status.success());

@@ -102,7 +102,7 @@ async fn the_correlation_id_comes_from_the_body_else_the_header_else_is_new() {
 async fn bad_publish_requests_get_a_clear_4xx_and_store_nothing() {
     let db = TestDb::create().await;
     let mut config = TestHub::config(db.url());
-    config.max_body_bytes = 4096;
+    config.http.max_body_bytes = 4096;
     let hub = TestHub::start_with(config).await;
     let ok = subject(&hub, "audit.done");
     let long = subject(&hub, &format!("audit.{}", "x".repeat(250)));
@@ -372,7 +372,7 @@ async fn two_publishes_are_two_aggregates_each_at_sequence_one() {
 async fn an_event_too_large_for_nats_is_refused_even_under_the_body_limit() {
     let db = TestDb::create().await;
     let mut config = TestHub::config(db.url());
-    config.max_body_bytes = 4 * 1024 * 1024;
+    config.http.max_body_bytes = 4 * 1024 * 1024;
     let hub = TestHub::start_with(config).await;
     // The NATS server's default largest message is 1 MiB.
     let big = "x".repeat(1024 * 1024);

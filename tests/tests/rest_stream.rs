@@ -141,7 +141,7 @@ async fn with_a_token_configured_the_socket_needs_it_in_the_header_or_the_query(
 async fn a_client_that_falls_behind_gets_an_error_frame_and_is_closed() {
     let db = TestDb::create().await;
     let mut config = TestHub::config(db.url());
-    config.subscriber_buffer = 4;
+    config.ws.subscriber_buffer = 4;
     let hub = TestHub::start_with(config).await;
     let mut socket = open_stream(&hub, "", &[], Some(4096))
         .await

@@ -244,7 +244,7 @@ async fn a_subscriber_that_only_listens_keeps_receiving_for_seconds() {
 async fn a_subscriber_that_falls_behind_its_buffer_is_told_to_resubscribe_with_after() {
     let db = TestDb::create().await;
     let mut config = TestHub::config(db.url());
-    config.subscriber_buffer = 4;
+    config.ws.subscriber_buffer = 4;
     let hub = TestHub::start_with(config).await;
     hub.create_project("Slow 0", "/srv/slow-0").await;
 

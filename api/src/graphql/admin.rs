@@ -169,6 +169,9 @@ pub struct ParkedEvent {
     /// earlier parked event of its aggregate, `heldBehind`). What the
     /// projection said is in the hub's log and `hub projections retry`.
     pub failed: bool,
+    /// What the consumer said on the last attempt (for an event whose
+    /// stored row cannot be read back, why), when it failed.
+    pub error: Option<String>,
     /// The earlier parked event of the same aggregate it waits behind.
     pub held_behind: Option<ID>,
     /// Attempts so far.
@@ -186,6 +189,7 @@ impl From<infrastructure::feed::ParkedEvent> for ParkedEvent {
             sequence: event.sequence,
             event_type: event.event_type,
             failed: event.error.is_some(),
+            error: event.error,
             held_behind: event.held_behind.map(|id| ID(id.to_string())),
             attempts: event.attempts,
             parked_at: event.parked_at,
@@ -204,6 +208,18 @@ pub struct RetryResult {
     pub still_parked: Vec<ParkedEvent>,
 }
 
+/// What `skipParkedEvent` did.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SkipResult {
+    /// The consumer.
+    pub name: String,
+    /// The event given up on, as it was parked.
+    pub skipped: ParkedEvent,
+    /// Events of its aggregate still parked behind it (`retryParkedEvents`
+    /// replays them).
+    pub held_behind: i64,
+}
+
 /// Fails unless the request carries the API token (when one is configured).
 fn authorize(ctx: &Context<'_>) -> Result<()> {
     Ok(ctx.data::<RequestContext>()?.require_auth()?)
@@ -218,13 +234,7 @@ pub(crate) async fn projections(ctx: &Context<'_>) -> Result<Vec<Projection>> {
     let jobs = state.rebuilds.jobs();
     let statuses = projections::status::list(state.read.pool(), &state.hub_id)
         .await
-        .map_err(|err| {
-            if infrastructure::error::is_unavailable(&err) {
-                ApiError::unavailable(&err)
-            } else {
-                ApiError::internal(&err)
-            }
-        })?;
+        .map_err(|err| ApiError::database(&err))?;
     Ok(statuses
         .into_iter()
         .map(|status| {
@@ -311,5 +321,40 @@ pub(crate) async fn retry(ctx: &Context<'_>, name: String) -> Result<RetryResult
             .into_iter()
             .map(ParkedEvent::from)
             .collect(),
+    })
+}
+
+/// Gives up on one parked event of the feed consumer `name`
+/// (`skipParkedEvent` mutation), as `hub projections skip` does.
+pub(crate) async fn skip(ctx: &Context<'_>, name: String, event_id: ID) -> Result<SkipResult> {
+    authorize(ctx)?;
+    let state = ctx.data::<ApiState>()?;
+    super::query::text_argument("name", &name)?;
+    let event_id = super::query::parse_uuid("event", &event_id)?;
+    let consumer = match state.rebuilds.target(&name) {
+        Ok(target) => target.name(),
+        Err(_) => projections::status::OTHER_CONSUMERS
+            .into_iter()
+            .find(|known| *known == name)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("no feed consumer named {name:?}"),
+                )
+            })?,
+    };
+    let report = infrastructure::feed::skip_parked(state.read.pool(), consumer, event_id)
+        .await
+        .map_err(|err| ApiError::database(&err))?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("{consumer} has no parked event {event_id}"),
+            )
+        })?;
+    Ok(SkipResult {
+        name: consumer.to_owned(),
+        skipped: report.skipped.into(),
+        held_behind: report.held_behind,
     })
 }

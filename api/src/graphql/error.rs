@@ -75,6 +75,16 @@ impl ApiError {
         )
     }
 
+    /// A database error outside a query of the read models: UNAVAILABLE
+    /// when the database cannot be reached, INTERNAL otherwise.
+    pub fn database(err: &sqlx::Error) -> Self {
+        if infrastructure::error::is_unavailable(err) {
+            Self::unavailable(err)
+        } else {
+            Self::internal(err)
+        }
+    }
+
     /// A bug; logs the cause, tells the client only that it happened.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed with an internal error");
@@ -97,6 +107,10 @@ impl From<QueryError> for ApiError {
         match &err {
             QueryError::Cursor(cursor) => Self::invalid_input(cursor),
             _ if err.is_unavailable() => Self::unavailable(&err),
+            _ if err.is_bad_value() => {
+                tracing::warn!(error = %err, "the database refused a value of a query");
+                Self::invalid_input("a value in the request cannot be compared with stored data (e.g. it holds a NUL character)")
+            }
             _ => Self::internal(&err),
         }
     }

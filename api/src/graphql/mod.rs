@@ -1,6 +1,7 @@
 //! The GraphQL API: schema, roots, types and errors.
 
 pub mod admin;
+pub mod door;
 pub mod error;
 pub mod mutation;
 pub mod query;
@@ -17,6 +18,7 @@ use projections::{ProjectsProgress, ReadModels};
 
 use crate::rebuilds::Rebuilds;
 
+use self::door::{Door, DoorLimits, OpenSubscriptions};
 use self::error::{ApiError, ErrorCode};
 use self::mutation::MutationRoot;
 use self::query::QueryRoot;
@@ -89,25 +91,35 @@ impl RequestContext {
 /// Limits applied to every operation.
 #[derive(Clone, Copy, Debug)]
 pub struct SchemaLimits {
-    /// Deepest selection.
-    pub max_depth: usize,
-    /// Highest complexity.
-    pub max_complexity: usize,
+    /// What the door checks ([`door`]).
+    pub door: DoorLimits,
     /// Whether introspection queries are answered.
     pub introspection: bool,
 }
 
-/// Builds the schema around `state`.
-pub fn build_schema(state: ApiState, limits: SchemaLimits) -> HubSchema {
+/// Builds the schema around `state`, counting its subscriptions in `open`.
+pub fn build_schema(
+    state: ApiState,
+    limits: SchemaLimits,
+    open: Arc<OpenSubscriptions>,
+) -> HubSchema {
     let builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(state)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
+        .extension(Door::new(limits.door, open));
     if limits.introspection {
         builder.finish()
     } else {
         builder.disable_introspection().finish()
     }
+}
+
+/// The schema with the door and no state: parses, validates and applies
+/// every limit, and fails each resolver that needs the hub (for the fuzz
+/// target and the door's tests).
+pub fn stateless_schema(limits: DoorLimits) -> HubSchema {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .extension(Door::new(limits, Arc::default()))
+        .finish()
 }
 
 /// The schema's SDL, without any state (for the checked-in contract).

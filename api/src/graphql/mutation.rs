@@ -5,7 +5,7 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use domain::{ProjectCommand, ProjectId, ProjectName, ProjectPath};
 use infrastructure::{CommandMetadata, Executed};
 
-use super::admin::{self, Projection, RetryResult};
+use super::admin::{self, Projection, RetryResult, SkipResult};
 use super::error::{ApiError, ErrorCode};
 use super::query::parse_uuid;
 use super::types::Project;
@@ -234,5 +234,19 @@ impl MutationRoot {
         #[graphql(desc = "The read model (`projects`, `event_log`).")] name: String,
     ) -> Result<RetryResult> {
         admin::retry(ctx, name).await
+    }
+
+    /// Admin: gives up on one parked event of a feed consumer (a read
+    /// model, `nats_relay` or `project_orchestrator`), e.g. one whose stored
+    /// row cannot be read back. It stays in the event store; that consumer
+    /// never handles it. Events of its aggregate parked behind it stay
+    /// parked until `retryParkedEvents`.
+    async fn skip_parked_event(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The feed consumer.")] name: String,
+        #[graphql(desc = "The parked event's id.")] event_id: ID,
+    ) -> Result<SkipResult> {
+        admin::skip(ctx, name, event_id).await
     }
 }

@@ -49,6 +49,7 @@ impl QueryRoot {
 
     /// Projects in creation order, newest last. Without `status`, deleted
     /// projects are left out.
+    #[graphql(complexity = "super::types::page_complexity(first, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,
@@ -59,6 +60,9 @@ impl QueryRoot {
     ) -> Result<Connection<String, Project, EmptyFields, EmptyFields>> {
         let state = ctx.data::<ApiState>()?;
         let first = page_size(first)?;
+        if let Some(search) = &search {
+            text_argument("search", search)?;
+        }
         let filter = ProjectFilter {
             status: status.map(Into::into),
             search,
@@ -84,6 +88,7 @@ impl QueryRoot {
     }
 
     /// Recorded events in commit order, oldest first.
+    #[graphql(complexity = "super::types::page_complexity(first, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,

@@ -179,6 +179,10 @@ impl SubscriptionRoot {
                     }
                     for stored in &batch {
                         at = stored.feed_position();
+                        if stored.unreadable.is_some() {
+                            // Parked by the relay too: never delivered.
+                            continue;
+                        }
                         let event = Envelope::from_stored(stored, &state.hub_id);
                         if matches(&filter, &event) {
                             yield Ok(Event::from(&event));

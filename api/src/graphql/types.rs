@@ -101,6 +101,7 @@ pub struct Project {
 #[ComplexObject]
 impl Project {
     /// The project's events, oldest first.
+    #[graphql(complexity = "page_complexity(Some(first), child_complexity)")]
     async fn history(
         &self,
         ctx: &Context<'_>,
@@ -303,12 +304,23 @@ pub struct EventFilter {
 /// Largest page a client may ask for.
 pub const MAX_PAGE: i32 = 1000;
 
+/// The complexity of a page: its selection's once per item it may hold
+/// (`first`, or the default page size), so that asking for big pages costs
+/// what it returns.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let items = first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
+
+/// Page size when a client does not say.
+pub const DEFAULT_PAGE: i32 = 50;
+
 /// Validates a requested page size (default 50).
 ///
 /// # Errors
 /// INVALID_INPUT outside 0..=1000.
 pub fn page_size(first: Option<i32>) -> Result<u32, ApiError> {
-    let first = first.unwrap_or(50);
+    let first = first.unwrap_or(DEFAULT_PAGE);
     if !(0..=MAX_PAGE).contains(&first) {
         return Err(ApiError::invalid_input(format!(
             "first must be between 0 and {MAX_PAGE}, got {first}"

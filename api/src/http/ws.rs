@@ -1,44 +1,40 @@
 //! `GET /graphql/ws`: GraphQL subscriptions over WebSocket, in both the
 //! `graphql-transport-ws` protocol (the `graphql-ws` library) and the legacy
 //! `graphql-ws` protocol (subscriptions-transport-ws).
+//!
+//! The hub runs the handshake itself, then hands the socket to
+//! async-graphql, so that refusals close the socket the way `graphql-ws`
+//! clients expect (they stop retrying on these codes):
+//!
+//! | close code | when |
+//! | --- | --- |
+//! | 4401 `Unauthorized` | a `subscribe` (or `start`) before `connection_init` was acknowledged |
+//! | 4403 `Forbidden` | `connection_init` without the hub's token, or with a wrong one |
+//! | 4408 `Connection initialisation timeout` | no `connection_init` within `HUB_WS_INIT_TIMEOUT_SECS` |
+//! | 4400 | the first message is not JSON of the protocol |
+//!
+//! On the legacy protocol a `connection_error` message comes first.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::str::FromStr as _;
 
+use async_graphql::http::WebSocketProtocols;
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::Extension;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt as _, StreamExt as _};
+use secrecy::SecretString;
+use serde_json::{json, Value};
 
 use crate::app::AppState;
-use crate::graphql::error::{ApiError, ErrorCode};
+use crate::graphql::door::SocketSubscriptions;
 use crate::graphql::RequestContext;
 use crate::http::auth::token_matches;
 use crate::http::correlation::CorrelationId;
-
-/// Reads a token from a `connection_init` payload: `{"Authorization":
-/// "Bearer t"}`, `{"authorization": ...}`, `{"headers": {"Authorization": ...}}`
-/// or `{"token": "t"}`.
-fn token_in(payload: &serde_json::Value) -> Option<String> {
-    let bearer = |v: &serde_json::Value| {
-        v.as_str()
-            .map(|s| s.strip_prefix("Bearer ").unwrap_or(s).to_owned())
-    };
-    ["Authorization", "authorization"]
-        .iter()
-        .find_map(|key| payload.get(*key).and_then(bearer))
-        .or_else(|| {
-            payload.get("headers").and_then(|h| {
-                ["Authorization", "authorization"]
-                    .iter()
-                    .find_map(|key| h.get(*key).and_then(bearer))
-            })
-        })
-        .or_else(|| payload.get("token").and_then(bearer))
-}
 
 /// Read buffer of a server WebSocket. tungstenite zero-fills its read buffer
 /// up to this size before each socket read; at its default (128 KiB), with
@@ -48,62 +44,183 @@ fn token_in(payload: &serde_json::Value) -> Option<String> {
 /// (up to `HUB_WS_MAX_MESSAGE_BYTES`) over several reads.
 pub(crate) const READ_BUFFER_BYTES: usize = 4 * 1024;
 
+/// Where a client may put the token in its `connection_init` payload, e.g.
+/// graphql-ws's `connectionParams`.
+///
+/// - `{"authToken": "t"}` (the usual Apollo example)
+/// - `{"token": "t"}`
+/// - `{"Authorization": "Bearer t"}` or `{"authorization": ...}`
+/// - `{"headers": {"Authorization": "Bearer t"}}`
+///
+/// The `Bearer ` prefix is optional everywhere. An empty token counts as
+/// none.
+fn token_in(payload: &Value) -> Option<String> {
+    let bearer = |v: &Value| {
+        v.as_str()
+            .map(|s| s.strip_prefix("Bearer ").unwrap_or(s).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let in_object = |object: &Value| {
+        ["authToken", "token", "Authorization", "authorization"]
+            .iter()
+            .find_map(|key| object.get(*key).and_then(bearer))
+    };
+    in_object(payload).or_else(|| payload.get("headers").and_then(in_object))
+}
+
+/// The protocol the upgrade agrees on: the first of the client's that the
+/// hub speaks (as [`GraphQLProtocol`] picks it).
+fn protocol_of(headers: &HeaderMap) -> WebSocketProtocols {
+    headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|protocols| {
+            protocols
+                .split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        })
+        .unwrap_or(WebSocketProtocols::GraphQLWS)
+}
+
 /// Upgrades to a GraphQL WebSocket.
 pub async fn graphql_ws(
     State(state): State<AppState>,
     Extension(CorrelationId(correlation_id)): Extension<CorrelationId>,
+    headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let init_timeout = state.ws_init_timeout;
+    let kind = protocol_of(&headers);
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(state.ws_max_message_bytes)
         .max_frame_size(state.ws_max_message_bytes)
         .on_upgrade(move |socket| async move {
-            let initialized = Arc::new(AtomicBool::new(false));
-            let init_flag = initialized.clone();
-            let token = state.api_token.clone();
-            let socket = GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let authorized = match &token {
-                        None => true,
-                        Some(token) => token_in(&payload).is_some_and(|sent| token_matches(token, &sent)),
-                    };
-                    if !authorized {
-                        tracing::info!("refused a subscription socket without a valid token");
-                        return Err(ApiError::new(
-                            ErrorCode::Unauthenticated,
-                            "subscriptions need the hub's API token in the connection_init payload, e.g. {\"Authorization\": \"Bearer <token>\"}",
-                        )
-                        .into());
-                    }
-                    init_flag.store(true, Ordering::SeqCst);
-                    let mut data = Data::default();
-                    data.insert(RequestContext {
-                        correlation_id,
-                        authorized: true,
-                        user: if token.is_some() { "token" } else { "anonymous" }.to_owned(),
-                    });
-                    Ok(data)
-                });
-            tokio::select! {
-                () = socket.serve() => {}
-                () = close_if_not_initialized(initialized, init_timeout) => {
-                    tracing::info!(?init_timeout, "closed a subscription socket that never sent connection_init");
-                }
-            }
+            serve_socket(socket, state, protocol, kind, correlation_id).await;
         })
 }
 
-/// Completes after `timeout` if the socket has not been initialized by
-/// then; otherwise never.
-async fn close_if_not_initialized(initialized: Arc<AtomicBool>, timeout: Duration) {
-    tokio::time::sleep(timeout).await;
-    if initialized.load(Ordering::SeqCst) {
-        std::future::pending::<()>().await;
+/// How the handshake ended.
+enum Handshake {
+    /// `connection_init`, with the client's message to replay.
+    Init { message: Message, payload: Value },
+    /// Refused: close with this code and reason.
+    Refuse { code: u16, reason: &'static str },
+    /// The client went away.
+    Gone,
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+type Incoming = SplitStream<WebSocket>;
+
+async fn serve_socket(
+    socket: WebSocket,
+    state: AppState,
+    protocol: GraphQLProtocol,
+    kind: WebSocketProtocols,
+    correlation_id: String,
+) {
+    let (mut sink, mut incoming) = socket.split();
+    let handshake = match tokio::time::timeout(state.ws_init_timeout, first_message(&mut incoming))
+        .await
+    {
+        Ok(handshake) => handshake,
+        Err(_) => {
+            tracing::info!(timeout = ?state.ws_init_timeout, "closed a subscription socket that never sent connection_init");
+            Handshake::Refuse {
+                code: 4408,
+                reason: "Connection initialisation timeout",
+            }
+        }
+    };
+    let (message, payload) = match handshake {
+        Handshake::Init { message, payload } => (message, payload),
+        Handshake::Refuse { code, reason } => return refuse(&mut sink, kind, code, reason).await,
+        Handshake::Gone => return,
+    };
+    if !authorized(state.api_token.as_ref(), &payload) {
+        tracing::info!("refused a subscription socket without a valid token");
+        let reason = "Forbidden: this hub needs its API token in connection_init, e.g. {\"authToken\": \"<token>\"}";
+        return refuse(&mut sink, kind, 4403, reason).await;
     }
+    let mut data = Data::default();
+    data.insert(RequestContext {
+        correlation_id,
+        authorized: true,
+        user: if state.api_token.is_some() {
+            "token"
+        } else {
+            "anonymous"
+        }
+        .to_owned(),
+    });
+    data.insert(SocketSubscriptions::default());
+    // The library acknowledges the replayed `connection_init` itself.
+    let replayed = futures::stream::once(async move { Ok(message) }).chain(incoming);
+    GraphQLWebSocket::new_with_pair(sink, replayed, state.schema.clone(), protocol)
+        .on_connection_init(move |_| async move { Ok(data) })
+        .serve()
+        .await;
+}
+
+fn authorized(token: Option<&SecretString>, payload: &Value) -> bool {
+    match token {
+        None => true,
+        Some(token) => token_in(payload).is_some_and(|sent| token_matches(token, &sent)),
+    }
+}
+
+/// Reads until the client's first protocol message (pings aside).
+async fn first_message(incoming: &mut Incoming) -> Handshake {
+    loop {
+        let message = match incoming.next().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Handshake::Gone,
+            Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => message,
+            Some(Ok(_)) => continue,
+        };
+        let parsed: Option<Value> = match &message {
+            Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
+            Message::Binary(bytes) => serde_json::from_slice(bytes).ok(),
+            _ => None,
+        };
+        let Some(parsed) = parsed else {
+            return Handshake::Refuse {
+                code: 4400,
+                reason: "the first message must be a JSON connection_init",
+            };
+        };
+        return match parsed.get("type").and_then(Value::as_str) {
+            Some("connection_init") => Handshake::Init {
+                payload: parsed.get("payload").cloned().unwrap_or(Value::Null),
+                message,
+            },
+            Some("subscribe" | "start") => Handshake::Refuse {
+                code: 4401,
+                reason: "Unauthorized: send connection_init and wait for connection_ack first",
+            },
+            // graphql-transport-ws allows pings at any time.
+            Some("ping") => continue,
+            _ => Handshake::Refuse {
+                code: 4400,
+                reason: "the first message must be connection_init",
+            },
+        };
+    }
+}
+
+/// Closes the socket with `code`; on the legacy protocol, says why in a
+/// `connection_error` first (its clients read that, not the close frame).
+async fn refuse(sink: &mut Sink, kind: WebSocketProtocols, code: u16, reason: &'static str) {
+    if kind == WebSocketProtocols::SubscriptionsTransportWS {
+        let error = json!({ "type": "connection_error", "payload": { "message": reason } });
+        let _ = sink.send(Message::Text(error.to_string().into())).await;
+    }
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = sink.send(close).await;
 }
 
 #[cfg(test)]
@@ -126,7 +243,20 @@ mod tests {
             Some("c")
         );
         assert_eq!(token_in(&json!({"token": "d"})).as_deref(), Some("d"));
+        assert_eq!(token_in(&json!({"authToken": "e"})).as_deref(), Some("e"));
         assert_eq!(token_in(&json!({})), None);
         assert_eq!(token_in(&json!(null)), None);
+    }
+
+    #[test]
+    fn an_empty_token_is_no_token() {
+        assert_eq!(token_in(&json!({"token": ""})), None);
+        assert_eq!(token_in(&json!({"authToken": "  "})), None);
+        assert_eq!(token_in(&json!({"Authorization": "Bearer "})), None);
+        assert_eq!(
+            token_in(&json!({"token": "", "authToken": "f"})).as_deref(),
+            Some("f"),
+            "an empty one does not hide another"
+        );
     }
 }

@@ -99,6 +99,10 @@ impl From<QueryError> for RestError {
         match &err {
             QueryError::Cursor(cursor) => Self::invalid(cursor),
             _ if err.is_unavailable() => Self::unavailable(&err),
+            _ if err.is_bad_value() => {
+                tracing::warn!(error = %err, "the database refused a value of a query");
+                Self::invalid("a value in the request cannot be compared with stored data (e.g. it holds a NUL character)")
+            }
             _ => Self::internal(&err),
         }
     }

@@ -13,6 +13,20 @@ pub enum PayloadError {
     /// A key or string holds U+0000, which the event log cannot store.
     #[error("the payload contains the NUL character (\\u0000) in a key or string; remove it")]
     Nul,
+    /// Arrays and objects nest deeper than [`EventPayload::MAX_NESTING`].
+    #[error(
+        "the payload nests arrays and objects more than {} levels deep",
+        EventPayload::MAX_NESTING
+    )]
+    TooDeep,
+    /// A number the store would give back as a different value (or not at
+    /// all): PostgreSQL keeps numbers as exact decimals, and reading the
+    /// decimal back must give the same number.
+    #[error(
+        "the payload number {0} cannot be stored exactly (the event store would not give it back \
+         as the same number); send it as a string"
+    )]
+    Unstorable(String),
 }
 
 /// A JSON object, published as the event's `payload` as given.
@@ -27,8 +41,10 @@ impl EventPayload {
     /// [`PayloadError`] for any other JSON value.
     pub fn parse(value: Value) -> Result<Self, PayloadError> {
         let kind = match value {
-            Value::Object(map) if holds_nul(&map) => return Err(PayloadError::Nul),
-            Value::Object(map) => return Ok(Self(map)),
+            Value::Object(map) => {
+                check_storable(&map)?;
+                return Ok(Self(map));
+            }
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
             Value::Number(_) => "a number",
@@ -49,18 +65,107 @@ impl EventPayload {
     }
 }
 
-/// Whether any key or string in `map`, at any depth, contains U+0000.
-fn holds_nul(map: &Map<String, Value>) -> bool {
-    fn value_holds_nul(value: &Value) -> bool {
+impl EventPayload {
+    /// Deepest nesting of arrays and objects accepted in a payload (the
+    /// payload object itself is level 1).
+    pub const MAX_NESTING: usize = 64;
+}
+
+/// Checks, without recursion, that the store can keep `map` and give it
+/// back as it is: no U+0000 in keys or strings, bounded nesting, and only
+/// numbers that survive the trip through PostgreSQL.
+fn check_storable(map: &Map<String, Value>) -> Result<(), PayloadError> {
+    fn visit_object<'a>(
+        map: &'a Map<String, Value>,
+        depth: usize,
+        stack: &mut Vec<(&'a Value, usize)>,
+    ) -> Result<(), PayloadError> {
+        if depth > EventPayload::MAX_NESTING {
+            return Err(PayloadError::TooDeep);
+        }
+        for (key, value) in map {
+            if key.contains('\0') {
+                return Err(PayloadError::Nul);
+            }
+            stack.push((value, depth + 1));
+        }
+        Ok(())
+    }
+    let mut stack = Vec::new();
+    visit_object(map, 1, &mut stack)?;
+    while let Some((value, depth)) = stack.pop() {
         match value {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(value_holds_nul),
-            Value::Object(map) => holds_nul(map),
-            Value::Null | Value::Bool(_) | Value::Number(_) => false,
+            Value::String(s) if s.contains('\0') => return Err(PayloadError::Nul),
+            Value::Number(n) if !survives_storage(n) => {
+                return Err(PayloadError::Unstorable(n.to_string()))
+            }
+            Value::Array(items) => {
+                if depth > EventPayload::MAX_NESTING {
+                    return Err(PayloadError::TooDeep);
+                }
+                stack.extend(items.iter().map(|item| (item, depth + 1)));
+            }
+            Value::Object(map) => visit_object(map, depth, &mut stack)?,
+            _ => {}
         }
     }
-    map.iter()
-        .any(|(key, value)| key.contains('\0') || value_holds_nul(value))
+    Ok(())
+}
+
+/// Whether `n`, stored by PostgreSQL (which keeps the exact decimal the
+/// JSON text denotes, written out without an exponent) and read back, is
+/// the same number. Integers always are; a float is when the decimal
+/// PostgreSQL writes parses back to it (`1.7976931348623157e308` becomes
+/// 309 digits, which JSON parsers refuse as out of range).
+fn survives_storage(n: &serde_json::Number) -> bool {
+    if n.is_i64() || n.is_u64() {
+        return true;
+    }
+    let Some(value) = n.as_f64() else {
+        return false;
+    };
+    let stored = postgres_decimal(&n.to_string());
+    serde_json::from_str::<Value>(&stored)
+        .ok()
+        .and_then(|back| back.as_f64())
+        .is_some_and(|back| back == value)
+}
+
+/// The text PostgreSQL's `numeric` gives for a JSON number: the exact
+/// decimal, with no exponent, its scale the number of fraction digits the
+/// text implies (`1.5e-7` gives `0.00000015`, `1e3` gives `1000`, `2.50`
+/// gives `2.50`).
+fn postgres_decimal(text: &str) -> String {
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().unwrap_or(0)),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let point = whole.len() as i64 + exponent;
+    let (integer, fraction) = if point <= 0 {
+        let zeros = usize::try_from(-point).unwrap_or(0);
+        ("0".to_owned(), format!("{}{digits}", "0".repeat(zeros)))
+    } else {
+        let point = usize::try_from(point).unwrap_or(usize::MAX);
+        if point >= digits.len() {
+            let zeros = point - digits.len();
+            (format!("{digits}{}", "0".repeat(zeros)), String::new())
+        } else {
+            (digits[..point].to_owned(), digits[point..].to_owned())
+        }
+    };
+    let integer = integer.trim_start_matches('0');
+    let integer = if integer.is_empty() { "0" } else { integer };
+    if fraction.is_empty() {
+        format!("{sign}{integer}")
+    } else {
+        format!("{sign}{integer}.{fraction}")
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +209,57 @@ mod tests {
         let payload = EventPayload::parse(json!({"a": 1})).unwrap();
         assert_eq!(serde_json::to_value(&payload).unwrap(), json!({"a": 1}));
         assert!(serde_json::from_value::<EventPayload>(json!([1])).is_err());
+    }
+
+    #[test]
+    fn decimals_are_written_out_as_postgresql_does() {
+        for (json, stored) in [
+            ("1.5e-7", "0.00000015"),
+            ("1e21", "1000000000000000000000"),
+            ("2.50", "2.50"),
+            ("-0.0", "-0.0"),
+            ("0.1", "0.1"),
+            ("123.0", "123.0"),
+            ("1.25E2", "125"),
+            ("-4.5e1", "-45"),
+        ] {
+            assert_eq!(postgres_decimal(json), stored, "{json}");
+        }
+        let max = postgres_decimal("1.7976931348623157e308");
+        assert_eq!(max.len(), 309);
+        assert!(max.starts_with("17976931348623157000"));
+    }
+
+    #[test]
+    fn only_numbers_the_store_gives_back_unchanged_are_accepted() {
+        let refused = EventPayload::parse(json!({"v": {"w": [f64::MAX]}}));
+        assert_eq!(
+            refused,
+            Err(PayloadError::Unstorable("1.7976931348623157e+308".into()))
+        );
+        for fine in [
+            json!({"v": 1.5, "w": -0.25, "x": 1e21, "y": 5e-324, "z": 1.0e300}),
+            json!({"big": u64::MAX, "small": i64::MIN, "pi": std::f64::consts::PI}),
+        ] {
+            assert!(EventPayload::parse(fine.clone()).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn payloads_nested_past_the_bound_are_refused() {
+        let mut value = json!(1);
+        for _ in 0..EventPayload::MAX_NESTING - 1 {
+            value = json!([value]);
+        }
+        assert!(EventPayload::parse(json!({ "a": value.clone() })).is_ok());
+        assert_eq!(
+            EventPayload::parse(json!({ "a": [value] })),
+            Err(PayloadError::TooDeep)
+        );
+        let mut object = json!(1);
+        for _ in 0..=EventPayload::MAX_NESTING {
+            object = json!({ "k": object });
+        }
+        assert_eq!(EventPayload::parse(object), Err(PayloadError::TooDeep));
     }
 }

@@ -73,7 +73,22 @@ impl<C: FeedConsumer> Runner<C> {
         let name = self.consumer.name();
         // The read runs outside any transaction: an idle poll costs one query
         // and never holds an xid that would hold back other readers' fence.
-        let events = self.read_batch(&mut *conn, checkpoint).await?;
+        let mut events = self.read_batch(&mut *conn, checkpoint).await?;
+        if let Some(unreadable) = events.iter().position(|e| e.unreadable.is_some()) {
+            if unreadable == 0 {
+                // Reading it again would fail the same way: park it now.
+                self.save_checkpoint(&mut *conn, saved, checkpoint, handled)
+                    .await?;
+                let (mut at, mut total) = (checkpoint, handled);
+                self.park_unreadable(&mut *conn, &mut at, &mut total, &events[0])
+                    .await?;
+                *saved = Saved::at(at, total);
+                *may_hold_back = true;
+                return Ok(Some((at, 1)));
+            }
+            // The events before it first, as a batch of their own.
+            events.truncate(unreadable);
+        }
         let Some(last) = events.last().map(StoredEvent::feed_position) else {
             // Idle: nothing is left pending.
             self.save_checkpoint(&mut *conn, saved, checkpoint, handled)
@@ -166,6 +181,35 @@ impl<C: FeedConsumer> Runner<C> {
         }
         tracing::debug!(consumer = name, events = count, "feed batch committed");
         Ok(Some((last, count)))
+    }
+}
+
+impl<C: FeedConsumer> Runner<C> {
+    /// Parks `event`, whose row cannot be read back, for this consumer
+    /// whatever its [`super::PoisonPolicy`] (no consumer can handle an event
+    /// it cannot see, and stopping on it would stop every other one), and
+    /// moves the checkpoint past it. Later events of its aggregate are held
+    /// behind it, as for any parked event.
+    pub(super) async fn park_unreadable(
+        &self,
+        conn: &mut PgConnection,
+        checkpoint: &mut FeedPosition,
+        handled: &mut i64,
+        event: &StoredEvent,
+    ) -> Result<(), StepError> {
+        let name = self.consumer.name();
+        let error = event.unreadable.as_deref().unwrap_or("unreadable");
+        let at = event.feed_position();
+        let mut tx = self.begin_batch(conn).await?;
+        // Taken for its lock: a retry must not run meanwhile.
+        lock_and_read_held_back(&mut tx, name).await?;
+        park(&mut tx, name, event, Parking::Failed { error, attempts: 1 }).await?;
+        move_checkpoint(&mut tx, name, *checkpoint, at, 1).await?;
+        tx.commit().await?;
+        (*checkpoint, *handled) = (at, *handled + 1);
+        self.committed(at, *handled);
+        tracing::error!(consumer = name, event_id = %event.event_id, position = ?at, %error, "a stored event cannot be read; parked it (see `hub projections list`)");
+        Ok(())
     }
 }
 

@@ -56,6 +56,10 @@ pub struct StoredEvent {
     pub metadata: CommandMetadata,
     /// When the row was written.
     pub recorded_at: DateTime<Utc>,
+    /// Set when the row's payload or metadata cannot be read back (then
+    /// `payload` is null): why. Runners park such an event for every
+    /// consumer instead of handing it over (see [`super::PoisonPolicy`]).
+    pub unreadable: Option<String>,
 }
 
 impl StoredEvent {
@@ -128,8 +132,22 @@ impl StoredEvent {
         format!("hub.{hub_id}.{}.{}", self.domain(), self.action())
     }
 
+    /// Reads a row selected with [`EVENT_COLUMNS`]. A payload or metadata
+    /// that is not readable JSON (a number out of range, say) does not fail
+    /// the read: the event comes back [`StoredEvent::unreadable`].
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let metadata: serde_json::Value = row.try_get("metadata")?;
+        let mut unreadable = None;
+        let mut json = |column: &str| -> Result<serde_json::Value, sqlx::Error> {
+            let text: &str = row.try_get(column)?;
+            Ok(serde_json::from_str(text).unwrap_or_else(|err| {
+                unreadable.get_or_insert_with(|| {
+                    format!("the stored event's {column} cannot be read back as JSON: {err}")
+                });
+                serde_json::Value::Null
+            }))
+        };
+        let payload = json("payload")?;
+        let metadata = json("metadata")?;
         Ok(Self {
             event_id: row.try_get("event_id")?,
             position: row.try_get("position")?,
@@ -139,9 +157,10 @@ impl StoredEvent {
             sequence: row.try_get("sequence")?,
             event_type: row.try_get("event_type")?,
             event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
+            payload,
             metadata: CommandMetadata::from_json(&metadata),
             recorded_at: row.try_get("recorded_at")?,
+            unreadable,
         })
     }
 }
@@ -161,9 +180,13 @@ fn snake_case(camel: &str) -> String {
     out
 }
 
-/// Columns of `events` in the shape [`StoredEvent::from_row`] reads.
-pub(crate) const EVENT_COLUMNS: &str = "event_id, position, transaction_id::text::bigint AS transaction_id, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+/// Columns of `events` in the shape [`StoredEvent::from_row`] reads. The
+/// JSON columns come as text, parsed by the hub, so that one that cannot
+/// be parsed is that event's problem, not the whole read's.
+pub(crate) const EVENT_COLUMNS: &str =
+    "event_id, position, transaction_id::text::bigint AS transaction_id, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, \
+     payload::text AS payload, metadata::text AS metadata, recorded_at";
 
 /// Reads up to `limit` committed events after `after`, in feed order.
 ///
@@ -252,6 +275,7 @@ mod tests {
             payload: serde_json::json!({ event_type: {"x": 1} }),
             metadata: CommandMetadata::from_json(&serde_json::json!({})),
             recorded_at: Utc::now(),
+            unreadable: None,
         }
     }
 

@@ -36,6 +36,11 @@ impl<C: FeedConsumer> Runner<C> {
         let park_policy = self.config.poison == PoisonPolicy::Park;
         let events = read_after(&mut *conn, *checkpoint, self.config.batch_size).await?;
         for event in &events {
+            if event.unreadable.is_some() {
+                self.park_unreadable(conn, checkpoint, handled, event)
+                    .await?;
+                continue;
+            }
             let at = event.feed_position();
             let mut tx = self.begin_batch(conn).await?;
             if park_policy {

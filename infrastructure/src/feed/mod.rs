@@ -20,7 +20,8 @@
 //! - `isolate`: finding the event a consumer keeps failing on.
 //! - `poison`: [`PoisonPolicy`], [`HaltedOn`] and [`is_outage`] (an outage
 //!   is never treated as a poison event).
-//! - `parked`: the parked events' table: listing, counting, [`retry_parked`].
+//! - `parked`: the parked events' table: listing, counting, [`retry_parked`]
+//!   and [`skip_parked`].
 
 mod batch;
 mod consumer;
@@ -36,7 +37,8 @@ pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 pub use event::{consumer_lag, position_of, read_after, FeedPosition, StoredEvent};
 pub use one_statement::{advance_checkpoint, checkpoint_cte, CheckpointMove};
 pub use parked::{
-    lock_parked, parked_counts, parked_events, retry_parked, ParkedEvent, RetryError, RetryReport,
+    held_back, lock_parked, park_unreadable_in_replay, parked_counts, parked_events, retry_parked,
+    skip_parked, HeldBack, ParkedEvent, RetryError, RetryReport, SkipReport,
 };
 pub use poison::{is_outage, HaltedOn, PoisonPolicy};
 pub use runner::{spawn_runner, AppendSignal, FeedHandle};

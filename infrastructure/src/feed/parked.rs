@@ -34,7 +34,7 @@ use super::consumer::{ConsumerError, FeedConsumer};
 use super::event::{FeedPosition, StoredEvent, EVENT_COLUMNS};
 
 /// Aggregates (type, id) with parked events, each with its first parked event.
-pub(crate) type HeldBack = HashMap<(String, String), Uuid>;
+pub type HeldBack = HashMap<(String, String), Uuid>;
 
 /// One parked event of one consumer.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -314,10 +314,15 @@ async fn replay_all(
         // A savepoint: a failure rolls back the consumer's writes but keeps
         // the transaction, which then records the new error.
         let mut attempt = tx.begin().await?;
-        match consumer
-            .handle(&mut attempt, std::slice::from_ref(&event))
-            .await
-        {
+        let handled = match &event.unreadable {
+            Some(reason) => Err(ConsumerError::from(reason.clone())),
+            None => {
+                consumer
+                    .handle(&mut attempt, std::slice::from_ref(&event))
+                    .await
+            }
+        };
+        match handled {
             Ok(()) => {
                 attempt.commit().await?;
                 sqlx::query("DELETE FROM parked_events WHERE consumer = $1 AND event_id = $2")
@@ -355,6 +360,113 @@ async fn replay_all(
         }
     }
     Ok(report)
+}
+
+/// The aggregates `consumer` has parked events of, each with its first one
+/// (for a replay outside a runner that resumes: a rebuild).
+///
+/// # Errors
+/// Fails when the query fails.
+pub async fn held_back(conn: &mut PgConnection, consumer: &str) -> Result<HeldBack, sqlx::Error> {
+    let rows: Vec<(String, String, Uuid)> = sqlx::query_as(
+        "SELECT DISTINCT ON (aggregate_type, aggregate_id) aggregate_type, aggregate_id, event_id \
+         FROM parked_events WHERE consumer = $1 \
+         ORDER BY aggregate_type, aggregate_id, transaction_id, position",
+    )
+    .bind(consumer)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(aggregate_type, aggregate_id, first)| ((aggregate_type, aggregate_id), first))
+        .collect())
+}
+
+/// For a replay outside a runner (a rebuild): parks, under `consumer` and
+/// inside `tx`, the events of `events` whose rows cannot be read back and
+/// the later events of their aggregates (and of the aggregates already in
+/// `held`, which it extends), as a runner would; returns the others, to be
+/// handed to the consumer.
+///
+/// # Errors
+/// Fails when the database fails.
+pub async fn park_unreadable_in_replay(
+    tx: &mut PgConnection,
+    consumer: &str,
+    events: &[StoredEvent],
+    held: &mut HeldBack,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    if held.is_empty() && events.iter().all(|e| e.unreadable.is_none()) {
+        return Ok(events.to_vec());
+    }
+    let mut to_handle = Vec::with_capacity(events.len());
+    for event in events {
+        let aggregate = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        if let Some(error) = &event.unreadable {
+            park(tx, consumer, event, Parking::Failed { error, attempts: 1 }).await?;
+            held.entry(aggregate).or_insert(event.event_id);
+        } else if let Some(first) = held.get(&aggregate) {
+            park(tx, consumer, event, Parking::HeldBehind(*first)).await?;
+        } else {
+            to_handle.push(event.clone());
+        }
+    }
+    Ok(to_handle)
+}
+
+/// What [`skip_parked`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkipReport {
+    /// The event, as it was parked; it stays in the store, and this
+    /// consumer will not handle it.
+    pub skipped: ParkedEvent,
+    /// Events of its aggregate still parked behind it: replay them with
+    /// [`retry_parked`].
+    pub held_behind: i64,
+}
+
+/// Gives up on one of `consumer`'s parked events: removes it from the
+/// parked events, so the consumer never handles it (the event stays in the
+/// store, and other consumers are not affected). For an event that cannot
+/// succeed, such as one whose stored row cannot be read back. Events of its
+/// aggregate parked behind it stay parked until [`retry_parked`] replays
+/// them. Returns `None` when the consumer has no such parked event.
+///
+/// # Errors
+/// Fails when the database fails.
+pub async fn skip_parked(
+    pool: &PgPool,
+    consumer: &str,
+    event_id: Uuid,
+) -> Result<Option<SkipReport>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    lock_parked(&mut tx, consumer).await?;
+    let skipped: Option<ParkedEvent> = sqlx::query_as(&format!(
+        "DELETE FROM parked_events WHERE consumer = $1 AND event_id = $2 RETURNING {PARKED_COLUMNS}"
+    ))
+    .bind(consumer)
+    .bind(event_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(skipped) = skipped else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let held_behind: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM parked_events \
+         WHERE consumer = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+    )
+    .bind(consumer)
+    .bind(&skipped.aggregate_type)
+    .bind(&skipped.aggregate_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(consumer, %event_id, "parked event skipped");
+    Ok(Some(SkipReport {
+        skipped,
+        held_behind,
+    }))
 }
 
 /// Keeps a parked event held behind `first`, an earlier event of its

@@ -19,7 +19,10 @@ pub enum PoisonPolicy {
     Park,
     /// Stay on the event, retrying with backoff, and report it in the
     /// status ([`super::ConsumerStatus::halted`]). For consumers whose order
-    /// and effects matter (the NATS relay, process managers): they never skip.
+    /// and effects matter (the NATS relay, process managers): they never
+    /// skip an event they fail on. An event whose stored row cannot be read
+    /// back is parked whatever the policy: no consumer can handle it, and
+    /// halting on it would stop every other event.
     #[default]
     Halt,
 }

@@ -212,13 +212,12 @@ impl<C: FeedConsumer> Runner<C> {
         // Only this runner parks events for its consumer while it holds the
         // lock (retries and rebuilds only remove them), so once it has seen
         // none it can skip looking before each batch until it parks one.
-        let mut may_hold_back = self.config.poison == PoisonPolicy::Park;
-        if may_hold_back {
-            match has_parked(&mut conn, &name).await {
-                Ok(found) => may_hold_back = found,
-                Err(err) => return err.into(),
-            }
-        }
+        // Every consumer may have some: unreadable events are parked
+        // whatever the policy.
+        let mut may_hold_back = match has_parked(&mut conn, &name).await {
+            Ok(found) => found,
+            Err(err) => return err.into(),
+        };
         self.consumer.on_activate().await;
         self.status.send_modify(|s| {
             s.active = true;
@@ -294,7 +293,7 @@ impl<C: FeedConsumer> Runner<C> {
                     }
                     tracing::error!(consumer = %name, error = %err, attempts, "feed consumer keeps failing on a batch; looking for the failing event");
                     // It may park events: look before the next batches.
-                    may_hold_back = self.config.poison == PoisonPolicy::Park;
+                    may_hold_back |= self.config.poison == PoisonPolicy::Park;
                     // The search moves the checkpoint row event by event,
                     // from where it is: save what is pending first.
                     if let Err(err) = self

@@ -241,6 +241,7 @@ mod tests {
                 "correlation_id": "corr", "user": "ada"
             })),
             recorded_at: Utc::now(),
+            unreadable: None,
         }
     }
 

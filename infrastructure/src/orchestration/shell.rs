@@ -2,8 +2,9 @@
 //!
 //! # Environment of a command
 //!
-//! The hub's own environment (minus `DATABASE_URL` and `HUB_API_TOKEN`),
-//! plus:
+//! The hub's own environment without the hub's settings (every `HUB_*`
+//! variable, `DATABASE_URL*` and `NATS_*`: the database URL, the API token
+//! and the NATS credentials among them), plus:
 //!
 //! | variable | value |
 //! | --- | --- |
@@ -14,8 +15,9 @@
 //! | `HUB_PROJECT_PATH` | its directory |
 //! | `HUB_PORT_BACKEND`, `HUB_PORT_FRONTEND`, `HUB_PORT_POSTGRES`, `HUB_PORT_REDIS` | its four ports |
 //!
-//! The working directory is the project's directory when it exists (the
-//! hub's own otherwise). Standard input is empty.
+//! The working directory is the project's directory; when it does not
+//! exist, the command is not run and the request fails with that reason.
+//! Standard input is empty.
 //!
 //! # Outcome
 //!
@@ -36,6 +38,13 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::process::Command;
 
 use super::port::{OrchestrationFailure, Orchestrator, ProjectSpec};
+
+/// Whether the variable `name` is one of the hub's own settings, which a
+/// command must not see: every `HUB_*` variable (the token among them),
+/// and the database's and NATS's URLs, credentials and their files.
+fn is_hub_setting(name: &str) -> bool {
+    name.starts_with("HUB_") || name.starts_with("DATABASE_URL") || name.starts_with("NATS_")
+}
 
 /// How long output is still read after the command exited (a background
 /// process may have inherited its pipes).
@@ -71,12 +80,28 @@ impl ShellOrchestrator {
         script: &str,
         project: &ProjectSpec,
     ) -> Result<(), OrchestrationFailure> {
+        // Never in some other directory: a command such as `docker compose
+        // down` or `rm -rf build` would act on whatever is there.
+        if !tokio::fs::metadata(project.path.as_str())
+            .await
+            .is_ok_and(|meta| meta.is_dir())
+        {
+            return Err(OrchestrationFailure::new(format!(
+                "the project directory {} does not exist (or is not a directory); \
+                 create it, or rename the project's path, then {action} it again",
+                project.path.as_str()
+            )));
+        }
         let mut command = Command::new("sh");
+        for (name, _) in std::env::vars_os() {
+            if is_hub_setting(&name.to_string_lossy()) {
+                command.env_remove(&name);
+            }
+        }
         command
             .arg("-c")
             .arg(script)
-            .env_remove("DATABASE_URL")
-            .env_remove("HUB_API_TOKEN")
+            .current_dir(project.path.as_str())
             .env("HUB_ACTION", action)
             .env("HUB_PROJECT_ID", project.id.to_string())
             .env("HUB_PROJECT_NAME", project.name.as_str())
@@ -93,12 +118,6 @@ impl ShellOrchestrator {
             // together on a timeout.
             .process_group(0)
             .kill_on_drop(true);
-        if tokio::fs::metadata(project.path.as_str())
-            .await
-            .is_ok_and(|meta| meta.is_dir())
-        {
-            command.current_dir(project.path.as_str());
-        }
         let mut child = command.spawn().map_err(|err| {
             OrchestrationFailure::new(format!("the {action} command could not be run: {err}"))
         })?;

@@ -20,6 +20,7 @@ use infrastructure::feed::{advance_checkpoint, ConsumerError, FeedConsumer, Feed
 use sqlx::{Connection as _, PgConnection, PgPool};
 
 use infrastructure::feed::read_after as read_batch;
+use infrastructure::feed::{held_back, park_unreadable_in_replay, HeldBack};
 use tables::{create_deferred_indexes, prepare_shadow, switch};
 
 mod tables;
@@ -252,6 +253,7 @@ async fn run(
     let (remaining, _) = lag_on(conn, &key).await?;
     let mut replay = Replay {
         consumer: projection.consumer(&projection.shadow_table()),
+        held: held_back(conn, &key).await?,
         checkpoint,
         progress: Progress {
             done,
@@ -286,6 +288,7 @@ async fn run(
         projection,
         options,
         replay.consumer.as_ref(),
+        &mut replay.held,
         replay.checkpoint,
         replay.progress.done,
     )
@@ -311,6 +314,10 @@ enum Pass {
 /// A replay into the shadow table in progress.
 struct Replay {
     consumer: Box<dyn FeedConsumer>,
+    /// Aggregates with an event that cannot be read back: their events are
+    /// parked under the rebuild's key, and move to the live consumer's at
+    /// the switch.
+    held: HeldBack,
     checkpoint: FeedPosition,
     progress: Progress,
     started: Instant,
@@ -341,14 +348,17 @@ impl Replay {
             let count = events.len() as i64;
             let from = self.checkpoint;
             let consumer = self.consumer.as_ref();
+            let held = &mut self.held;
             let write = async {
                 let mut tx = conn.begin().await?;
-                consumer.handle(&mut tx, &events).await.map_err(|source| {
-                    RebuildError::Consumer {
+                let readable = park_unreadable_in_replay(&mut tx, &key, &events, held).await?;
+                consumer
+                    .handle(&mut tx, &readable)
+                    .await
+                    .map_err(|source| RebuildError::Consumer {
                         name: projection.name(),
                         source,
-                    }
-                })?;
+                    })?;
                 if !advance_checkpoint(&mut tx, &key, from, last, count).await? {
                     return Err(RebuildError::LostCheckpoint(key.clone()));
                 }

@@ -1,7 +1,9 @@
 //! The shadow table's lifecycle: created (or found) before a rebuild, and
 //! swapped with the live table in one transaction at the end.
 
-use infrastructure::feed::{lock_parked, FeedConsumer, FeedPosition};
+use infrastructure::feed::{
+    lock_parked, park_unreadable_in_replay, FeedConsumer, FeedPosition, HeldBack,
+};
 use sqlx::{Connection as _, PgConnection};
 
 use super::{RebuildError, RebuildOptions, Rebuildable};
@@ -68,6 +70,11 @@ pub(super) async fn prepare_shadow(
     .bind(&key)
     .execute(&mut *tx)
     .await?;
+    // Events an abandoned rebuild parked: this one parks its own.
+    sqlx::query("DELETE FROM parked_events WHERE consumer = $1")
+        .bind(&key)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -109,6 +116,7 @@ pub(super) async fn switch(
     projection: &Rebuildable,
     options: &RebuildOptions,
     consumer: &dyn FeedConsumer,
+    held: &mut HeldBack,
     mut checkpoint: FeedPosition,
     mut done: i64,
 ) -> Result<i64, RebuildError> {
@@ -155,8 +163,9 @@ pub(super) async fn switch(
         let Some(last) = events.last().map(|e| e.feed_position()) else {
             break;
         };
+        let readable = park_unreadable_in_replay(&mut tx, &key, &events, held).await?;
         consumer
-            .handle(&mut tx, &events)
+            .handle(&mut tx, &readable)
             .await
             .map_err(|source| RebuildError::Consumer {
                 name: projection.name(),
@@ -202,9 +211,16 @@ pub(super) async fn switch(
         .execute(&mut *tx)
         .await?;
     // The new table was built by this code from every event, including any
-    // the live consumer had parked: those rows describe the old table.
+    // the live consumer had parked: those rows describe the old table. The
+    // events the rebuild parked (their rows cannot be read back) are the
+    // new table's.
     sqlx::query("DELETE FROM parked_events WHERE consumer = $1")
         .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE parked_events SET consumer = $1 WHERE consumer = $2")
+        .bind(projection.name())
+        .bind(&key)
         .execute(&mut *tx)
         .await?;
     sqlx::query(

@@ -53,6 +53,12 @@ pub struct HubSpec {
     pub hub_id: String,
     /// Further variables (`HUB_DB_ACQUIRE_TIMEOUT_MS`, ...).
     pub env: Vec<(String, String)>,
+    /// Variables not to set at all (e.g. `DATABASE_URL`, when
+    /// `DATABASE_URL_FILE` is in `env`).
+    pub unset: Vec<String>,
+    /// The open-file limit (soft and hard) of the process, when not the
+    /// test's own.
+    pub open_file_limit: Option<u64>,
 }
 
 impl HubSpec {
@@ -63,6 +69,8 @@ impl HubSpec {
             nats_url: nats_url.to_owned(),
             hub_id: hub_id.to_owned(),
             env: Vec::new(),
+            unset: Vec::new(),
+            open_file_limit: None,
         }
     }
 
@@ -217,7 +225,38 @@ impl HubProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        for name in &self.spec.unset {
+            command.env_remove(name);
+        }
+        if let Some(limit) = self.spec.open_file_limit {
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: between fork and exec only setrlimit runs, which is
+            // async-signal-safe and touches nothing of the parent's.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         command
+    }
+
+    /// The process id of the running process.
+    ///
+    /// # Panics
+    /// While the hub is down.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(tokio::process::Child::id)
+            .expect("the hub is running")
     }
 
     async fn spawn(&mut self) {

@@ -1,5 +1,11 @@
 //! The hub's configuration: command line flags, each also read from an
-//! environment variable.
+//! environment variable (secrets also from files: [`secrets`]).
+//!
+//! Layout:
+//! - here: the subcommands, the database, [`ServeConfig`].
+//! - `limits`: what one client may ask (GraphQL, HTTP, WebSockets).
+//! - `orchestration`: what starting and stopping a project runs.
+//! - `secrets`: `DATABASE_URL_FILE` and the other `*_FILE` variables.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,6 +13,13 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use domain::PortRange;
 use secrecy::SecretString;
+
+mod limits;
+mod orchestration;
+pub mod secrets;
+
+pub use limits::{door_limits, GraphqlArgs, HttpArgs, WsArgs};
+pub use orchestration::{OrchestrationArgs, OrchestratorKind};
 
 /// CommandCenter Hub: event-sourced project lifecycle service.
 #[derive(Debug, Parser)]
@@ -59,6 +72,17 @@ pub enum ProjectionsCommand {
     Retry {
         /// The read model (`projects`, `event_log`).
         name: String,
+    },
+    /// Give up on one parked event of a feed consumer (a read model,
+    /// `nats_relay` or `project_orchestrator`), e.g. one whose stored row
+    /// cannot be read back: it stays in the event store, and that consumer
+    /// never handles it. Events of its aggregate parked behind it stay
+    /// parked until `retry`. Safe while hubs serve.
+    Skip {
+        /// The consumer.
+        name: String,
+        /// The parked event's id (see `list`, `/health` or the hub's log).
+        event_id: uuid::Uuid,
     },
     /// Rebuild a read model beside the live one, then switch to it. Safe
     /// while hubs serve; an interrupted rebuild continues where it stopped.
@@ -143,22 +167,13 @@ pub struct ServeConfig {
     #[arg(long, env = "HUB_FEED_POLL_MS", default_value_t = 50)]
     pub feed_poll_ms: u64,
 
-    /// Largest accepted request body in bytes.
-    #[arg(long, env = "HUB_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
-    pub max_body_bytes: usize,
+    /// GraphQL limits.
+    #[command(flatten)]
+    pub graphql: GraphqlArgs,
 
-    /// Deepest accepted GraphQL query.
-    #[arg(long, env = "HUB_GRAPHQL_MAX_DEPTH", default_value_t = 12)]
-    pub graphql_max_depth: usize,
-
-    /// Highest accepted GraphQL query complexity.
-    #[arg(long, env = "HUB_GRAPHQL_MAX_COMPLEXITY", default_value_t = 2000)]
-    pub graphql_max_complexity: usize,
-
-    /// Answer GraphQL introspection queries (`__schema`, `__type`); turn off
-    /// on a public deployment that should not describe its API.
-    #[arg(long, env = "HUB_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub graphql_introspection: bool,
+    /// HTTP limits.
+    #[command(flatten)]
+    pub http: HttpArgs,
 
     /// NATS server with JetStream; every committed event is published there.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
@@ -173,17 +188,9 @@ pub struct ServeConfig {
     #[arg(long, env = "HUB_NATS_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
     pub nats_duplicate_window_secs: u64,
 
-    /// Events a subscriber may fall behind before it is told to resume with `after`.
-    #[arg(long, env = "HUB_SUBSCRIBER_BUFFER", default_value_t = 1024)]
-    pub subscriber_buffer: usize,
-
-    /// Seconds a WebSocket may stay open without `connection_init`.
-    #[arg(long, env = "HUB_WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
-    pub ws_init_timeout_secs: u64,
-
-    /// Largest accepted WebSocket message in bytes.
-    #[arg(long, env = "HUB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
-    pub ws_max_message_bytes: usize,
+    /// WebSocket and subscription limits.
+    #[command(flatten)]
+    pub ws: WsArgs,
 
     /// Log format: `text` (human-readable) or `json`.
     #[arg(long, env = "HUB_LOG_FORMAT", default_value = "text")]
@@ -224,16 +231,12 @@ impl ServeConfig {
             port_range: PortRange::default(),
             read_your_writes_timeout_ms: 5000,
             feed_poll_ms: 50,
-            max_body_bytes: 256 * 1024,
-            graphql_max_depth: 12,
-            graphql_max_complexity: 2000,
-            graphql_introspection: true,
+            graphql: GraphqlArgs::default(),
+            http: HttpArgs::default(),
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_stream: None,
             nats_duplicate_window_secs: 120,
-            subscriber_buffer: 1024,
-            ws_init_timeout_secs: 10,
-            ws_max_message_bytes: 64 * 1024,
+            ws: WsArgs::default(),
             log_format: LogFormat::Text,
             rebuild_outdated: false,
             orchestration: OrchestrationArgs::default(),
@@ -266,89 +269,6 @@ impl ServeConfig {
             ));
         }
         Ok(())
-    }
-}
-
-/// Which [`infrastructure::orchestration::Orchestrator`] starts and stops
-/// projects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum OrchestratorKind {
-    /// Runs nothing: every start and stop succeeds at once.
-    #[default]
-    Noop,
-    /// Runs `HUB_SHELL_START` / `HUB_SHELL_STOP` with `sh -c`.
-    Shell,
-}
-
-/// How projects are started and stopped.
-#[derive(Debug, Clone, Args)]
-pub struct OrchestrationArgs {
-    /// What starting and stopping a project runs: `noop` (nothing; every
-    /// start and stop succeeds at once) or `shell` (`HUB_SHELL_START` and
-    /// `HUB_SHELL_STOP`).
-    #[arg(long, env = "HUB_ORCHESTRATOR", value_enum, default_value_t = OrchestratorKind::Noop)]
-    pub orchestrator: OrchestratorKind,
-
-    /// With `shell`: the command line that starts a project, run with
-    /// `sh -c` in the project's directory, with HUB_PROJECT_ID,
-    /// HUB_PROJECT_NAME, HUB_PROJECT_SLUG, HUB_PROJECT_PATH and
-    /// HUB_PORT_BACKEND/FRONTEND/POSTGRES/REDIS set; it must be idempotent,
-    /// e.g. `docker compose -p "$HUB_PROJECT_SLUG" up -d --wait`.
-    #[arg(long, env = "HUB_SHELL_START")]
-    pub shell_start: Option<String>,
-
-    /// With `shell`: the command line that stops a project (same
-    /// environment), e.g. `docker compose -p "$HUB_PROJECT_SLUG" down`.
-    #[arg(long, env = "HUB_SHELL_STOP")]
-    pub shell_stop: Option<String>,
-
-    /// Seconds one start or stop may take; then it is cancelled (a shell
-    /// command's process group is killed) and the project goes to ERROR.
-    #[arg(long, env = "HUB_ORCHESTRATION_TIMEOUT_SECS", default_value_t = 600)]
-    pub orchestration_timeout_secs: u64,
-}
-
-impl Default for OrchestrationArgs {
-    fn default() -> Self {
-        Self {
-            orchestrator: OrchestratorKind::Noop,
-            shell_start: None,
-            shell_stop: None,
-            orchestration_timeout_secs: 600,
-        }
-    }
-}
-
-impl OrchestrationArgs {
-    /// The configured orchestrator.
-    ///
-    /// # Errors
-    /// `shell` without both command lines.
-    pub fn orchestrator(
-        &self,
-    ) -> Result<std::sync::Arc<dyn infrastructure::orchestration::Orchestrator>, String> {
-        use infrastructure::orchestration::{NoopOrchestrator, ShellOrchestrator};
-        match self.orchestrator {
-            OrchestratorKind::Noop => Ok(std::sync::Arc::new(NoopOrchestrator)),
-            OrchestratorKind::Shell => {
-                let given = |text: &Option<String>| text.clone().filter(|t| !t.trim().is_empty());
-                match (given(&self.shell_start), given(&self.shell_stop)) {
-                    (Some(start), Some(stop)) => {
-                        Ok(std::sync::Arc::new(ShellOrchestrator::new(start, stop)))
-                    }
-                    _ => Err(
-                        "HUB_ORCHESTRATOR=shell needs both HUB_SHELL_START and HUB_SHELL_STOP \
-                              (use `true` for a step that has nothing to do)"
-                            .to_owned(),
-                    ),
-                }
-            }
-        }
-    }
-
-    /// How long one start or stop may take.
-    pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.orchestration_timeout_secs.max(1))
     }
 }
 
@@ -391,21 +311,6 @@ mod tests {
         assert!(parse_hub_id("a.b").is_err());
         assert!(parse_hub_id("").is_err());
         assert!(parse_hub_id("*").is_err());
-    }
-
-    #[test]
-    fn the_default_orchestrator_is_noop_and_shell_needs_both_commands() {
-        let mut args = OrchestrationArgs::default();
-        assert_eq!(args.orchestrator, OrchestratorKind::Noop);
-        assert!(args.orchestrator().is_ok());
-        args.orchestrator = OrchestratorKind::Shell;
-        args.shell_start = Some("docker compose up -d".into());
-        assert!(args.orchestrator().is_err());
-        args.shell_stop = Some("  ".into());
-        assert!(args.orchestrator().is_err());
-        args.shell_stop = Some("docker compose down".into());
-        assert!(args.orchestrator().is_ok());
-        assert_eq!(args.timeout(), Duration::from_secs(600));
     }
 
     #[test]
