@@ -411,7 +411,8 @@ cmd_test() {
 }
 
 # The parsers of untrusted text (names and slugs, subject patterns and
-# filters, event subjects), each fuzzed for HUB_FUZZ_SECONDS (default 15;
+# filters, event subjects, GraphQL documents and variables through the
+# schema's door), each fuzzed for HUB_FUZZ_SECONDS (default 15;
 # 0 skips). `--sanitizer none` builds on the stable toolchain; the targets
 # check invariants and panics, which need no sanitizer in safe Rust.
 run_fuzzers() {
@@ -425,7 +426,7 @@ run_fuzzers() {
     command -v c++ >/dev/null 2>&1 || apt_install g++
     log "cargo clippy (fuzz/) -- -D warnings"
     cargo clippy --manifest-path "$REPO_ROOT/fuzz/Cargo.toml" --all-targets -- -D warnings
-    for target in project_name subject_pattern event_subject; do
+    for target in project_name subject_pattern event_subject graphql_door; do
         log "cargo fuzz run $target (${seconds} s)"
         # libFuzzer reports every new coverage point; the end of its output
         # (stats, or the panic and the saved crash input) is what matters.

@@ -330,7 +330,7 @@ async fn graphql(
         Err(rejection) if server::is_body_timeout(&rejection) => {
             return graphql_error(
                 StatusCode::REQUEST_TIMEOUT,
-                door::codes::INVALID_INPUT,
+                "REQUEST_TIMEOUT",
                 "the request body did not arrive in time",
             );
         }

@@ -142,7 +142,20 @@ async fn an_unreadable_row_is_parked_by_every_consumer_and_everything_else_flows
     let parked = wait_until_parked_everywhere(&hub, 1).await;
     assert_eq!(parked["status"], "degraded", "{parked}");
     for name in CONSUMERS {
-        assert!(parked["consumers"][name]["halted"].is_null(), "{parked}");
+        let consumer = &parked["consumers"][name];
+        assert!(consumer["halted"].is_null(), "{parked}");
+        assert_eq!(
+            consumer["first_parked"][0]["event_id"],
+            old.to_string(),
+            "{parked}"
+        );
+        assert!(
+            consumer["first_parked"][0]["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("number out of range"),
+            "{parked}"
+        );
     }
 
     // A live subscriber, then new events of every kind after the bad one.

@@ -19,8 +19,9 @@ use crate::app::AppState;
 /// - `unhealthy` (503): the database does not answer.
 ///
 /// Each feed consumer (read models, NATS relay, process manager) reports its
-/// lag (committed events it has not handled yet), its parked events, and,
-/// when halted, the event it is stopped on.
+/// lag (committed events it has not handled yet), its parked events (how
+/// many, and the first five with their errors), and, when halted, the event
+/// it is stopped on.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let database_up = infrastructure::db::ping(&state.pool).await;
     let nats_up = infrastructure::nats::is_connected(&state.nats);
@@ -52,6 +53,29 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         } else {
             None
         };
+        // Which events, so that an operator can act on them
+        // (`hub projections retry|skip`).
+        let first_parked = match parked {
+            Some(n) if n > 0 => {
+                infrastructure::feed::first_parked_events(&state.pool, feed.name(), 5)
+                    .await
+                    .map(|events| {
+                        events
+                            .into_iter()
+                            .map(|event| {
+                                json!({
+                                    "event_id": event.event_id,
+                                    "event_type": event.event_type,
+                                    "error": event.error,
+                                    "held_behind": event.held_behind,
+                                })
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
         let halted = status.halted.as_ref().map(|on| {
             json!({
                 "event_id": on.event_id,
@@ -66,6 +90,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
                 "handled": status.handled,
                 "lag": lag,
                 "parked": parked,
+                "first_parked": first_parked,
                 "halted": halted,
                 "last_error": status.last_error,
                 "consecutive_failures": status.consecutive_failures,

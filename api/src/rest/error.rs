@@ -21,6 +21,9 @@ pub enum RestError {
     /// The body is larger than the limit (413).
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// The body did not arrive in time (408).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// The hub's token is required and was not given (401).
     #[error(
         "this operation needs the hub's API token: send the header 'Authorization: Bearer <token>'"
@@ -61,6 +64,7 @@ impl RestError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -74,6 +78,7 @@ impl RestError {
             Self::Invalid(_) => "INVALID_INPUT",
             Self::MalformedJson(_) => "MALFORMED_JSON",
             Self::TooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::BodyTimeout => "REQUEST_TIMEOUT",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Unavailable => "UNAVAILABLE",

@@ -92,6 +92,8 @@ pub async fn publish(
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             RestError::TooLarge(state.max_body_bytes)
+        } else if crate::http::server::is_body_timeout(&rejection) {
+            RestError::BodyTimeout
         } else {
             RestError::MalformedJson(format!(
                 "the request body could not be read: {}",

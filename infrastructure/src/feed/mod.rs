@@ -37,8 +37,9 @@ pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 pub use event::{consumer_lag, position_of, read_after, FeedPosition, StoredEvent};
 pub use one_statement::{advance_checkpoint, checkpoint_cte, CheckpointMove};
 pub use parked::{
-    held_back, lock_parked, park_unreadable_in_replay, parked_counts, parked_events, retry_parked,
-    skip_parked, HeldBack, ParkedEvent, RetryError, RetryReport, SkipReport,
+    first_parked_events, held_back, lock_parked, park_unreadable_in_replay, parked_counts,
+    parked_events, retry_parked, skip_parked, HeldBack, ParkedEvent, RetryError, RetryReport,
+    SkipReport,
 };
 pub use poison::{is_outage, HaltedOn, PoisonPolicy};
 pub use runner::{spawn_runner, AppendSignal, FeedHandle};

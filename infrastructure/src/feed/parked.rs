@@ -183,11 +183,24 @@ pub(crate) async fn park(
 /// # Errors
 /// Fails when the query fails.
 pub async fn parked_events(pool: &PgPool, consumer: &str) -> Result<Vec<ParkedEvent>, sqlx::Error> {
+    first_parked_events(pool, consumer, i64::MAX).await
+}
+
+/// The first `limit` of a consumer's parked events, in feed order.
+///
+/// # Errors
+/// Fails when the query fails.
+pub async fn first_parked_events(
+    pool: &PgPool,
+    consumer: &str,
+    limit: i64,
+) -> Result<Vec<ParkedEvent>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {PARKED_COLUMNS} FROM parked_events WHERE consumer = $1 \
-         ORDER BY parked_events.transaction_id, position"
+         ORDER BY parked_events.transaction_id, position LIMIT $2"
     ))
     .bind(consumer)
+    .bind(limit)
     .fetch_all(pool)
     .await
 }
