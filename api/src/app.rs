@@ -6,19 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLResponse;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
-use axum::http::HeaderMap;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use domain::ProjectServices;
 use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, PoisonPolicy, RunnerConfig};
 use infrastructure::lookup::PgProjectLookup;
@@ -27,16 +19,16 @@ use infrastructure::orchestration::{OrchestrationConfig, ProcessManager};
 use infrastructure::CommandBus;
 use infrastructure::IntegrationPublisher;
 use projections::{EventLogProjection, ProjectsProgress, ProjectsProjection, ReadModels};
-use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::{door_limits, ServeConfig};
-use crate::graphql::door::{self, OpenSubscriptions};
-use crate::graphql::{build_schema, ApiState, HubSchema, RequestContext, SchemaLimits};
-use crate::http::correlation::{self, CorrelationId};
+use crate::graphql::door::OpenSubscriptions;
+use crate::graphql::{build_schema, ApiState, HubSchema, SchemaLimits};
+use crate::http::access::{self, Access};
 use crate::http::server::{self, ServerLimits};
-use crate::http::{auth, health, limits, ws};
+use crate::http::{console, correlation, graphql, health, limits, ws};
 use crate::metrics::{self, Metrics};
 use crate::rebuilds::Rebuilds;
 use crate::rest::{self, RestState};
@@ -50,8 +42,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The feed consumers running (or standing by) in this process.
     pub feeds: Arc<Vec<FeedHandle>>,
-    /// Required for mutations and subscriptions when set.
-    pub api_token: Option<SecretString>,
+    /// Who may do what: the token, allowed origins and hosts.
+    pub access: Arc<Access>,
     /// The NATS connection.
     pub nats: async_nats::Client,
     /// Where NATS is (for health reports).
@@ -86,6 +78,12 @@ impl App {
     /// When the configuration is unsafe or the database cannot be migrated.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         config.check_exposure().map_err(anyhow::Error::msg)?;
+        let access = Arc::new(
+            config
+                .access
+                .access(config.token())
+                .map_err(anyhow::Error::msg)?,
+        );
         let orchestrator = config
             .orchestration
             .orchestrator()
@@ -136,7 +134,7 @@ impl App {
             .with_context(|| {
                 format!(
                     "while configuring the NATS connection to {}",
-                    config.nats_url
+                    infrastructure::redact::url(&config.nats_url)
                 )
             })?;
         let js = async_nats::jetstream::new(nats.clone());
@@ -217,7 +215,7 @@ impl App {
             schema,
             pool,
             feeds: Arc::new(vec![projects, event_log, relay, orchestration]),
-            api_token: config.api_token.clone(),
+            access: access.clone(),
             nats,
             nats_url: config.nats_url.clone(),
             ws_init_timeout: Duration::from_secs(config.ws.ws_init_timeout_secs),
@@ -228,24 +226,7 @@ impl App {
             metrics,
             rest,
         };
-        let max_body = config.http.max_body_bytes;
-        let router = Router::new()
-            .route("/graphql", get(graphiql).post(graphql))
-            .route("/graphql/ws", get(ws::graphql_ws))
-            .route("/health", get(health::health))
-            .route("/health/nats", get(health::nats))
-            .route("/metrics", get(metrics::scrape))
-            .layer(DefaultBodyLimit::max(max_body))
-            .layer(middleware::from_fn(move |req: Request, next: Next| {
-                limits::reject_large_bodies(max_body, req, next)
-            }))
-            .merge(rest::router(max_body))
-            .layer(middleware::from_fn_with_state(
-                state.metrics.clone(),
-                metrics::track_http,
-            ))
-            .layer(middleware::from_fn(correlation::correlate))
-            .with_state(state.clone());
+        let router = router(&state, config.http.max_body_bytes);
         Ok(Self {
             router,
             state,
@@ -279,6 +260,40 @@ impl App {
     }
 }
 
+/// Every route, inside the layers every request passes (outermost last):
+/// body limits, CORS, the host and origin guard, metrics, correlation ids,
+/// and `nosniff` on every answer.
+fn router(state: &AppState, max_body: usize) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/console.js", get(console::script))
+        .route("/graphql/console.css", get(console::style))
+        .route("/graphql/ws", get(ws::graphql_ws))
+        .route("/health", get(health::health))
+        .route("/health/nats", get(health::nats))
+        .route("/metrics", get(metrics::scrape))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            limits::reject_large_bodies(max_body, req, next)
+        }))
+        .merge(rest::router(max_body))
+        .layer(state.access.cors())
+        .layer(middleware::from_fn_with_state(
+            state.access.clone(),
+            access::guard,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track_http,
+        ))
+        .layer(middleware::from_fn(correlation::correlate))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state.clone())
+}
+
 /// Starts rebuilding, in the background, the read models whose tables an
 /// older version of their projection built. Several hubs starting at once
 /// is fine: each rebuild runs in one process only, and one that finds its
@@ -305,106 +320,4 @@ fn rebuild_outdated(pool: &PgPool, rebuilds: &Rebuilds, hub_id: &str) {
             tracing::warn!(error = %err, "outdated read models not rebuilt now");
         }
     });
-}
-
-async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
-}
-
-async fn graphql(
-    State(state): State<AppState>,
-    Extension(CorrelationId(correlation_id)): Extension<CorrelationId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return limits::too_large(state.max_body_bytes);
-        }
-        Err(rejection) if server::is_body_timeout(&rejection) => {
-            return graphql_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "REQUEST_TIMEOUT",
-                "the request body did not arrive in time",
-            );
-        }
-        Err(rejection) => {
-            return graphql_error(
-                StatusCode::BAD_REQUEST,
-                door::codes::INVALID_INPUT,
-                &format!(
-                    "the request body could not be read: {}",
-                    rejection.body_text()
-                ),
-            );
-        }
-    };
-    let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(err) => {
-            return graphql_error(
-                StatusCode::BAD_REQUEST,
-                door::codes::INVALID_INPUT,
-                &format!("the request body is not a GraphQL request in JSON: {err}"),
-            );
-        }
-    };
-    if let async_graphql::BatchRequest::Batch(operations) = &request {
-        if operations.len() > state.max_batch {
-            return graphql_error(
-                StatusCode::BAD_REQUEST,
-                door::codes::BATCH_TOO_LARGE,
-                &format!(
-                    "the batch holds {} operations; at most {} are allowed in one request",
-                    operations.len(),
-                    state.max_batch
-                ),
-            );
-        }
-    }
-    let authorized = auth::is_authorized(state.api_token.as_ref(), &headers);
-    let context = RequestContext {
-        correlation_id,
-        authorized,
-        user: if state.api_token.is_some() && authorized {
-            "token".to_owned()
-        } else {
-            "anonymous".to_owned()
-        },
-    };
-    let mut response = state.schema.execute_batch(request.data(context)).await;
-    match &mut response {
-        async_graphql::BatchResponse::Single(single) => with_codes(single),
-        async_graphql::BatchResponse::Batch(all) => all.iter_mut().for_each(with_codes),
-    }
-    GraphQLResponse::from(response).into_response()
-}
-
-/// Errors raised by the GraphQL engine itself (syntax, unknown fields,
-/// depth and complexity limits, argument types) carry no code; they are all
-/// problems with the request, so they get INVALID_INPUT.
-fn with_codes(response: &mut async_graphql::Response) {
-    for error in &mut response.errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        if extensions.get("code").is_none() {
-            extensions.set("code", "INVALID_INPUT");
-        }
-    }
-}
-
-/// A GraphQL-shaped error response for a request that never reached the engine.
-fn graphql_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({
-            "errors": [{ "message": message, "extensions": { "code": code } }]
-        })),
-    )
-        .into_response()
 }

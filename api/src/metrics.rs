@@ -312,8 +312,12 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// `GET /metrics`: refreshes the scrape-time gauges, then answers the
-/// registry in the Prometheus text format.
-pub async fn scrape(State(state): State<AppState>) -> Response {
+/// registry in the Prometheus text format. Needs the token when one is set.
+pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // Prometheus scrapes with `authorization: Bearer <token>`.
+    if !state.access.can_write(&headers) {
+        return crate::http::access::unauthenticated();
+    }
     let metrics = &state.metrics;
     let database_up = infrastructure::db::ping(&state.pool).await;
     metrics.database_up.set(i64::from(database_up));

@@ -12,6 +12,7 @@
 //! - `feed`: the event feed, its consumers and their runners.
 //! - `nats`: the JetStream stream, the envelope and the outbox relay.
 //! - `upcast`: stored events of older shapes read in today's shape.
+//! - `redact`: URLs shown without their credentials.
 //! - `orchestration`: the process manager that runs start/stop requests
 //!   through an [`orchestration::Orchestrator`] (`noop` or `shell`).
 
@@ -24,6 +25,7 @@ pub mod lookup;
 pub mod metadata;
 pub mod nats;
 pub mod orchestration;
+pub mod redact;
 pub mod upcast;
 
 pub use commands::{CommandBus, CommandError, Executed};

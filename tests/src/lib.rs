@@ -24,6 +24,7 @@
 //! - `orchestration`: hubs with the `shell` orchestrator and a scratch
 //!   directory for the files their commands write and wait on.
 //! - `pg_server`: [`PgServer`], a private PostgreSQL cluster to stop and restart.
+//! - `raw`: HTTP/1.1 by hand, with any `Host` and `Content-Type`.
 //! - `spawned`: [`spawned::SpawnedHub`], a real `hub` process on a database of
 //!   its own, for the tests that replay attacks against it.
 //! - `reliability`: real `hub` processes to kill and restart, a command load
@@ -40,6 +41,7 @@ pub mod orchestration;
 pub mod pg_server;
 pub mod process;
 pub mod proxy;
+pub mod raw;
 pub mod rebuild;
 pub mod reliability;
 pub mod rest;

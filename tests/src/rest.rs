@@ -91,6 +91,21 @@ pub async fn publish(hub: &TestHub, subject: &str, payload: Value) -> Value {
     answer.body
 }
 
+/// Publishes an event with the bearer `token`; returns its id.
+///
+/// # Panics
+/// On any answer but 201.
+pub async fn publish_with_token(hub: &TestHub, token: &str) -> String {
+    let bearer = format!("Bearer {token}");
+    let body = json!({ "subject": subject(hub, "audit.with_token"), "payload": {} });
+    let answer = post_raw(hub, body.to_string(), &[("authorization", &bearer)]).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    answer.body["event_id"]
+        .as_str()
+        .expect("an event id")
+        .to_owned()
+}
+
 /// `GET <path>` (with its query string) on `hub`.
 pub async fn get(hub: &TestHub, path: &str) -> Answer {
     Answer::read(

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - here: the subcommands, the database, [`ServeConfig`].
+//! - `access`: allowed origins and host names, public reads.
 //! - `limits`: what one client may ask (GraphQL, HTTP, WebSockets).
 //! - `orchestration`: what starting and stopping a project runs.
 //! - `secrets`: `DATABASE_URL_FILE` and the other `*_FILE` variables.
@@ -14,10 +15,12 @@ use clap::{Args, Parser, Subcommand};
 use domain::PortRange;
 use secrecy::SecretString;
 
+mod access;
 mod limits;
 mod orchestration;
 pub mod secrets;
 
+pub use access::{effective_token, AccessArgs};
 pub use limits::{door_limits, GraphqlArgs, HttpArgs, WsArgs};
 pub use orchestration::{OrchestrationArgs, OrchestratorKind};
 
@@ -142,11 +145,16 @@ pub struct ServeConfig {
     #[arg(long, env = "HUB_BIND", default_value = "127.0.0.1:9001")]
     pub bind: SocketAddr,
 
-    /// Bearer token required for mutations (and, later, subscriptions and
-    /// admin operations). Without it, mutations are open: only acceptable on
-    /// a loopback address.
+    /// Bearer token every request needs (but `/health`'s status): queries,
+    /// mutations, subscriptions, REST, `/metrics`. Without it (an empty one
+    /// counts as none) the hub is open: only acceptable on a loopback
+    /// address. Or HUB_API_TOKEN_FILE.
     #[arg(long, env = "HUB_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<SecretString>,
+
+    /// Allowed origins and hosts, public reads.
+    #[command(flatten)]
+    pub access: AccessArgs,
 
     /// Serve on a non-loopback address without an API token.
     #[arg(long, env = "HUB_INSECURE", default_value_t = false)]
@@ -227,6 +235,7 @@ impl ServeConfig {
             hub_id: "local-hub".into(),
             bind: ([127, 0, 0, 1], 9001).into(),
             api_token: None,
+            access: AccessArgs::default(),
             insecure: false,
             port_range: PortRange::default(),
             read_your_writes_timeout_ms: 5000,
@@ -261,14 +270,24 @@ impl ServeConfig {
     /// # Errors
     /// A non-loopback bind address without a token and without `--insecure`.
     pub fn check_exposure(&self) -> Result<(), String> {
-        if !self.bind.ip().is_loopback() && self.api_token.is_none() && !self.insecure {
+        if !self.bind.ip().is_loopback() && self.token().is_none() && !self.insecure {
+            let why = if self.api_token.is_some() {
+                " (it is set, but empty)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "refusing to serve on {} without HUB_API_TOKEN: anyone on the network could change projects; \
+                "refusing to serve on {} without HUB_API_TOKEN{why}: anyone on the network could change projects; \
                  set HUB_API_TOKEN, bind to 127.0.0.1, or pass --insecure",
                 self.bind
             ));
         }
         Ok(())
+    }
+
+    /// The API token, unless it is empty or blank (then there is none).
+    pub fn token(&self) -> Option<SecretString> {
+        effective_token(self.api_token.as_ref())
     }
 }
 
@@ -303,6 +322,9 @@ mod tests {
         config.insecure = false;
         config.api_token = Some(SecretString::from("t"));
         assert!(config.check_exposure().is_ok());
+        config.api_token = Some(SecretString::from(" "));
+        let refused = config.check_exposure().unwrap_err();
+        assert!(refused.contains("empty"), "{refused}");
     }
 
     #[test]

@@ -105,6 +105,12 @@ impl OpenSubscriptions {
 #[derive(Debug, Default, Clone)]
 pub struct SocketSubscriptions(Arc<AtomicUsize>);
 
+/// Set by the door when an operation begins to execute, for a handler that
+/// put it into the request's data: until then, every error is the request's
+/// (it did not parse, validate or pass a limit).
+#[derive(Debug, Default, Clone)]
+pub struct ExecutionStarted(pub Arc<std::sync::atomic::AtomicBool>);
+
 /// The extension applying the limits; add it to the schema.
 pub struct Door {
     limits: DoorLimits,
@@ -191,6 +197,9 @@ impl Extension for DoorCheck {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
+        if let Some(started) = ctx.data_opt::<ExecutionStarted>() {
+            started.0.store(true, Ordering::Release);
+        }
         if self.kind_of(operation_name) != Some(OperationType::Query) {
             return next.run(ctx, operation_name).await;
         }

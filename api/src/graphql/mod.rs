@@ -67,6 +67,9 @@ pub struct RequestContext {
     /// Whether the request may change things: true when no token is
     /// configured or the right bearer token was sent.
     pub authorized: bool,
+    /// Whether the request may read (subscribe): when it may change things,
+    /// or reads are public (`HUB_PUBLIC_READS`).
+    pub may_read: bool,
     /// Who is asking, for event origins.
     pub user: String,
 }
@@ -80,11 +83,27 @@ impl RequestContext {
         if self.authorized {
             Ok(())
         } else {
-            Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "this operation needs the hub's API token: send the header 'Authorization: Bearer <token>'",
-            ))
+            Err(Self::unauthenticated())
         }
+    }
+
+    /// Fails unless the request may read.
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED without the configured token, unless reads are public.
+    pub fn require_read(&self) -> Result<(), ApiError> {
+        if self.may_read {
+            Ok(())
+        } else {
+            Err(Self::unauthenticated())
+        }
+    }
+
+    fn unauthenticated() -> ApiError {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "this operation needs the hub's API token: send the header 'Authorization: Bearer <token>'",
+        )
     }
 }
 

@@ -90,7 +90,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<Project>>> {
-        ctx.data::<RequestContext>()?.require_auth()?;
+        ctx.data::<RequestContext>()?.require_read()?;
         let state = ctx.data::<ApiState>()?.clone();
         let only = id.map(|id| parse_uuid("project", &id)).transpose()?;
         let mut live = state.live.subscribe();
@@ -150,7 +150,7 @@ impl SubscriptionRoot {
         filter: Option<EventFilter>,
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<Event>>> {
-        ctx.data::<RequestContext>()?.require_auth()?;
+        ctx.data::<RequestContext>()?.require_read()?;
         let state = ctx.data::<ApiState>()?.clone();
         let filter = event_filter(filter.unwrap_or_default())?;
         let start = match after.as_deref() {

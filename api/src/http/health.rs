@@ -1,14 +1,16 @@
 //! `GET /health` and `GET /health/nats`: is the hub able to do its work?
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::http::access;
 
-/// `{status, database, nats, consumers}`.
+/// `{status, database, nats, consumers}`; with a token set, a request
+/// without it gets only `{status}`.
 ///
 /// - `healthy` (200): the database answers, NATS is connected, no feed
 ///   consumer is failing, halted or has parked events.
@@ -22,7 +24,7 @@ use crate::app::AppState;
 /// lag (committed events it has not handled yet), its parked events (how
 /// many, and the first five with their errors), and, when halted, the event
 /// it is stopped on.
-pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let database_up = infrastructure::db::ping(&state.pool).await;
     let nats_up = infrastructure::nats::is_connected(&state.nats);
     let parked_counts = if database_up {
@@ -106,22 +108,32 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
         .get(infrastructure::nats::NatsRelay::NAME)
         .and_then(|c| c.get("lag").cloned())
         .unwrap_or(serde_json::Value::Null);
+    if !state.access.can_write(&headers) {
+        // A token deployment tells a probe without the token only this.
+        return (code, Json(json!({ "status": status }))).into_response();
+    }
     (
         code,
         Json(json!({
             "status": status,
             "database": { "connected": database_up },
-            "nats": { "connected": nats_up, "url": state.nats_url },
+            "nats": { "connected": nats_up, "url": infrastructure::redact::url(&state.nats_url) },
             "relay_lag": relay_lag,
             "consumers": consumers,
         })),
     )
+        .into_response()
 }
 
-/// `{connected, url}` of the NATS connection.
-pub async fn nats(State(state): State<AppState>) -> impl IntoResponse {
+/// `{connected, url}` of the NATS connection (the URL without its
+/// credentials); needs the token when one is set.
+pub async fn nats(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.access.can_write(&headers) {
+        return access::unauthenticated();
+    }
     Json(json!({
         "connected": infrastructure::nats::is_connected(&state.nats),
-        "url": state.nats_url,
+        "url": infrastructure::redact::url(&state.nats_url),
     }))
+    .into_response()
 }

@@ -1,8 +1,12 @@
-//! HTTP plumbing around the GraphQL API: the server and its bounds,
-//! correlation ids, auth, body limits, health, the GraphQL WebSocket.
+//! HTTP around the GraphQL API: the server and its bounds, who may talk
+//! to the hub (host, origin, token), correlation ids, body limits, GraphQL
+//! over HTTP and over WebSocket, the console page, health.
 
+pub mod access;
 pub mod auth;
+pub mod console;
 pub mod correlation;
+pub mod graphql;
 pub mod health;
 pub mod limits;
 pub mod server;

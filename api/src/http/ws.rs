@@ -27,7 +27,6 @@ use axum::response::Response;
 use axum::Extension;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt as _, StreamExt as _};
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
@@ -139,7 +138,12 @@ async fn serve_socket(
         Handshake::Refuse { code, reason } => return refuse(&mut sink, kind, code, reason).await,
         Handshake::Gone => return,
     };
-    if !authorized(state.api_token.as_ref(), &payload) {
+    let access = &state.access;
+    let authorized = match &access.token {
+        None => true,
+        Some(token) => token_in(&payload).is_some_and(|sent| token_matches(token, &sent)),
+    };
+    if !authorized && !access.public_reads {
         tracing::info!("refused a subscription socket without a valid token");
         let reason = "Forbidden: this hub needs its API token in connection_init, e.g. {\"authToken\": \"<token>\"}";
         return refuse(&mut sink, kind, 4403, reason).await;
@@ -147,8 +151,9 @@ async fn serve_socket(
     let mut data = Data::default();
     data.insert(RequestContext {
         correlation_id,
-        authorized: true,
-        user: if state.api_token.is_some() {
+        authorized,
+        may_read: true,
+        user: if access.token.is_some() && authorized {
             "token"
         } else {
             "anonymous"
@@ -162,13 +167,6 @@ async fn serve_socket(
         .on_connection_init(move |_| async move { Ok(data) })
         .serve()
         .await;
-}
-
-fn authorized(token: Option<&SecretString>, payload: &Value) -> bool {
-    match token {
-        None => true,
-        Some(token) => token_in(payload).is_some_and(|sent| token_matches(token, &sent)),
-    }
 }
 
 /// Reads until the client's first protocol message (pings aside).

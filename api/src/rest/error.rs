@@ -21,6 +21,9 @@ pub enum RestError {
     /// The body is larger than the limit (413).
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// The body is not declared as JSON (415).
+    #[error("the request body must be JSON, sent with 'Content-Type: application/json'")]
+    NotJson,
     /// The body did not arrive in time (408).
     #[error("the request body did not arrive in time")]
     BodyTimeout,
@@ -65,6 +68,7 @@ impl RestError {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,6 +83,7 @@ impl RestError {
             Self::MalformedJson(_) => "MALFORMED_JSON",
             Self::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::BodyTimeout => "REQUEST_TIMEOUT",
+            Self::NotJson => "UNSUPPORTED_MEDIA_TYPE",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Unavailable => "UNAVAILABLE",

@@ -23,7 +23,6 @@ use uuid::Uuid;
 use super::error::RestError;
 use super::RestState;
 use crate::app::AppState;
-use crate::http::auth;
 use crate::http::correlation::{self, CorrelationId};
 use crate::metrics::Outcome;
 
@@ -86,7 +85,10 @@ pub async fn publish(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, RestError> {
-    if !auth::is_authorized(state.api_token.as_ref(), &headers) {
+    if !crate::http::graphql::declares_json(&headers) {
+        return Err(RestError::NotJson);
+    }
+    if !state.access.can_write(&headers) {
         return Err(RestError::Unauthenticated);
     }
     let body = body.map_err(|rejection| {
@@ -109,7 +111,7 @@ pub async fn publish(
     }
     let request = parse(&body)?;
     let rest = &state.rest;
-    let user = if state.api_token.is_some() {
+    let user = if state.access.token.is_some() {
         "token"
     } else {
         "anonymous"

@@ -3,7 +3,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -139,8 +139,12 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
 /// Handles `GET /api/events`: a JSON list, oldest first.
 pub async fn list(
     State(state): State<AppState>,
+    headers: HeaderMap,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, RestError> {
+    if !state.access.can_read(&headers) {
+        return Err(RestError::Unauthenticated);
+    }
     let Query(params) = params.map_err(|rejection| {
         RestError::invalid(format!(
             "the query string is malformed: {}",
@@ -172,8 +176,12 @@ pub async fn list(
 /// Handles `GET /api/events/{id}`: one event, or 404.
 pub async fn one(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<EventBody>, RestError> {
+    if !state.access.can_read(&headers) {
+        return Err(RestError::Unauthenticated);
+    }
     let id = Uuid::parse_str(&id).map_err(|_| {
         RestError::invalid(format!(
             "'{}' is not a valid event id: expected a UUID such as 6f1c2f4e-8a0b-4b5e-9c3d-2a1b0c9d8e7f",

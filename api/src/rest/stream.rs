@@ -50,10 +50,10 @@ pub async fn stream(
     let Ok(Query(params)) = params else {
         return RestError::invalid("the query string is malformed").into_response();
     };
-    let authorized = match (&state.api_token, &params.token) {
-        (None, _) => true,
+    let access = &state.access;
+    let authorized = match (&access.token, &params.token) {
         (Some(token), Some(sent)) => auth::token_matches(token, sent),
-        (Some(_), None) => auth::is_authorized(state.api_token.as_ref(), &headers),
+        _ => access.can_read(&headers),
     };
     if !authorized {
         tracing::info!("refused an event stream without a valid token");

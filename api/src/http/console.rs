@@ -1,0 +1,54 @@
+//! `GET /graphql`: a small GraphQL console of the hub's own (HTML, CSS and
+//! an ES module, embedded in the binary), so that trying the API needs no
+//! CDN and no request leaves the machine. HTML answers carry a strict
+//! Content Security Policy: only the hub's own scripts, styles and
+//! connections, and no framing.
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+const INDEX: &str = include_str!("console/index.html");
+const SCRIPT: &str = include_str!("console/console.js");
+const STYLE: &str = include_str!("console/console.css");
+
+/// The policy of the hub's HTML pages.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The console page.
+pub async fn page() -> Response {
+    let mut response = asset("text/html; charset=utf-8", INDEX);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// The console's script.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// The console's style sheet.
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
