@@ -1,13 +1,15 @@
-//! The hub's API: GraphQL (queries and mutations) and health over axum, and
-//! the application that wires the store, the feed and the read models
-//! together. `main.rs` only parses the configuration and calls into here.
+//! The hub's API: GraphQL (queries, mutations, subscriptions), REST and
+//! health over axum, and the application that wires the store, the feed and
+//! the read models together. `main.rs` only parses the configuration and calls into here.
 //!
 //! Layout:
 //! - `config`: flags and environment variables.
 //! - `app`: [`App`], building and serving the application.
-//! - `cli`: `hub projections list` and `hub projections rebuild`.
-//! - `graphql`: schema, query and mutation roots, types, client errors.
-//! - `http`: correlation ids, auth, body limits, health.
+//! - `cli`: `hub projections list`, `rebuild`, `retry` and `skip`.
+//! - `graphql`: schema, query, mutation and subscription roots, types,
+//!   client errors, and the door (the limits every operation meets).
+//! - `http`: the server and its bounds, access rules (host, origin, token),
+//!   GraphQL over HTTP and WebSocket, the console, body limits, health.
 //! - `rest`: the REST event API (`/api/events`) and its event socket.
 //! - `metrics`: Prometheus metrics (`/metrics`).
 //! - `rebuilds`: read-model rebuilds a serving hub runs in the background.

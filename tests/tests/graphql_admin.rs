@@ -47,9 +47,12 @@ async fn settled(pool: &sqlx::PgPool) {
     caught_up(pool).await;
 }
 
+/// A hub whose admin operations and mutations need the token; its reads
+/// are public, so that the plain read helpers work.
 async fn hub_with_token(db: &TestDb) -> TestHub {
     let mut config = TestHub::config(db.url());
     config.api_token = Some(secrecy::SecretString::from(TOKEN));
+    config.access.public_reads = true;
     TestHub::start_with(config).await
 }
 
@@ -232,6 +235,7 @@ async fn a_hub_configured_to_rebuild_an_outdated_read_model_at_start() {
     let mut config = TestHub::config(db.url());
     config.hub_id = first.hub_id().to_owned();
     config.api_token = Some(secrecy::SecretString::from(TOKEN));
+    config.access.public_reads = true;
     config.rebuild_outdated = true;
     let mut second = TestHub::start_with(config).await;
     second.keep_stream();

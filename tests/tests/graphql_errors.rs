@@ -306,6 +306,8 @@ async fn mutations_need_the_api_token_when_one_is_configured() {
     let db = TestDb::create().await;
     let mut config = TestHub::config(db.url());
     config.api_token = Some(secrecy::SecretString::from("t0ken"));
+    // Reads open, so that the refusals below are the mutations' own.
+    config.access.public_reads = true;
     let hub = TestHub::start_with(config).await;
     let create = json!({ "name": "Guarded", "path": "/srv/g" });
 

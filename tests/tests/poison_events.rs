@@ -273,12 +273,13 @@ async fn an_outage_is_retried_until_it_ends_and_never_parked() {
         &AppendSignal::default(),
     );
 
-    // Far more failures than `max_attempts` (2).
+    // Far more failures than `max_attempts` (2), each one recorded.
     wait_until("many failed attempts", ARRIVES, || {
-        let attempts = consumer.attempts();
-        async move { (attempts >= 6).then_some(()) }
+        let failures = handle.status().consecutive_failures;
+        async move { (failures >= 6).then_some(()) }
     })
     .await;
+    assert!(consumer.attempts() >= 6);
     let status = handle.status();
     assert_eq!(status.handled, 0, "{status:?}");
     assert!(status.consecutive_failures >= 6, "{status:?}");

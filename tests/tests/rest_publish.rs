@@ -245,10 +245,11 @@ async fn bad_publish_requests_get_a_clear_4xx_and_store_nothing() {
 }
 
 #[tokio::test]
-async fn publishing_needs_the_token_when_one_is_configured_but_reading_does_not() {
+async fn publishing_needs_the_token_even_when_reads_are_public() {
     let db = TestDb::create().await;
     let mut config = TestHub::config(db.url());
     config.api_token = Some(SecretString::from("rest-token-1"));
+    config.access.public_reads = true;
     let hub = TestHub::start_with(config).await;
     let body = json!({ "subject": subject(&hub, "audit.done"), "payload": {} }).to_string();
 

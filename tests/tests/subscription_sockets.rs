@@ -70,6 +70,12 @@ async fn a_socket_without_the_api_token_in_connection_init_is_refused() {
             _ => false,
         });
         assert!(says_why, "{protocol:?} with {payload}: {seen:?}");
+        // graphql-ws's code for a refused connection_init, which its
+        // clients do not retry in a loop.
+        assert!(
+            matches!(seen.last(), Some(Incoming::Closed(Some((4403, _))))),
+            "{protocol:?} with {payload}: {seen:?}"
+        );
     }
 }
 

@@ -1,4 +1,5 @@
-//! The GraphQL API: schema, roots, types and errors.
+//! The GraphQL API: schema, roots, types and errors, and the door
+//! ([`door`]): the limits every operation meets on every transport.
 
 pub mod admin;
 pub mod door;
