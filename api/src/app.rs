@@ -56,6 +56,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Most operations in one batched GraphQL request.
     pub max_batch: usize,
+    /// How long an event-writing transaction may hold the feed back before
+    /// `/health` names it.
+    pub feed_stall_warn: Duration,
     /// GraphQL subscriptions open in this process.
     pub subscriptions: Arc<OpenSubscriptions>,
     /// Prometheus metrics (`GET /metrics`).
@@ -222,6 +225,7 @@ impl App {
             ws_max_message_bytes: config.ws.ws_max_message_bytes,
             max_body_bytes: config.http.max_body_bytes,
             max_batch: config.graphql.graphql_max_batch.max(1),
+            feed_stall_warn: Duration::from_secs(config.feed_stall_warn_secs),
             subscriptions,
             metrics,
             rest,

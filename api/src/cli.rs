@@ -33,7 +33,10 @@ pub async fn projections(args: &ProjectionsArgs) -> anyhow::Result<()> {
         .await
         .context("while applying database migrations")?;
     match &args.action {
-        ProjectionsCommand::List => list(&pool, &args.hub_id).await,
+        ProjectionsCommand::List => {
+            list(&pool, &args.hub_id).await?;
+            held_back(&pool, args.feed_stall_warn_secs).await
+        }
         ProjectionsCommand::Retry { name } => {
             let target = Rebuildable::by_name(name, &args.hub_id).with_context(|| {
                 format!("no read model named {name:?} (try `hub projections list`)")
@@ -99,6 +102,28 @@ async fn list(pool: &PgPool, hub_id: &str) -> anyhow::Result<()> {
         println!(
             "{:<20} {:>22} {:>12} {:>10} {:>10.1} {:>8} {:>8}  live",
             c.name, checkpoint, c.handled, c.lag_events, c.lag_seconds, "-", c.parked
+        );
+    }
+    Ok(())
+}
+
+/// Names the open transactions that append events and have held the feed
+/// back for `warn_secs` or more.
+async fn held_back(pool: &PgPool, warn_secs: u64) -> anyhow::Result<()> {
+    let holders = infrastructure::feed::fence_holders(pool, 5)
+        .await
+        .context("while reading the transactions that hold the feed back")?;
+    for holder in holders
+        .iter()
+        .filter(|holder| holder.open_seconds >= warn_secs as f64)
+    {
+        println!(
+            "feed held back {:.1} s by pid {} (database {}, application {:?}, {})",
+            holder.open_seconds,
+            holder.pid,
+            holder.database.as_deref().unwrap_or("?"),
+            holder.application_name.as_deref().unwrap_or(""),
+            holder.state.as_deref().unwrap_or("?"),
         );
     }
     Ok(())

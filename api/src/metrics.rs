@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use infrastructure::nats::NatsRelay;
 use infrastructure::{CommandError, Executed};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::Arc;
 
@@ -78,6 +78,7 @@ pub struct Metrics {
     feed_active: IntGaugeVec,
     feed_failures: IntGaugeVec,
     relay_lag: IntGauge,
+    feed_wait: Gauge,
     subscriptions: IntGauge,
     nats_connected: IntGauge,
     database_up: IntGauge,
@@ -200,6 +201,15 @@ impl Metrics {
                 &r,
                 "hub_relay_lag_events",
                 "Committed events not yet published to NATS.",
+            ),
+            feed_wait: register(
+                &r,
+                Gauge::new(
+                    "hub_feed_wait_seconds",
+                    "How long the oldest open transaction that appends events has been open: \
+                     the feed waits for it (0 when there is none).",
+                )
+                .expect("valid metric options"),
             ),
             subscriptions: gauge(
                 &r,
@@ -331,6 +341,19 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
     metrics.feed_lag.reset();
     metrics.feed_parked.reset();
     metrics.relay_lag.set(0);
+    metrics.feed_wait.set(0.0);
+    if database_up {
+        match infrastructure::feed::fence_holders(&state.pool, 1).await {
+            Ok(holders) => {
+                if let Some(oldest) = holders.first() {
+                    metrics.feed_wait.set(oldest.open_seconds);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the feed's fence holders for /metrics")
+            }
+        }
+    }
     let parked = if database_up {
         infrastructure::feed::parked_counts(&state.pool)
             .await

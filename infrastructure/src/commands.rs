@@ -19,13 +19,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 const MAX_ATTEMPTS: usize = 5;
 
 /// The outcome of a command that was accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Executed {
     /// The aggregate's version after the command (its last event's sequence).
     pub version: u64,
     /// How many events the command recorded (0 for a no-op such as renaming
     /// to the same name).
     pub events: usize,
+    /// The project as the command left it (its events applied).
+    pub project: Project,
 }
 
 /// Why a command was not executed.
@@ -204,6 +206,7 @@ impl CommandBus {
                 return Ok(Executed {
                     version: current,
                     events: 0,
+                    project: decided,
                 });
             }
             let count = events.len();
@@ -213,6 +216,7 @@ impl CommandBus {
                     return Ok(Executed {
                         version: current + count as u64,
                         events: count,
+                        project: decided,
                     });
                 }
                 Err(AggregateError::AggregateConflict) => {

@@ -39,7 +39,12 @@ impl DbConfig {
 /// # Errors
 /// Fails when the URL cannot be parsed.
 pub fn connect_lazy(config: &DbConfig) -> Result<PgPool, InfraError> {
-    let options: PgConnectOptions = config.url.parse().map_err(InfraError::Database)?;
+    let mut options: PgConnectOptions = config.url.parse().map_err(InfraError::Database)?;
+    // Named, so that an operator reading pg_stat_activity (or the feed's
+    // report of who holds it back) can tell the hub's sessions apart.
+    if options.get_application_name().is_none() {
+        options = options.application_name("hub");
+    }
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)

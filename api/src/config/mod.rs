@@ -56,6 +56,11 @@ pub struct ProjectionsArgs {
     #[arg(long, env = "HUB_ID", default_value = "local-hub", value_parser = parse_hub_id)]
     pub hub_id: String,
 
+    /// `list` names an open transaction that appends events once it has
+    /// held the feed back this many seconds.
+    #[arg(long, env = "HUB_FEED_STALL_WARN_SECS", default_value_t = 5)]
+    pub feed_stall_warn_secs: u64,
+
     /// What to do.
     #[command(subcommand)]
     pub action: ProjectionsCommand,
@@ -175,6 +180,11 @@ pub struct ServeConfig {
     #[arg(long, env = "HUB_FEED_POLL_MS", default_value_t = 50)]
     pub feed_poll_ms: u64,
 
+    /// Seconds an open transaction that appends events may hold the feed
+    /// back before `/health` turns degraded and names it.
+    #[arg(long, env = "HUB_FEED_STALL_WARN_SECS", default_value_t = 5)]
+    pub feed_stall_warn_secs: u64,
+
     /// GraphQL limits.
     #[command(flatten)]
     pub graphql: GraphqlArgs,
@@ -240,6 +250,7 @@ impl ServeConfig {
             port_range: PortRange::default(),
             read_your_writes_timeout_ms: 5000,
             feed_poll_ms: 50,
+            feed_stall_warn_secs: 5,
             graphql: GraphqlArgs::default(),
             http: HttpArgs::default(),
             nats_url: "nats://127.0.0.1:4222".into(),

@@ -1,12 +1,13 @@
 //! The mutation root: one command each, answered with the project as the
-//! read model has it after the command (read-your-writes).
+//! read model has it after the command (read-your-writes), or as the
+//! command left it when the read model is late (`stale`).
 
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use domain::{ProjectCommand, ProjectId, ProjectName, ProjectPath};
 use infrastructure::{CommandMetadata, Executed};
 
 use super::admin::{self, Projection, RetryResult, SkipResult};
-use super::error::{ApiError, ErrorCode};
+use super::error::ApiError;
 use super::query::parse_uuid;
 use super::types::Project;
 use super::{ApiState, RequestContext};
@@ -24,13 +25,21 @@ pub struct CreateProjectInput {
     pub path: String,
 }
 
-/// The result of a mutation.
+/// The result of a mutation: the change is recorded.
 #[derive(SimpleObject, Debug)]
 pub struct ProjectPayload {
-    /// The project after the mutation.
+    /// The project after the mutation: as the read model shows it, or, when
+    /// `stale`, as the command recorded it.
     pub project: Project,
     /// Correlation id of the request (also in the `X-Correlation-ID` header).
     pub correlation_id: String,
+    /// True when the read model had not caught up with the change within
+    /// the read-your-writes bound (`HUB_READ_YOUR_WRITES_TIMEOUT_MS`). The
+    /// change is recorded all the same; `project` is as the command left it
+    /// (its name, slug, path, ports, status and version are exact; its
+    /// timestamps and `lastError` are the read model's older values), and
+    /// queries show it once the read model catches up.
+    pub stale: bool,
 }
 
 fn expected(version: Option<i64>) -> Result<Option<u64>, ApiError> {
@@ -73,7 +82,11 @@ async fn run(
     let metadata =
         CommandMetadata::for_request(request.correlation_id.clone(), state.origin(&request.user));
     let started = std::time::Instant::now();
-    let Executed { version, .. } = state
+    let Executed {
+        version,
+        project: commanded,
+        ..
+    } = state
         .metrics
         .time_command(
             command.name(),
@@ -82,6 +95,8 @@ async fn run(
         .await
         .map_err(ApiError::from)?;
     let executed_in = started.elapsed();
+    // From here on the change is recorded: whatever the read model does,
+    // the answer says so.
     let row = state
         .read
         .wait_for_project_version(
@@ -91,7 +106,10 @@ async fn run(
             state.projects_progress.clone(),
         )
         .await
-        .map_err(ApiError::from)?;
+        .unwrap_or_else(|err| {
+            tracing::warn!(project_id = %id, error = %err, "could not read the project back after a command");
+            None
+        });
     tracing::debug!(
         project_id = %id,
         version,
@@ -99,19 +117,24 @@ async fn run(
         read_model_wait_ms = (started.elapsed() - executed_in).as_secs_f64() * 1000.0,
         "command executed"
     );
-    let Some(row) = row else {
-        tracing::warn!(project_id = %id, version, "read model did not catch up in time");
-        return Err(ApiError::new(
-            ErrorCode::Unavailable,
-            format!(
-                "the change was recorded (version {version}) but the read model has not caught up yet; query the project again shortly"
-            ),
-        )
-        .into());
-    };
+    if let Some(row) = row {
+        return Ok(ProjectPayload {
+            project: row.into(),
+            correlation_id: request.correlation_id.clone(),
+            stale: false,
+        });
+    }
+    tracing::warn!(project_id = %id, version, "read model did not catch up in time; answering with the project as the command left it");
+    let previous = state.read.project(id.as_uuid()).await.unwrap_or_default();
+    let project =
+        Project::as_commanded(&commanded, previous, chrono::Utc::now()).ok_or_else(|| {
+            // A command that succeeded leaves a created project.
+            ApiError::internal(&format!("command on {id} left no project"))
+        })?;
     Ok(ProjectPayload {
-        project: row.into(),
+        project,
         correlation_id: request.correlation_id.clone(),
+        stale: true,
     })
 }
 

@@ -147,6 +147,44 @@ impl From<ProjectRow> for Project {
     }
 }
 
+impl Project {
+    /// The project as a command left it, for an answer that cannot wait for
+    /// the read model: what the command decides (name, slug, path, ports,
+    /// status, version) from `project`, what it does not know (creation
+    /// time, last start and stop, last error) from the read model's older
+    /// row `previous` when there is one, and `now` as the time of the
+    /// change. `None` for a project that does not exist.
+    pub fn as_commanded(
+        project: &domain::Project,
+        previous: Option<ProjectRow>,
+        now: DateTime<Utc>,
+    ) -> Option<Self> {
+        let id = project.id()?;
+        let ports = project.ports()?;
+        let row =
+            |field: fn(&ProjectRow) -> Option<DateTime<Utc>>| previous.as_ref().and_then(field);
+        Some(Self {
+            id: ID(id.to_string()),
+            name: project.name()?.as_str().to_owned(),
+            slug: project.slug()?.as_str().to_owned(),
+            path: project.path()?.as_str().to_owned(),
+            status: project.status()?.into(),
+            ports: Ports {
+                backend: i32::from(ports.backend),
+                frontend: i32::from(ports.frontend),
+                postgres: i32::from(ports.postgres),
+                redis: i32::from(ports.redis),
+            },
+            version: i64::try_from(project.version()).unwrap_or(i64::MAX),
+            created_at: row(|r| Some(r.created_at)).unwrap_or(now),
+            updated_at: now,
+            last_started_at: row(|r| r.last_started_at),
+            last_stopped_at: row(|r| r.last_stopped_at),
+            last_error: previous.and_then(|r| r.last_error),
+        })
+    }
+}
+
 /// Where an event came from.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Origin {

@@ -15,8 +15,10 @@ use crate::http::access;
 /// - `healthy` (200): the database answers, NATS is connected, no feed
 ///   consumer is failing, halted or has parked events.
 /// - `degraded` (200): commands work, but NATS is down, a consumer is
-///   failing or halted on an event, or a read model has parked events (its
-///   rows for those aggregates are stale until `hub projections retry`).
+///   failing or halted on an event, a consumer has parked events (a read
+///   model's rows for those aggregates are stale until `hub projections
+///   retry`), or an open transaction that appends events has held the feed
+///   back for `HUB_FEED_STALL_WARN_SECS` (`feed.held_back_by` names it).
 ///   Still 200: the hub serves, and restarting it would not help.
 /// - `unhealthy` (503): the database does not answer.
 ///
@@ -99,6 +101,35 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
             }),
         );
     }
+    // The open transactions that append events, oldest first: readers wait
+    // below the oldest until it ends.
+    let holders = if database_up {
+        infrastructure::feed::fence_holders(&state.pool, 5)
+            .await
+            .inspect_err(|err| tracing::warn!(error = %err, "could not read the feed's fence holders for /health"))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let warn_after = state.feed_stall_warn.as_secs_f64();
+    let held_back_by: Vec<serde_json::Value> = holders
+        .iter()
+        .filter(|holder| holder.open_seconds >= warn_after)
+        .map(|holder| {
+            json!({
+                "pid": holder.pid,
+                "database": holder.database,
+                "application_name": holder.application_name,
+                "state": holder.state,
+                "open_seconds": holder.open_seconds,
+            })
+        })
+        .collect();
+    failing |= !held_back_by.is_empty();
+    let feed = json!({
+        "wait_seconds": holders.first().map_or(0.0, |holder| holder.open_seconds),
+        "held_back_by": held_back_by,
+    });
     let (code, status) = match (database_up, nats_up && !failing) {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
         (true, false) => (StatusCode::OK, "degraded"),
@@ -119,6 +150,7 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
             "database": { "connected": database_up },
             "nats": { "connected": nats_up, "url": infrastructure::redact::url(&state.nats_url) },
             "relay_lag": relay_lag,
+            "feed": feed,
             "consumers": consumers,
         })),
     )

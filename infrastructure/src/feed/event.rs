@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use super::fence::FENCE;
 use crate::metadata::CommandMetadata;
 
 /// A point in the feed: the order in which events become visible to readers.
@@ -190,9 +191,11 @@ pub(crate) const EVENT_COLUMNS: &str =
 
 /// Reads up to `limit` committed events after `after`, in feed order.
 ///
-/// Only events of transactions older than every transaction still running
-/// are read, so an event whose transaction commits late is never skipped:
-/// it is simply read on a later call.
+/// Only events below the fence (`fence::FENCE`) are read: every event of a
+/// transaction that can still append events sorts above it, so an event
+/// whose transaction commits late is never skipped; it is simply read on a
+/// later call. Transactions that cannot append events (in other databases,
+/// or writing other tables) hold nothing back.
 ///
 /// # Errors
 /// Fails when the query fails.
@@ -207,7 +210,7 @@ pub async fn read_after(
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
          WHERE (transaction_id, position) > ($1::text::xid8, $2) \
-           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND transaction_id < {FENCE} \
          ORDER BY events.transaction_id, events.position \
          LIMIT $3"
     );

@@ -10,6 +10,8 @@
 //! Layout:
 //! - `consumer`: [`FeedConsumer`], [`RunnerConfig`] and [`ConsumerStatus`].
 //! - `event`: [`StoredEvent`], [`FeedPosition`] and the gap-safe read.
+//! - `fence`: below which the feed reads, and [`fence_holders`], the
+//!   transactions that hold it back.
 //! - `runner`: the runner's loop (lock, retries, backoff) and the in-process
 //!   wake-up signal.
 //! - `batch`: one batch: read, handle, move the checkpoint.
@@ -26,6 +28,7 @@
 mod batch;
 mod consumer;
 mod event;
+mod fence;
 mod isolate;
 mod one_statement;
 mod parked;
@@ -35,6 +38,7 @@ mod shared;
 
 pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 pub use event::{consumer_lag, position_of, read_after, FeedPosition, StoredEvent};
+pub use fence::{fence_holders, FenceHolder};
 pub use one_statement::{advance_checkpoint, checkpoint_cte, CheckpointMove};
 pub use parked::{
     first_parked_events, held_back, lock_parked, park_unreadable_in_replay, parked_counts,

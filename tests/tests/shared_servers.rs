@@ -1,0 +1,271 @@
+//! The hub on a PostgreSQL server it shares with other applications: their
+//! open transactions (in another database, or on another table of the
+//! hub's own) delay nothing; a transaction that appends events holds the
+//! feed back (nothing is skipped), is named by `/health` once it has held
+//! it too long, and a mutation meanwhile still learns that its change was
+//! recorded.
+
+use std::time::Duration;
+
+use hub_tests::jetstream::{context, health, read_stream};
+use hub_tests::ws::{Protocol, WsClient};
+use hub_tests::{wait_until, TestDb, TestHub};
+use serde_json::{json, Value};
+use sqlx::{Connection as _, PgConnection};
+
+const ARRIVES: Duration = Duration::from_secs(15);
+
+/// An open write transaction of another application, on `url`, holding a
+/// transaction id until dropped (rolled back).
+struct Bystander {
+    conn: PgConnection,
+}
+
+impl Bystander {
+    async fn open(url: &str, table: &str) -> Self {
+        let mut conn = PgConnection::connect(url)
+            .await
+            .expect("connect the bystander");
+        for statement in [
+            format!("CREATE TABLE IF NOT EXISTS {table} (x int)"),
+            "SET application_name = 'bystander'".to_owned(),
+            "BEGIN".to_owned(),
+            format!("INSERT INTO {table} VALUES (1)"),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut conn)
+                .await
+                .expect("the bystander's statement");
+        }
+        Self { conn }
+    }
+
+    async fn end(mut self) {
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.conn)
+            .await
+            .expect("roll the bystander back");
+    }
+}
+
+const CREATE: &str = "mutation($input: CreateProjectInput!) { createProject(input: $input) { \
+     stale project { id name version } } }";
+
+async fn create(hub: &TestHub, name: &str) -> Value {
+    hub.graphql(
+        CREATE,
+        json!({ "input": { "name": name, "path": "/srv/x" } }),
+    )
+    .await
+}
+
+/// A live subscriber of every event.
+async fn subscriber(hub: &TestHub) -> WsClient {
+    let mut subscriber = WsClient::connect_and_init(hub, Protocol::TransportWs, json!({})).await;
+    subscriber
+        .subscribe(
+            "live",
+            "subscription { events { aggregateId eventType } }",
+            json!({}),
+        )
+        .await;
+    subscriber.wait_live_creating_probes("live", hub).await;
+    subscriber
+}
+
+/// Creates a project while a bystander is open and checks that nothing
+/// waited: the answer comes from the read model, and the event reaches the
+/// event log, NATS and the live `subscriber`.
+async fn nothing_waits(hub: &TestHub, subscriber: &mut WsClient, name: &str) {
+    let answer = create(hub, name).await;
+    let payload = &answer["data"]["createProject"];
+    assert_eq!(payload["stale"], false, "the read model kept up: {answer}");
+    let id = payload["project"]["id"].as_str().expect("an id").to_owned();
+    // The answer came after the read model showed it, so the feed moved.
+    let logged = hub_tests::rest::list(hub, &[("limit", "1000")]).await;
+    assert!(logged.body.to_string().contains(&id), "in the event log");
+    let js = context(&hub_tests::hub::nats_url()).await;
+    wait_until("the relay to publish the event", ARRIVES, || {
+        let (js, stream, id) = (js.clone(), hub.stream_name(), id.clone());
+        async move {
+            read_stream(&js, &stream)
+                .await
+                .iter()
+                .any(|m| m.body["aggregate_id"] == id)
+                .then_some(())
+        }
+    })
+    .await;
+    loop {
+        let data = subscriber.next_data("live", ARRIVES).await;
+        if data["events"]["aggregateId"] == id {
+            break;
+        }
+    }
+    let report = health(hub).await;
+    assert_eq!(report["status"], "healthy", "{report}");
+    assert_eq!(report["feed"]["held_back_by"], json!([]), "{report}");
+}
+
+#[tokio::test]
+async fn a_transaction_open_in_another_database_delays_nothing() {
+    let db = TestDb::create().await;
+    let other = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    let mut live = subscriber(&hub).await;
+    let bystander = Bystander::open(other.url(), "elsewhere").await;
+    // Other transactions complete after it: without a writers-only fence
+    // the feed would stop here until the bystander ends.
+    nothing_waits(&hub, &mut live, "Other Database").await;
+    nothing_waits(&hub, &mut live, "Other Database Again").await;
+    bystander.end().await;
+}
+
+#[tokio::test]
+async fn a_transaction_on_another_table_of_the_hubs_database_delays_nothing() {
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    let mut live = subscriber(&hub).await;
+    let bystander = Bystander::open(db.url(), "unrelated_table").await;
+    nothing_waits(&hub, &mut live, "Same Database").await;
+    nothing_waits(&hub, &mut live, "Same Database Again").await;
+    bystander.end().await;
+}
+
+#[tokio::test]
+async fn a_slow_event_writer_holds_the_feed_back_is_named_and_skips_nothing() {
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.feed_stall_warn_secs = 1;
+    config.read_your_writes_timeout_ms = 500;
+    let hub = TestHub::start_with(config).await;
+    let before = create(&hub, "Before").await;
+    assert_eq!(before["data"]["createProject"]["stale"], false, "{before}");
+
+    // A transaction that appends an event and stays open.
+    let mut writer = PgConnection::connect(db.url())
+        .await
+        .expect("connect the writer");
+    sqlx::query("SET application_name = 'slow-writer'")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let writer_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut writer)
+        .await
+        .unwrap();
+    let mut slow = writer.begin().await.expect("begin");
+    let slow_event = hub_tests::feed::insert_event(&mut slow).await;
+
+    // A mutation meanwhile is recorded, and says so, though the read model
+    // cannot show it yet.
+    let answer = create(&hub, "During").await;
+    let payload = &answer["data"]["createProject"];
+    assert!(answer["errors"].is_null(), "{answer}");
+    assert_eq!(payload["stale"], true, "{answer}");
+    assert_eq!(payload["project"]["name"], "During");
+    assert_eq!(payload["project"]["version"], 1);
+    let during = payload["project"]["id"].as_str().unwrap().to_owned();
+    let row = hub
+        .graphql(
+            "query($id: ID!) { project(id: $id) { name } }",
+            json!({ "id": during }),
+        )
+        .await;
+    assert!(
+        row["data"]["project"].is_null(),
+        "the read model waits: {row}"
+    );
+
+    // /health names the writer once it has held the feed back for a second.
+    let report = wait_until("/health to name the slow writer", ARRIVES, || async {
+        let report = health(&hub).await;
+        (report["status"] == "degraded").then_some(report)
+    })
+    .await;
+    let holder = &report["feed"]["held_back_by"][0];
+    assert_eq!(holder["pid"], writer_pid, "{report}");
+    assert_eq!(holder["application_name"], "slow-writer", "{report}");
+    assert_eq!(holder["database"], db.name(), "{report}");
+    assert!(holder["state"].is_string() && holder["open_seconds"].as_f64() >= Some(1.0));
+    let metrics = hub
+        .http()
+        .get(format!("{}/metrics", hub.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let wait: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("hub_feed_wait_seconds "))
+        .and_then(|value| value.parse().ok())
+        .expect("hub_feed_wait_seconds");
+    assert!(wait >= 1.0, "{wait}");
+
+    // Once it commits, everything is read, in feed order, nothing skipped.
+    slow.commit().await.expect("commit the slow writer");
+    hub.wait_for_status(&during, "STOPPED").await;
+    let pool = db.pool().await;
+    let logged: Vec<uuid::Uuid> = wait_until("the event log to hold every event", ARRIVES, || {
+        let pool = pool.clone();
+        async move {
+            let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM event_log")
+                .fetch_all(&pool)
+                .await
+                .ok()?;
+            (ids.len() == 3).then_some(ids)
+        }
+    })
+    .await;
+    assert!(
+        logged.contains(&slow_event.event_id),
+        "the slow writer's event is not skipped"
+    );
+    let report = wait_until("/health to be healthy again", ARRIVES, || async {
+        let report = health(&hub).await;
+        (report["status"] == "healthy").then_some(report)
+    })
+    .await;
+    assert_eq!(report["feed"]["held_back_by"], json!([]));
+}
+
+#[tokio::test]
+async fn a_transaction_that_wrote_elsewhere_first_cannot_append_events() {
+    let db = TestDb::create().await;
+    let pool = hub_tests::feed::migrated_pool(&db).await;
+    sqlx::query("CREATE TABLE elsewhere (x int)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO elsewhere VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let refused = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Test', 'late', 1, 'Tested', '1.0', '{}', '{}')",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("must append them before it writes anything else"),
+        "{refused}"
+    );
+    tx.rollback().await.unwrap();
+
+    // Events first, then anything: fine, and several inserts too.
+    let mut tx = pool.begin().await.unwrap();
+    hub_tests::feed::insert_event(&mut tx).await;
+    sqlx::query("INSERT INTO elsewhere VALUES (2)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    hub_tests::feed::insert_event(&mut tx).await;
+    tx.commit().await.unwrap();
+}
