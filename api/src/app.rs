@@ -131,15 +131,17 @@ impl App {
             recent: recent_rows,
         };
 
-        let nats = infrastructure::nats::connect(&config.nats_url)
+        let nats = infrastructure::nats::connect(&config.nats.connect_options())
             .await
             .map_err(|err| anyhow::anyhow!("{err}"))
             .with_context(|| {
                 format!(
                     "while configuring the NATS connection to {}",
-                    infrastructure::redact::url(&config.nats_url)
+                    infrastructure::redact::url(&config.nats.nats_url)
                 )
             })?;
+        let connections = nats.connections.clone();
+        let nats = nats.client;
         let js = async_nats::jetstream::new(nats.clone());
         let stream = config.stream_settings();
         let relay = spawn_runner(
@@ -159,6 +161,7 @@ impl App {
             js,
             stream,
             config.ws.subscriber_buffer.max(1),
+            connections,
         ));
         let metrics = Arc::new(Metrics::new());
         let rest = RestState {
@@ -220,7 +223,7 @@ impl App {
             feeds: Arc::new(vec![projects, event_log, relay, orchestration]),
             access: access.clone(),
             nats,
-            nats_url: config.nats_url.clone(),
+            nats_url: config.nats.nats_url.clone(),
             ws_init_timeout: Duration::from_secs(config.ws.ws_init_timeout_secs),
             ws_max_message_bytes: config.ws.ws_max_message_bytes,
             max_body_bytes: config.http.max_body_bytes,

@@ -27,6 +27,8 @@ pub struct TestHub {
     addr: SocketAddr,
     hub_id: String,
     nats_url: String,
+    stream_name: String,
+    /// The stream to delete when dropped.
     stream: Option<String>,
     client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -39,7 +41,7 @@ impl TestHub {
         let mut config = ServeConfig::for_database(database_url);
         config.hub_id = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
         config.bind = ([127, 0, 0, 1], 0).into();
-        config.nats_url = nats_url();
+        config.nats.nats_url = nats_url();
         // Tests run in parallel on one server: keep each hub's share small.
         config.database.db_max_connections = 10;
         config
@@ -64,8 +66,9 @@ impl TestHub {
         }));
         Self {
             addr,
+            stream_name: config.stream_settings().name,
             stream: Some(config.stream_settings().name),
-            nats_url: config.nats_url.clone(),
+            nats_url: config.nats.nats_url.clone(),
             hub_id: config.hub_id,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
@@ -80,7 +83,7 @@ impl TestHub {
 
     /// The hub's JetStream stream name.
     pub fn stream_name(&self) -> String {
-        self.stream.clone().unwrap_or_default()
+        self.stream_name.clone()
     }
 
     /// Leaves the stream in place when this hub is dropped (another hub of

@@ -14,7 +14,8 @@
 //! - `feed`: a migrated database, events written straight into the store,
 //!   recording feed consumers and a command bus, for feed and store tests.
 //! - `ops`: the GraphQL operations tests send, and [`ops::Response`].
-//! - `nats_server`: [`NatsServer`], a private `nats-server` to stop and restart.
+//! - `nats_server`: [`NatsServer`], a private `nats-server` to stop and
+//!   restart, and [`NatsCluster`], three of them as one JetStream cluster.
 //! - `jetstream`: reading a hub's stream back, and the hub's `/health`.
 //! - `ws`: [`ws::WsClient`], a GraphQL WebSocket client for both protocols.
 //! - `rest`: a client for the REST event API and its event socket.
@@ -51,7 +52,7 @@ pub mod ws;
 
 pub use db::TestDb;
 pub use hub::TestHub;
-pub use nats_server::NatsServer;
+pub use nats_server::{NatsCluster, NatsServer};
 pub use pg_server::PgServer;
 pub use proxy::Proxy;
 pub use wait::{holds_for, wait_until};

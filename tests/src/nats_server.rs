@@ -37,6 +37,8 @@ fn free_port() -> u16 {
 pub struct NatsServer {
     port: u16,
     store: PathBuf,
+    /// Further arguments (a configuration file, cluster settings).
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -47,13 +49,16 @@ impl NatsServer {
     /// # Panics
     /// When the server cannot be started.
     pub async fn start() -> Self {
-        let store = std::env::temp_dir().join(format!("hub-test-nats-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&store).expect("create the NATS store directory");
-        let mut server = Self {
-            port: 0,
-            store,
-            child: None,
-        };
+        Self::start_with_args(Vec::new()).await
+    }
+
+    /// Starts a server as [`NatsServer::start`] does, with further
+    /// command-line arguments (e.g. `-c <config file>`).
+    ///
+    /// # Panics
+    /// When the server cannot be started.
+    pub async fn start_with_args(args: Vec<String>) -> Self {
+        let mut server = Self::unstarted(args);
         // Another process may take the free port before the server binds it:
         // then try another one.
         for _ in 0..3 {
@@ -66,6 +71,30 @@ impl NatsServer {
             "nats-server did not start; see {}",
             server.log_path().display()
         );
+    }
+
+    fn unstarted(args: Vec<String>) -> Self {
+        let store = std::env::temp_dir().join(format!("hub-test-nats-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&store).expect("create the NATS store directory");
+        Self {
+            port: 0,
+            store,
+            args,
+            child: None,
+        }
+    }
+
+    /// Starts a server on `port` with `args`, once; false when it did not
+    /// come up (the port was taken).
+    async fn start_on(port: u16, args: Vec<String>) -> Option<Self> {
+        let mut server = Self::unstarted(args);
+        server.port = port;
+        server.spawn_and_wait().await.then_some(server)
+    }
+
+    /// Its store directory (for configuration files next to it).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.store
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -114,6 +143,7 @@ impl NatsServer {
             .arg(&self.store)
             .arg("-l")
             .arg(self.log_path())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -155,5 +185,67 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// Three (or more) `nats-server` processes on loopback forming one
+/// JetStream cluster, each on its own client and route ports and store.
+pub struct NatsCluster {
+    /// The nodes, named `n0`, `n1`, ... in JetStream.
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes routed to each other and waits until every one
+    /// accepts clients (JetStream elects its leaders shortly after).
+    ///
+    /// # Panics
+    /// When a node does not start.
+    pub async fn start(size: usize) -> Self {
+        for _ in 0..3 {
+            let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+            let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+            let routes = route_ports
+                .iter()
+                .map(|port| format!("nats://127.0.0.1:{port}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let cluster = format!("hub-test-{}", &Uuid::new_v4().simple().to_string()[..8]);
+            let mut nodes = Vec::new();
+            for (i, (client, route)) in client_ports.iter().zip(&route_ports).enumerate() {
+                let args = vec![
+                    "--server_name".to_owned(),
+                    format!("n{i}"),
+                    "--cluster_name".to_owned(),
+                    cluster.clone(),
+                    "--cluster".to_owned(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".to_owned(),
+                    routes.clone(),
+                ];
+                match NatsServer::start_on(*client, args).await {
+                    Some(node) => nodes.push(node),
+                    None => break,
+                }
+            }
+            if nodes.len() == size {
+                return Self { nodes };
+            }
+        }
+        panic!("a NATS cluster of {size} did not start");
+    }
+
+    /// Every node's URL, comma-separated: what a client is given.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node JetStream calls `name` (`n0`, ...).
+    pub fn index_of(name: &str) -> Option<usize> {
+        name.strip_prefix('n')?.parse().ok()
     }
 }

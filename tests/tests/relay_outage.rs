@@ -54,7 +54,7 @@ async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_
     let mut nats = NatsServer::start().await;
     let db = TestDb::create().await;
     let mut config = TestHub::config(db.url());
-    config.nats_url = nats.url();
+    config.nats.nats_url = nats.url();
     let hub = TestHub::start_with(config).await;
     let pool = db.pool().await;
 
@@ -100,7 +100,7 @@ async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_
 /// A hub on the private NATS server `nats`, once it has reached it.
 async fn hub_on(nats: &NatsServer, db: &TestDb) -> TestHub {
     let mut config = TestHub::config(db.url());
-    config.nats_url = nats.url();
+    config.nats.nats_url = nats.url();
     let hub = TestHub::start_with(config).await;
     wait_until("the hub to reach NATS", RECOVERS, || async {
         (health(&hub).await["status"] == "healthy").then_some(())

@@ -205,7 +205,7 @@ async fn credentials_in_urls_are_never_shown() {
     let db = TestDb::create().await;
     let mut config = TestHub::config(db.url());
     // The shared test server has no authorization: it ignores them.
-    config.nats_url = hub_tests::hub::nats_url().replace("nats://", "nats://alice:s3cretpw@");
+    config.nats.nats_url = hub_tests::hub::nats_url().replace("nats://", "nats://alice:s3cretpw@");
     let hub = TestHub::start_with(config).await;
     for path in ["/health", "/health/nats"] {
         let (status, body) = call(&hub, "GET", path, "", None).await;

@@ -5,6 +5,7 @@
 //! - here: the subcommands, the database, [`ServeConfig`].
 //! - `access`: allowed origins and host names, public reads.
 //! - `limits`: what one client may ask (GraphQL, HTTP, WebSockets).
+//! - `nats`: the NATS servers, credentials and the hub's stream.
 //! - `orchestration`: what starting and stopping a project runs.
 //! - `secrets`: `DATABASE_URL_FILE` and the other `*_FILE` variables.
 
@@ -17,11 +18,13 @@ use secrecy::SecretString;
 
 mod access;
 mod limits;
+mod nats;
 mod orchestration;
 pub mod secrets;
 
 pub use access::{effective_token, AccessArgs};
 pub use limits::{door_limits, GraphqlArgs, HttpArgs, WsArgs};
+pub use nats::NatsArgs;
 pub use orchestration::{OrchestrationArgs, OrchestratorKind};
 
 /// CommandCenter Hub: event-sourced project lifecycle service.
@@ -193,18 +196,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub http: HttpArgs,
 
-    /// NATS server with JetStream; every committed event is published there.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
-
-    /// JetStream stream holding this hub's events (subjects `hub.<hub_id>.>`);
-    /// default `HUB_<HUB_ID>`.
-    #[arg(long, env = "HUB_NATS_STREAM")]
-    pub nats_stream: Option<String>,
-
-    /// Seconds JetStream remembers event ids to drop duplicate publishes.
-    #[arg(long, env = "HUB_NATS_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
-    pub nats_duplicate_window_secs: u64,
+    /// NATS and the hub's stream.
+    #[command(flatten)]
+    pub nats: NatsArgs,
 
     /// WebSocket and subscription limits.
     #[command(flatten)]
@@ -253,9 +247,7 @@ impl ServeConfig {
             feed_stall_warn_secs: 5,
             graphql: GraphqlArgs::default(),
             http: HttpArgs::default(),
-            nats_url: "nats://127.0.0.1:4222".into(),
-            nats_stream: None,
-            nats_duplicate_window_secs: 120,
+            nats: NatsArgs::default(),
             ws: WsArgs::default(),
             log_format: LogFormat::Text,
             rebuild_outdated: false,
@@ -265,15 +257,7 @@ impl ServeConfig {
 
     /// The JetStream stream's settings.
     pub fn stream_settings(&self) -> infrastructure::nats::StreamSettings {
-        let name = self
-            .nats_stream
-            .clone()
-            .unwrap_or_else(|| infrastructure::nats::StreamSettings::default_name(&self.hub_id));
-        infrastructure::nats::StreamSettings::for_hub(
-            &self.hub_id,
-            name,
-            Duration::from_secs(self.nats_duplicate_window_secs),
-        )
+        self.nats.stream_settings(&self.hub_id)
     }
 
     /// Refuses to expose unauthenticated mutations beyond this machine.

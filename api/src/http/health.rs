@@ -148,7 +148,11 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Json(json!({
             "status": status,
             "database": { "connected": database_up },
-            "nats": { "connected": nats_up, "url": infrastructure::redact::url(&state.nats_url) },
+            "nats": {
+                "connected": nats_up,
+                "url": infrastructure::redact::url(&state.nats_url),
+                "server": nats_up.then(|| state.nats.server_info().server_name),
+            },
             "relay_lag": relay_lag,
             "feed": feed,
             "consumers": consumers,
@@ -157,15 +161,18 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
         .into_response()
 }
 
-/// `{connected, url}` of the NATS connection (the URL without its
-/// credentials); needs the token when one is set.
+/// `{connected, url, server}` of the NATS connection (the URL without its
+/// credentials; the name of the server it is connected to); needs the
+/// token when one is set.
 pub async fn nats(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !state.access.can_write(&headers) {
         return access::unauthenticated();
     }
+    let connected = infrastructure::nats::is_connected(&state.nats);
     Json(json!({
-        "connected": infrastructure::nats::is_connected(&state.nats),
+        "connected": connected,
         "url": infrastructure::redact::url(&state.nats_url),
+        "server": connected.then(|| state.nats.server_info().server_name),
     }))
     .into_response()
 }

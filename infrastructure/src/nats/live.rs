@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::envelope::Envelope;
@@ -23,10 +23,18 @@ pub struct LiveFeed {
 impl LiveFeed {
     /// Starts reading new messages of the stream in `settings`. `capacity`
     /// is how many events a subscriber may fall behind before it is told to
-    /// resume.
-    pub fn start(js: jetstream::Context, settings: StreamSettings, capacity: usize) -> Self {
+    /// resume. Each time `connections` changes (the client connected again
+    /// after losing its server), the stream's consumer is made anew at once,
+    /// from the last message passed on, rather than when the old one's
+    /// heartbeats are missed.
+    pub fn start(
+        js: jetstream::Context,
+        settings: StreamSettings,
+        capacity: usize,
+        connections: watch::Receiver<u64>,
+    ) -> Self {
         let (sender, _) = broadcast::channel(capacity);
-        let task = tokio::spawn(run(js, settings, sender.clone()));
+        let task = tokio::spawn(run(js, settings, sender.clone(), connections));
         Self { sender, task }
     }
 
@@ -51,18 +59,31 @@ async fn run(
     js: jetstream::Context,
     settings: StreamSettings,
     sender: broadcast::Sender<Arc<Envelope>>,
+    mut connections: watch::Receiver<u64>,
 ) {
     // The stream sequence of the last message passed on; after an outage the
     // consumer resumes right after it, so nothing published meanwhile is missed.
     let mut last_sequence: Option<u64> = None;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match follow(&js, &settings, &sender, &mut last_sequence).await {
+        match follow(
+            &js,
+            &settings,
+            &sender,
+            &mut last_sequence,
+            &mut connections,
+        )
+        .await
+        {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(err) => {
                 tracing::warn!(error = %err, retry_in = ?backoff, "live event feed from NATS interrupted");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // A reconnection ends the wait early.
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = connections.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -73,7 +94,9 @@ async fn follow(
     settings: &StreamSettings,
     sender: &broadcast::Sender<Arc<Envelope>>,
     last_sequence: &mut Option<u64>,
+    connections: &mut watch::Receiver<u64>,
 ) -> Result<(), NatsError> {
+    connections.borrow_and_update();
     let mut stream = ensure_stream(js, settings).await?;
     if last_sequence.is_none() {
         // Start after what the stream holds now, and remember it: if the
@@ -93,7 +116,19 @@ async fn follow(
         .await?;
     let mut messages = ordered.messages().await?;
     tracing::info!(stream = %settings.name, "following the stream for live events");
-    while let Some(message) = messages.next().await {
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => message,
+            changed = connections.changed() => {
+                if changed.is_ok() {
+                    tracing::info!("NATS is back: following the stream anew from the last event passed on");
+                    return Ok(());
+                }
+                // The client is gone: only the stream's own recovery is left.
+                std::future::pending().await
+            }
+        };
+        let Some(message) = message else { break };
         let message = message?;
         if let Ok(info) = message.info() {
             *last_sequence = Some(info.stream_sequence);

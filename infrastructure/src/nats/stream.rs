@@ -13,6 +13,12 @@ pub struct StreamSettings {
     pub subjects: Vec<String>,
     /// How long JetStream remembers message ids for de-duplication.
     pub duplicate_window: Duration,
+    /// Copies of the stream in a JetStream cluster.
+    pub replicas: usize,
+    /// Oldest message kept (zero: forever).
+    pub max_age: Duration,
+    /// Most bytes kept, oldest removed first (zero: no limit).
+    pub max_bytes: u64,
 }
 
 impl StreamSettings {
@@ -22,6 +28,9 @@ impl StreamSettings {
             name: name.into(),
             subjects: vec![format!("hub.{hub_id}.>")],
             duplicate_window,
+            replicas: 1,
+            max_age: Duration::ZERO,
+            max_bytes: 0,
         }
     }
 
@@ -42,12 +51,41 @@ impl StreamSettings {
     }
 
     fn config(&self) -> stream::Config {
-        stream::Config {
+        self.apply(stream::Config {
             name: self.name.clone(),
-            subjects: self.subjects.clone(),
             storage: stream::StorageType::File,
-            duplicate_window: self.duplicate_window,
             ..Default::default()
+        })
+    }
+
+    /// `config` with the settings the hub manages (subjects, duplicate
+    /// window, replicas, retention) set to these; everything else kept.
+    fn apply(&self, config: stream::Config) -> stream::Config {
+        stream::Config {
+            subjects: self.subjects.clone(),
+            duplicate_window: self.effective_duplicate_window(),
+            num_replicas: self.replicas.max(1),
+            max_age: self.max_age,
+            max_bytes: self.max_bytes_limit(),
+            ..config
+        }
+    }
+
+    /// The duplicate window JetStream accepts: never longer than the
+    /// maximum age of messages (JetStream refuses a stream whose window is).
+    pub fn effective_duplicate_window(&self) -> Duration {
+        if self.max_age.is_zero() {
+            self.duplicate_window
+        } else {
+            self.duplicate_window.min(self.max_age)
+        }
+    }
+
+    /// JetStream's form of `max_bytes`: -1 for no limit.
+    fn max_bytes_limit(&self) -> i64 {
+        match self.max_bytes {
+            0 => -1,
+            bytes => i64::try_from(bytes).unwrap_or(i64::MAX),
         }
     }
 }
@@ -55,11 +93,15 @@ impl StreamSettings {
 /// A failure talking to JetStream.
 pub type NatsError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Creates the stream, or updates its subjects and duplicate window when it
-/// exists with other values (other settings made by an operator are kept).
+/// Creates the stream, or brings an existing one to the settings the hub
+/// manages (subjects, duplicate window, replicas, maximum age and bytes);
+/// other settings made by an operator are kept. A change JetStream refuses
+/// (more replicas than the cluster has servers, replicas on a server
+/// without clustering) is logged with JetStream's reason and the stream is
+/// used as it is.
 ///
 /// # Errors
-/// When JetStream is unreachable or refuses the configuration.
+/// When JetStream is unreachable, or refuses to create the stream.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     settings: &StreamSettings,
@@ -67,16 +109,22 @@ pub async fn ensure_stream(
     match js.get_stream(&settings.name).await {
         Ok(mut existing) => {
             let current = existing.info().await?.config.clone();
-            if current.subjects != settings.subjects
-                || current.duplicate_window != settings.duplicate_window
-            {
-                let updated = stream::Config {
-                    subjects: settings.subjects.clone(),
-                    duplicate_window: settings.duplicate_window,
-                    ..current
-                };
-                js.update_stream(updated).await?;
-                tracing::info!(stream = %settings.name, "updated the JetStream stream's subjects and duplicate window");
+            let wanted = settings.apply(current.clone());
+            if managed(&wanted) != managed(&current) {
+                match js.update_stream(wanted).await {
+                    Ok(_) => tracing::info!(
+                        stream = %settings.name,
+                        replicas = settings.replicas,
+                        max_age = ?settings.max_age,
+                        max_bytes = settings.max_bytes,
+                        "brought the JetStream stream to the hub's settings"
+                    ),
+                    Err(err) => tracing::warn!(
+                        stream = %settings.name,
+                        error = %err,
+                        "JetStream refused to change the stream to the hub's settings; using it as it is"
+                    ),
+                }
             }
             Ok(existing)
         }
@@ -87,6 +135,17 @@ pub async fn ensure_stream(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The settings the hub manages, to compare.
+fn managed(config: &stream::Config) -> (Vec<String>, Duration, usize, Duration, i64) {
+    (
+        config.subjects.clone(),
+        config.duplicate_window,
+        config.num_replicas.max(1),
+        config.max_age,
+        config.max_bytes,
+    )
 }
 
 fn is_not_found(err: &jetstream::context::GetStreamError) -> bool {
