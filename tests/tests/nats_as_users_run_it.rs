@@ -156,6 +156,120 @@ async fn credentials_in_the_url_or_an_nkey_file_authenticate() {
     assert_eq!(health(&hub).await["nats"]["connected"], false);
 }
 
+/// A JWT of NATS's decentralized auth: `claims`, issued and signed by
+/// `issuer`.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: Value) -> String {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "jti": uuid::Uuid::new_v4().simple().to_string().to_uppercase(),
+        "iat": now,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let body = encode(claims.to_string().as_bytes());
+    let signature = issuer
+        .sign(format!("{header}.{body}").as_bytes())
+        .expect("sign the JWT");
+    format!("{header}.{body}.{}", encode(&signature))
+}
+
+#[tokio::test]
+async fn a_creds_file_authenticates_against_a_server_in_operator_mode() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "test-operator",
+        json!({ "type": "operator", "version": 2 }),
+    );
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "hub-account",
+        json!({
+            "type": "account",
+            "version": 2,
+            "limits": {
+                "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                "wildcards": true, "conn": -1, "leaf": -1,
+                "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+            },
+        }),
+    );
+    // JetStream in operator mode needs a system account.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        json!({ "type": "account", "version": 2, "limits": { "subs": -1, "data": -1, "payload": -1, "conn": -1 } }),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "hub",
+        json!({ "type": "user", "version": 2, "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1 }),
+    );
+    let dir =
+        std::env::temp_dir().join(format!("hub-test-creds-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "operator: {operator_jwt}\nsystem_account: {system_pub}\nresolver: MEMORY\n\
+             resolver_preload: {{ {}: {account_jwt}, {system_pub}: {system_jwt} }}\n",
+            account.public_key(),
+            system_pub = system.public_key(),
+        ),
+    )
+    .unwrap();
+    let nats =
+        NatsServer::start_with_args(vec!["-c".to_owned(), config.display().to_string()]).await;
+    let creds = dir.join("hub.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    )
+    .unwrap();
+
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.nats.nats_url = nats.url();
+    config.nats.nats_creds = Some(creds);
+    let mut hub = TestHub::start_with(config).await;
+    hub.keep_stream();
+    hub.create_project("With Creds", "/srv/creds").await;
+    wait_until(
+        "the relay to catch up with the creds file",
+        ARRIVES,
+        || async {
+            let report = health(&hub).await;
+            (report["nats"]["connected"] == true && report["relay_lag"] == 0).then_some(())
+        },
+    )
+    .await;
+
+    // Without them, the same server refuses the hub.
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.nats.nats_url = nats.url();
+    let hub = TestHub::start_with(config).await;
+    hub.create_project("Without Creds", "/srv/no-creds").await;
+    assert_eq!(health(&hub).await["nats"]["connected"], false);
+}
+
 async fn stream_config(nats_url: &str, stream: &str) -> async_nats::jetstream::stream::Config {
     let js = context(nats_url).await;
     let mut handle = js.get_stream(stream).await.expect("the stream exists");
