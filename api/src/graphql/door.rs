@@ -8,8 +8,10 @@
 //!    enough list literal overflows the stack. INVALID_INPUT.
 //! 2. **Fields after fragment expansion**, and the depth of selection sets
 //!    and fragment spreads after expansion, right after parsing and before
-//!    validation (whose visitors follow every spread: 22 fragments each
-//!    spreading the previous twice are four million fields in 900 bytes).
+//!    the engine's own checks (its recursion-depth check and validation's
+//!    visitors follow every spread: 22 fragments each spreading the
+//!    previous twice are four million fields in 900 bytes). The door
+//!    parses the document itself and hands it over parsed.
 //!    QUERY_TOO_LARGE.
 //! 3. **Depth** and **complexity** as validation computes them; a connection
 //!    field's complexity is its page size (`first`, or the default) times its
@@ -29,13 +31,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextSubscribe,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextSubscribe,
     NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{
-    ErrorExtensionValues, Name, Response, ServerError, ServerResult, ValidationResult, Value,
-    Variables,
+    ErrorExtensionValues, Name, Request, Response, ServerError, ServerResult, ValidationResult,
+    Value, Variables,
 };
 use futures::stream::BoxStream;
 use futures::StreamExt as _;
@@ -144,23 +146,27 @@ struct DoorCheck {
 
 #[async_trait::async_trait]
 impl Extension for DoorCheck {
-    async fn parse_query(
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        check_text_nesting(query)?;
-        check_variables_nesting(variables)?;
-        let document = next.run(ctx, query, variables).await?;
-        check_expanded_size(&document, self.limits.max_fields)?;
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        // Everything here runs before the engine's own checks, some of which
+        // follow every fragment spread (its recursion-depth check visits
+        // 2^25 selections for 25 fragments each spreading the previous
+        // twice): the document is parsed here, checked, and handed over
+        // parsed.
+        check_text_nesting(&request.query)?;
+        check_variables_nesting(&request.variables)?;
+        let document = request.parsed_query()?;
+        check_expanded_size(document, self.limits.max_fields)?;
         *self.operations.lock().expect("door lock") = document
             .operations
             .iter()
             .map(|(name, operation)| (name.cloned(), operation.node.ty))
             .collect();
-        Ok(document)
+        next.run(ctx, request).await
     }
 
     async fn validation(
