@@ -122,8 +122,7 @@ async fn a_flood_of_half_open_connections_leaves_health_answering_within_a_secon
     let flood = {
         let (addr, opened) = (addr.clone(), opened.clone());
         tokio::spawn(async move {
-            // Every connection is held open for as long as the test runs,
-            // and new ones keep coming.
+            // Every connection is held open for as long as the test runs.
             let mut held = Vec::new();
             while held.len() < FLOOD {
                 if let Some(stream) = half_open(&addr).await {
@@ -136,13 +135,14 @@ async fn a_flood_of_half_open_connections_leaves_health_answering_within_a_secon
         })
     };
     // Far more connections than the hub can hold (at most 128 under this
-    // limit) before the first probe.
+    // limit), all held open, before the first probe (as in the issue's
+    // flood: 1,133 half-open connections).
     wait_until(
-        "the flood to open 600 connections",
-        Duration::from_secs(30),
+        "the flood to open its connections",
+        Duration::from_secs(60),
         || {
             let count = opened.load(std::sync::atomic::Ordering::Relaxed);
-            async move { (count >= 600).then_some(()) }
+            async move { (count >= FLOOD).then_some(()) }
         },
     )
     .await;

@@ -49,6 +49,8 @@ async fn an_old_shaped_event_is_served_and_published_in_today_s_shape() {
             let js = js.clone();
             let stream = stream.clone();
             async move {
+                // The hub makes its stream once it has reached NATS.
+                js.get_stream(&stream).await.ok()?;
                 let messages = read_stream(&js, &stream).await;
                 hub_events(&messages)
                     .into_iter()
