@@ -167,6 +167,32 @@ async fn a_fragment_bomb_is_refused_before_it_is_expanded() {
 }
 
 #[tokio::test]
+async fn fragments_no_operation_uses_are_refused_before_the_engine_walks_them() {
+    let mut hub = SpawnedHub::start("unused-fragments", &[]).await;
+    // A chain of 5,000 unused fragments: the engine's validation follows it
+    // by recursion (it overflowed the stack and aborted the process).
+    let mut chain = String::from("{ __typename }\nfragment f0 on Query { __typename }\n");
+    for i in 1..5_000 {
+        chain.push_str(&format!("fragment f{i} on Query {{ ...f{} }}\n", i - 1));
+    }
+    // One huge fragment spread by thousands of unused ones: seconds of CPU
+    // in validation.
+    let mut wide = format!(
+        "{{ __typename }}\nfragment B on Query {{ {} }}\n",
+        "__typename ".repeat(10_000)
+    );
+    for i in 0..5_000 {
+        wide.push_str(&format!("fragment w{i} on Query {{ ...B }}\n"));
+    }
+    for query in [chain, wide] {
+        let answer = hub.graphql_body(&json!({ "query": query })).await;
+        assert!(!answer.status.is_server_error(), "{}", answer.status);
+        assert!(code(&answer.body).is_some(), "{}", answer.body);
+        hub.assert_alive().await;
+    }
+}
+
+#[tokio::test]
 async fn too_many_fields_are_refused_but_a_frontends_queries_pass() {
     let hub = SpawnedHub::start("fields", &[]).await;
     let aliases: Vec<String> = (0..1100)

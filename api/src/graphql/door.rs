@@ -441,12 +441,15 @@ struct Expanded {
     depth: usize,
 }
 
-/// Refuses a document with an operation that selects more than
-/// `max_fields` fields once its fragments are expanded, or that nests
-/// selection sets and fragment spreads deeper than [`MAX_NESTING`]. Each
+/// Refuses a document whose operations select more than `max_fields`
+/// fields in all once their fragments are expanded, that nests selection
+/// sets and fragment spreads deeper than [`MAX_NESTING`], or that defines a
+/// fragment no operation uses (the engine's validation walks every
+/// fragment definition, used or not, following its spreads by recursion:
+/// five thousand unused fragments in a chain overflow its stack). Each
 /// fragment is sized once (spreads of the same fragment reuse its size),
 /// without recursion; a spread of an unknown fragment, or a cycle, counts
-/// as nothing here (validation refuses both).
+/// as nothing here (the engine refuses both).
 ///
 /// # Errors
 /// QUERY_TOO_LARGE or INVALID_INPUT past the bounds.
@@ -457,26 +460,44 @@ pub fn check_expanded_size(document: &ExecutableDocument, max_fields: usize) -> 
         .map(|(name, fragment)| (name, shape(&fragment.node.selection_set.node)))
         .collect();
     let sizes = expand_fragments(&shapes);
+    let mut used: HashSet<&Name> = HashSet::new();
+    let mut to_visit: Vec<&Name> = Vec::new();
+    let mut total = 0usize;
     for (_, operation) in document.operations.iter() {
         let own = shape(&operation.node.selection_set.node);
+        to_visit.extend(own.spreads.iter().map(|(name, _)| *name));
         let size = expand(&own, &sizes);
         if size.depth > MAX_NESTING {
             return Err(too_nested("query (with its fragments expanded)"));
         }
-        if size.fields > max_fields {
-            return Err(refusal(
-                codes::QUERY_TOO_LARGE,
-                format!(
-                    "the operation selects {} fields once its fragments are expanded, \
-                     at most {max_fields} are allowed",
-                    if size.fields == usize::MAX {
-                        "more than 2^64".to_owned()
-                    } else {
-                        size.fields.to_string()
-                    }
-                ),
-            ));
+        total = total.saturating_add(size.fields);
+    }
+    if total > max_fields {
+        return Err(refusal(
+            codes::QUERY_TOO_LARGE,
+            format!(
+                "the document selects {} fields once its fragments are expanded, \
+                 at most {max_fields} are allowed",
+                if total == usize::MAX {
+                    "more than 2^64".to_owned()
+                } else {
+                    total.to_string()
+                }
+            ),
+        ));
+    }
+    while let Some(name) = to_visit.pop() {
+        if used.insert(name) {
+            if let Some(shape) = shapes.get(name) {
+                to_visit.extend(shape.spreads.iter().map(|(spread, _)| *spread));
+            }
         }
+    }
+    if let Some(unused) = shapes.keys().find(|name| !used.contains(*name)) {
+        return Err(refusal(
+            codes::INVALID_INPUT,
+            format!("fragment \"{unused}\" is never used; remove it"),
+        ));
     }
     Ok(())
 }
@@ -648,6 +669,33 @@ mod tests {
         let cycle = "query { ...A } fragment A on Query { a ...B } fragment B on Query { b ...A }";
         assert!(parse_and_check(cycle, 1000).is_ok());
         assert!(parse_and_check("query { ...Missing x }", 1000).is_ok());
+    }
+
+    #[test]
+    fn unused_fragments_are_refused_before_the_engine_walks_them() {
+        let mut query = String::from("{ a }\nfragment F0 on Query { b }\n");
+        for level in 1..=5000 {
+            query.push_str(&format!(
+                "fragment F{level} on Query {{ ...F{} }}\n",
+                level - 1
+            ));
+        }
+        let error = parse_and_check(&query, 1000).unwrap_err();
+        assert!(error.message.contains("is never used"), "{}", error.message);
+        let used = "query { ...A } fragment A on Query { a ...B } fragment B on Query { b }";
+        assert!(parse_and_check(used, 1000).is_ok());
+    }
+
+    #[test]
+    fn the_fields_of_every_operation_count_together() {
+        let mut query = String::from("fragment F on Query { a b c d e f g h i j }\n");
+        for op in 0..101 {
+            query.push_str(&format!("query q{op} {{ ...F }}\n"));
+        }
+        assert_eq!(
+            code(&parse_and_check(&query, 1000).unwrap_err()),
+            "\"QUERY_TOO_LARGE\""
+        );
     }
 
     #[test]

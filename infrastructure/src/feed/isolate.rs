@@ -43,16 +43,16 @@ impl<C: FeedConsumer> Runner<C> {
             }
             let at = event.feed_position();
             let mut tx = self.begin_batch(conn).await?;
-            if park_policy {
-                let held_back = lock_and_read_held_back(&mut tx, name).await?;
-                if let Some(first) = held_back.get(&aggregate_of(event)) {
-                    park(&mut tx, name, event, Parking::HeldBehind(*first)).await?;
-                    move_checkpoint(&mut tx, name, *checkpoint, at, 1).await?;
-                    tx.commit().await?;
-                    (*checkpoint, *handled) = (at, *handled + 1);
-                    self.committed(at, *handled);
-                    continue;
-                }
+            // Any consumer may have parked events (unreadable ones are
+            // parked whatever the policy): their aggregates wait.
+            let held_back = lock_and_read_held_back(&mut tx, name).await?;
+            if let Some(first) = held_back.get(&aggregate_of(event)) {
+                park(&mut tx, name, event, Parking::HeldBehind(*first)).await?;
+                move_checkpoint(&mut tx, name, *checkpoint, at, 1).await?;
+                tx.commit().await?;
+                (*checkpoint, *handled) = (at, *handled + 1);
+                self.committed(at, *handled);
+                continue;
             }
             match self
                 .consumer

@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 use super::batch::Saved;
 use super::consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 use super::event::{FeedPosition, StoredEvent};
-use super::poison::PoisonPolicy;
 use super::shared::SharedReads;
 
 /// Longest wait between two attempts to reconnect to the database (however
@@ -292,8 +291,9 @@ impl<C: FeedConsumer> Runner<C> {
                         continue;
                     }
                     tracing::error!(consumer = %name, error = %err, attempts, "feed consumer keeps failing on a batch; looking for the failing event");
-                    // It may park events: look before the next batches.
-                    may_hold_back |= self.config.poison == PoisonPolicy::Park;
+                    // It may park events (any consumer may park an
+                    // unreadable one): look before the next batches.
+                    may_hold_back = true;
                     // The search moves the checkpoint row event by event,
                     // from where it is: save what is pending first.
                     if let Err(err) = self
