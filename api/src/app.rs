@@ -27,7 +27,7 @@ use crate::config::{door_limits, ServeConfig};
 use crate::graphql::door::OpenSubscriptions;
 use crate::graphql::{build_schema, ApiState, HubSchema, SchemaLimits};
 use crate::http::access::{self, Access};
-use crate::http::server::{self, ServerLimits};
+use crate::http::server::{self, Connections, ServerLimits, SocketSlots};
 use crate::http::{console, correlation, graphql, health, limits, ws};
 use crate::metrics::{self, Metrics};
 use crate::rebuilds::Rebuilds;
@@ -61,6 +61,10 @@ pub struct AppState {
     pub feed_stall_warn: Duration,
     /// GraphQL subscriptions open in this process.
     pub subscriptions: Arc<OpenSubscriptions>,
+    /// The HTTP connections open, and room for more.
+    pub connections: Arc<Connections>,
+    /// The WebSockets open, and room for more.
+    pub sockets: Arc<SocketSlots>,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<Metrics>,
     /// What the REST event API needs.
@@ -217,7 +221,11 @@ impl App {
             },
             subscriptions.clone(),
         );
+        let server_limits = config.http.server_limits();
+        let max_connections = server::connection_cap(server_limits.max_connections);
         let state = AppState {
+            connections: Arc::new(Connections::new(max_connections)),
+            sockets: Arc::new(SocketSlots::share_of(max_connections)),
             schema,
             pool,
             feeds: Arc::new(vec![projects, event_log, relay, orchestration]),
@@ -237,7 +245,7 @@ impl App {
         Ok(Self {
             router,
             state,
-            server: config.http.server_limits(),
+            server: server_limits,
         })
     }
 
@@ -257,7 +265,8 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "hub is serving GraphQL on /graphql");
-        server::serve(listener, self.router, self.server, shutdown)
+        let connections = self.state.connections.clone();
+        server::serve(listener, self.router, connections, self.server, shutdown)
             .await
             .context("while serving HTTP")?;
         for feed in self.state.feeds.iter() {

@@ -3,7 +3,8 @@
 //! Counted as things happen: commands (by type and outcome, with latency),
 //! events appended by this process, HTTP requests (by route and status).
 //! Read at scrape time: each feed consumer's lag and state (the NATS relay
-//! is one of them), open live subscriptions, NATS and database reachability.
+//! is one of them), open live subscriptions, connections and WebSockets,
+//! NATS and database reachability.
 //! Each [`Metrics`] has its own registry, so several hubs in one process
 //! (tests) do not mix their numbers.
 
@@ -80,6 +81,8 @@ pub struct Metrics {
     relay_lag: IntGauge,
     feed_wait: Gauge,
     subscriptions: IntGauge,
+    connections: IntGauge,
+    sockets: IntGauge,
     nats_connected: IntGauge,
     database_up: IntGauge,
 }
@@ -216,6 +219,16 @@ impl Metrics {
                 "hub_subscriptions_open",
                 "Live subscriptions open in this process (GraphQL and event socket).",
             ),
+            connections: gauge(
+                &r,
+                "hub_http_connections_open",
+                "HTTP connections open, WebSockets included (at most HUB_MAX_CONNECTIONS).",
+            ),
+            sockets: gauge(
+                &r,
+                "hub_websockets_open",
+                "WebSockets open (GraphQL and event socket; at most three quarters of the connections).",
+            ),
             nats_connected: gauge(
                 &r,
                 "hub_nats_connected",
@@ -337,6 +350,9 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
     metrics
         .subscriptions
         .set(state.rest.live.subscribers() as i64);
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    metrics.connections.set(count(state.connections.open()));
+    metrics.sockets.set(count(state.sockets.open()));
     // Stale lags would mislead: without an answer, the series disappear.
     metrics.feed_lag.reset();
     metrics.feed_parked.reset();

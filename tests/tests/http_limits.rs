@@ -1,7 +1,7 @@
 //! The HTTP server's bounds, against a real `hub` process: clients that
-//! trickle headers or bodies, or sit idle, are cut off, and a flood of
-//! half-open connections cannot keep `/health` from answering within a
-//! second.
+//! trickle headers or bodies, sit idle or leave their answers unread are
+//! cut off; a flood of half-open connections, or every slot held by a
+//! request stuck on its client, cannot keep `/health` out.
 
 use std::time::Duration;
 
@@ -150,5 +150,206 @@ async fn a_flood_of_half_open_connections_leaves_health_answering_within_a_secon
         hub.assert_alive().await;
     }
     flood.abort();
+    hub.assert_alive().await;
+}
+
+/// A query with a large answer (the schema's every type and field).
+const BIG_ANSWER: &str = "/graphql?query=%7B__schema%7Btypes%7Bname%20description%20fields%7Bname%20description%20args%7Bname%20description%7D%7D%7D%7D%7D";
+
+/// A client that asks for answers and never reads them: it opens a
+/// connection with a tiny receive buffer and pipelines requests for far
+/// more bytes than the kernel buffers hold. Returns the connection and how
+/// many answers it asked for.
+async fn non_reader(hub: &SpawnedHub) -> (tokio::net::tcp::OwnedReadHalf, usize) {
+    let answer = hub
+        .http()
+        .get(format!("{}{BIG_ANSWER}", hub.url()))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("the query answers");
+    assert_eq!(answer.status(), 200);
+    let size = answer.bytes().await.expect("its body").len();
+    let asked = (32 << 20) / size + 1;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small buffer");
+    let stream = socket
+        .connect(hub.addr().parse().expect("an address"))
+        .await
+        .expect("connect");
+    let (read, mut write) = stream.into_split();
+    let request = format!(
+        "GET {BIG_ANSWER} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
+        hub.addr()
+    );
+    tokio::spawn(async move {
+        for _ in 0..asked {
+            if write.write_all(request.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        // Keep the write half open: closing it would end the connection.
+        std::future::pending::<()>().await;
+    });
+    (read, asked)
+}
+
+/// Reads everything `read` still gives until the server closes it; returns
+/// how many answers came.
+async fn answers_until_closed(mut read: tokio::net::tcp::OwnedReadHalf) -> usize {
+    let mut received = Vec::new();
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), read.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("the connection is still open and silent after 30 s"),
+        }
+    }
+    received
+        .windows(b"HTTP/1.1 200".len())
+        .filter(|w| w == b"HTTP/1.1 200")
+        .count()
+}
+
+/// `hub_http_connections_open` as `/metrics` gives it.
+async fn open_connections(hub: &SpawnedHub) -> Option<u64> {
+    let text = hub
+        .http()
+        .get(format!("{}/metrics", hub.url()))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("hub_http_connections_open "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_its_answers_is_closed_after_the_body_timeout() {
+    let mut hub = SpawnedHub::start("unread", &[("HUB_HTTP_BODY_TIMEOUT_SECS", "1")]).await;
+    let (read, asked) = non_reader(&hub).await;
+    wait_until(
+        "the hub to hold the connection that reads nothing",
+        Duration::from_secs(10),
+        || async { (open_connections(&hub).await? >= 2).then_some(()) },
+    )
+    .await;
+    wait_until(
+        "the connection that reads nothing to be closed",
+        Duration::from_secs(30),
+        || async {
+            // Counting the scrape's own connection.
+            (open_connections(&hub).await? <= 1).then_some(())
+        },
+    )
+    .await;
+    let answered = answers_until_closed(read).await;
+    assert!(
+        answered < asked,
+        "closed early: {answered} of {asked} answers sent"
+    );
+    hub.assert_alive().await;
+}
+
+/// Opens a connection and sends a request's headers and, once the hub
+/// asks for the body (`100 Continue`: the request is in progress), the
+/// start of a body that never comes whole.
+async fn body_trickler(addr: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(Duration::from_secs(10), stream.read_u8())
+            .await
+            .expect("100 Continue within 10 s")
+            .expect("read 100 Continue");
+        interim.push(byte);
+    }
+    assert!(interim.starts_with(b"HTTP/1.1 100"), "{interim:?}");
+    stream
+        .write_all(b"{\"query\"")
+        .await
+        .expect("send the start");
+    stream
+}
+
+#[tokio::test]
+async fn clients_whose_bodies_do_not_come_cannot_keep_health_out() {
+    let mut hub = SpawnedHub::start(
+        "stuck",
+        &[
+            ("HUB_MAX_CONNECTIONS", "4"),
+            ("HUB_HTTP_BODY_TIMEOUT_SECS", "10"),
+        ],
+    )
+    .await;
+    let mut tricklers = Vec::new();
+    for _ in 0..4 {
+        tricklers.push(body_trickler(&hub.addr()).await);
+    }
+    // Every slot holds a request in progress, waiting for its body; a probe
+    // gets in once the oldest has waited long enough to lose its
+    // connection (rather than when the bodies' time is up).
+    let probe = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a client");
+    wait_until(
+        "/health to answer past the clients whose bodies do not come",
+        Duration::from_secs(15),
+        || async {
+            let answer = probe
+                .get(format!("{}/health", hub.url()))
+                .send()
+                .await
+                .ok()?;
+            (answer.status() == 200).then_some(())
+        },
+    )
+    .await;
+    let mut answers = Vec::new();
+    for mut stream in tricklers {
+        answers.push(read_until_closed(&mut stream, Duration::from_secs(30)).await);
+    }
+    assert_eq!(answers[0], "", "the oldest stuck request made room");
+    for answer in &answers[1..] {
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    hub.assert_alive().await;
+}
+
+#[tokio::test]
+async fn a_request_answered_before_its_body_is_read_says_the_connection_closes() {
+    let mut hub = SpawnedHub::start("unread-body", &[]).await;
+    let mut stream = TcpStream::connect(hub.addr()).await.expect("connect");
+    // Far over the body limit: refused from its Content-Length.
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 10000000\r\n\r\n{{\"query\": \"",
+        hub.addr()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the start");
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
     hub.assert_alive().await;
 }

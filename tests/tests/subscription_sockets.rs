@@ -172,3 +172,99 @@ async fn a_message_many_read_buffers_long_is_read_whole_and_one_over_the_limit_c
         "nothing subscribed: {received:?}"
     );
 }
+
+#[tokio::test]
+async fn sockets_may_take_three_quarters_of_the_connections_and_no_more() {
+    let db = TestDb::create().await;
+    let mut config = TestHub::config(db.url());
+    config.http.max_connections = 8;
+    let hub = TestHub::start_with(config).await;
+    // Six sockets, of both kinds, fill the share of eight connections.
+    let mut graphql = Vec::new();
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        graphql.push(WsClient::connect(&hub, Protocol::TransportWs).await);
+        streams.push(
+            hub_tests::rest::open_stream(&hub, "", &[], None)
+                .await
+                .expect("an event socket"),
+        );
+    }
+    let refused = WsClient::try_connect_url(&hub.url(), Protocol::TransportWs, &[])
+        .await
+        .err();
+    assert_eq!(refused, Some(503), "a seventh socket is refused");
+    let (status, body) = hub_tests::rest::open_stream(&hub, "", &[], None)
+        .await
+        .expect_err("a seventh event socket is refused");
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "UNAVAILABLE", "{body}");
+    // Requests still have their slots.
+    let health = hub
+        .http()
+        .get(format!("{}/health", hub.url()))
+        .send()
+        .await
+        .expect("/health answers");
+    assert_eq!(health.status(), 200);
+    let metrics = hub
+        .http()
+        .get(format!("{}/metrics", hub.url()))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("its text");
+    assert!(
+        metrics.lines().any(|l| l == "hub_websockets_open 6"),
+        "{metrics}"
+    );
+    // A closed socket frees its place.
+    drop(graphql.pop());
+    hub_tests::wait_until(
+        "a socket's place to be freed",
+        Duration::from_secs(10),
+        || async {
+            WsClient::try_connect_url(&hub.url(), Protocol::TransportWs, &[])
+                .await
+                .ok()
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_upgrade_answers_with_the_first_protocol_the_client_offers_and_speaks_it() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    let addr = hub.url().trim_start_matches("http://").to_owned();
+    for (offered, first) in [
+        ("graphql-ws, graphql-transport-ws", Protocol::LegacyWs),
+        ("graphql-transport-ws, graphql-ws", Protocol::TransportWs),
+    ] {
+        let mut request = format!("ws://{addr}/graphql/ws")
+            .into_client_request()
+            .expect("a request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            offered.parse().expect("a header value"),
+        );
+        let (_, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the upgrade");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(first.name()),
+            "offered {offered}"
+        );
+        // And the socket speaks it.
+        let mut client =
+            WsClient::connect_url(&hub.url(), first, &[("Sec-WebSocket-Protocol", offered)]).await;
+        assert_eq!(client.init(json!({})).await, Ok(()), "offered {offered}");
+    }
+}

@@ -59,9 +59,10 @@ pub struct HttpArgs {
     #[arg(long, env = "HUB_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Most connections open at once (WebSockets included). A connection
-    /// past it first closes the oldest one that has no request in progress;
-    /// when there is none, it is answered 503.
+    /// Most connections open at once (WebSockets included, which may hold
+    /// three quarters of them). A connection past it first closes the
+    /// oldest one that has no request in progress, else the oldest stuck
+    /// for 2 s on its client; when there is none, it is answered 503.
     #[arg(long, env = "HUB_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 

@@ -1,5 +1,6 @@
-//! The HTTP server: hyper under the router, with the bounds a public
-//! listener needs.
+//! The HTTP server: hyper's HTTP/1.1 under the router, with the bounds a
+//! public listener needs. (Browsers speak HTTP/2 only over TLS; a TLS proxy
+//! in front of the hub speaks HTTP/1.1 to it.)
 //!
 //! - **Header timeout:** a request's headers must arrive within
 //!   [`ServerLimits::header_timeout`] of the connection's start or of the
@@ -8,13 +9,28 @@
 //!   headers ([`DeadlineBody`]); the handler then answers 408.
 //! - **Idle timeout:** a keep-alive connection that receives nothing for
 //!   [`ServerLimits::idle_timeout`] between requests is closed.
+//! - **Unread bodies:** a request answered before its body was read to
+//!   the end (a refusal) is answered with `Connection: close`, and the
+//!   connection closes: the rest of the body cannot be told from a next
+//!   request.
+//! - **Unread responses:** a connection whose client has taken none of its
+//!   response for [`ServerLimits::body_timeout`] is closed.
+//! - **Dead peers:** TCP keep-alive probes (after 60 s of silence, every
+//!   10 s, 5 times) close connections whose peer vanished, WebSockets
+//!   included.
 //! - **Connection cap:** at most [`ServerLimits::max_connections`] open
 //!   connections, WebSockets included (they keep their slot until the socket
 //!   closes). A connection past the cap closes the oldest connection that has
 //!   no request in progress (one trickling its headers, or idle between
-//!   requests); when every connection is busy, the newcomer gets a 503 and
-//!   is closed. So a flood of half-open connections cannot keep a client
-//!   that sends a whole request (a `/health` probe) out.
+//!   requests); failing that, the oldest one stuck for 2 s or more (its
+//!   client sending a body that does not come, or not reading its
+//!   response). When every connection is busy, the newcomer gets a 503 and
+//!   is closed. So a flood of half-open or unread connections cannot keep a
+//!   client that sends a whole request (a `/health` probe) out. A connection
+//!   being upgraded to a WebSocket is never closed to make room.
+//! - **Sockets:** WebSockets may take at most three quarters of the
+//!   connection slots ([`SocketSlots`]); an upgrade past that is answered
+//!   503. So long-lived sockets cannot take the slots requests need.
 //!
 //! The process's open-file limit is raised to its hard limit at start, and
 //! the cap is kept below it, so accepting never fails for lack of
@@ -35,8 +51,8 @@ use axum::Router;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -65,8 +81,20 @@ const SHED_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long shutdown waits for requests in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a request must have waited on its client (for body bytes, or
+/// for the client to read its response) before its connection may be
+/// closed to make room for a newcomer.
+const STUCK: Duration = Duration::from_secs(2);
+
+/// TCP keep-alive: silence before the first probe, time between probes,
+/// probes unanswered before the connection is dropped.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 5;
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
-/// requests in progress finish (for up to 10 s).
+/// requests in progress finish (for up to 10 s). At most `connections`'
+/// capacity is open at once.
 ///
 /// # Errors
 /// When the listener fails for a reason other than a lack of descriptors
@@ -74,15 +102,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    connections: Arc<Connections>,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let max_connections = connection_cap(limits.max_connections);
-    let connections = Arc::new(Connections::new(max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let builder = Arc::new(builder);
@@ -104,7 +130,7 @@ pub async fn serve(
             Err(err) if is_per_connection(&err) => continue,
             Err(err) => return Err(err),
         };
-        let _ = stream.set_nodelay(true);
+        tune(&stream);
         let Some(slot) = connections.admit() else {
             tokio::spawn(shed(stream));
             continue;
@@ -131,7 +157,7 @@ pub async fn serve(
 
 /// One connection until it ends, is evicted, idles out or the server stops.
 async fn serve_connection(
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &http1::Builder,
     io: TokioIo<TrackedStream>,
     router: Router,
     slot: Slot,
@@ -143,11 +169,27 @@ async fn serve_connection(
         let state = state.clone();
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let in_flight = InFlight::begin(&state);
-            let request =
-                request.map(|body| Body::new(DeadlineBody::new(body, limits.body_timeout)));
+            let request = request
+                .map(|body| Body::new(DeadlineBody::new(body, limits.body_timeout, state.clone())));
             let router = router.clone();
+            let state = state.clone();
             async move {
                 let response = router.oneshot(request).await.unwrap_or_else(|n| match n {});
+                let mut response = response;
+                if response.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
+                    // It becomes a WebSocket once the 101 is written: never
+                    // close it to make room meanwhile.
+                    state.upgrading.store(true, Ordering::Release);
+                } else if state.unread_body.swap(false, Ordering::AcqRel) {
+                    // Answered without reading the whole body (a refusal):
+                    // the rest cannot be told from a next request, so the
+                    // connection closes, and the client is told not to
+                    // reuse it.
+                    response.headers_mut().insert(
+                        hyper::header::CONNECTION,
+                        hyper::header::HeaderValue::from_static("close"),
+                    );
+                }
                 Ok::<_, Infallible>(response.map(|body| {
                     Body::new(HeldBody {
                         inner: body,
@@ -157,25 +199,30 @@ async fn serve_connection(
             }
         })
     };
-    let connection = builder.serve_connection_with_upgrades(io, service);
+    let connection = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     let mut closing = false;
+    let tick = limits.idle_timeout.min(Duration::from_secs(1));
     loop {
-        let idle_check = tokio::time::sleep(limits.idle_timeout.min(Duration::from_secs(1)));
         tokio::select! {
-            _ = connection.as_mut() => break,
+            biased;
             () = state.evicted.notified() => {
-                tracing::debug!("closed an idle connection to make room for a new one");
+                tracing::debug!("closed a connection to make room for a new one");
                 break;
             }
+            _ = connection.as_mut() => break,
             changed = stop.changed(), if !closing => {
                 if changed.is_err() || *stop.borrow() {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
             }
-            () = idle_check, if !closing => {
-                if state.idle_for() >= limits.idle_timeout {
+            () = tokio::time::sleep(tick) => {
+                if state.write_blocked_for().is_some_and(|blocked| blocked >= limits.body_timeout) {
+                    tracing::debug!("closed a connection whose client does not read its response");
+                    break;
+                }
+                if !closing && state.idle_for() >= limits.idle_timeout {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
@@ -186,9 +233,19 @@ async fn serve_connection(
     drop(slot);
 }
 
+/// Low latency for small answers, and keep-alive probes for dead peers.
+fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
+}
+
 /// Caps `wanted` below the process's open-file limit, after raising that
-/// limit to its hard maximum.
-fn connection_cap(wanted: usize) -> usize {
+/// limit to its hard maximum: the most connections the server will hold.
+pub fn connection_cap(wanted: usize) -> usize {
     let limit = raise_descriptor_limit();
     let room = usize::try_from(limit.saturating_sub(RESERVED_DESCRIPTORS)).unwrap_or(usize::MAX);
     let cap = wanted.min(room).max(1);
@@ -259,8 +316,10 @@ async fn shed(mut stream: TcpStream) {
 }
 
 /// Every open connection, and the ones that may be closed to make room.
-struct Connections {
+pub struct Connections {
     max: usize,
+    /// How long a request waits on its client before it counts as stuck.
+    stuck_after: Duration,
     inner: Mutex<Registry>,
 }
 
@@ -274,9 +333,11 @@ struct Registry {
 }
 
 impl Connections {
-    fn new(max: usize) -> Self {
+    /// Room for `max` connections (see [`connection_cap`]).
+    pub fn new(max: usize) -> Self {
         Self {
             max,
+            stuck_after: STUCK,
             inner: Mutex::default(),
         }
     }
@@ -286,7 +347,7 @@ impl Connections {
     /// when every slot is busy.
     fn admit(self: &Arc<Self>) -> Option<Slot> {
         let mut registry = self.inner.lock().expect("connections lock");
-        if registry.open >= self.max && !evict(&mut registry) {
+        if registry.open >= self.max && !evict(&mut registry, self.stuck_after) {
             return None;
         }
         registry.open += 1;
@@ -304,7 +365,15 @@ impl Connections {
     }
 
     fn evict_oldest_idle(&self) {
-        evict(&mut self.inner.lock().expect("connections lock"));
+        evict(
+            &mut self.inner.lock().expect("connections lock"),
+            self.stuck_after,
+        );
+    }
+
+    /// Connections open, WebSockets included.
+    pub fn open(&self) -> usize {
+        self.inner.lock().expect("connections lock").open
     }
 
     /// Connections hyper still serves.
@@ -313,14 +382,24 @@ impl Connections {
     }
 }
 
-/// Closes the oldest served connection without a request in progress;
-/// returns whether there was one. Its slot is handed over at once (the
-/// connection's task closes it on its next poll).
-fn evict(registry: &mut Registry) -> bool {
+/// Closes the oldest served connection without a request in progress, or
+/// failing that the oldest stuck on its client; returns whether there was
+/// one. Its slot is handed over at once (the connection's task closes it on
+/// its next poll).
+fn evict(registry: &mut Registry, stuck_after: Duration) -> bool {
+    let movable = |state: &&Arc<ConnectionState>| !state.upgrading.load(Ordering::Acquire);
     let victim = registry
         .serving
         .iter()
+        .filter(|(_, state)| movable(state))
         .find(|(_, state)| state.in_flight.load(Ordering::Acquire) == 0)
+        .or_else(|| {
+            registry
+                .serving
+                .iter()
+                .filter(|(_, state)| movable(state))
+                .find(|(_, state)| state.stuck_for().is_some_and(|stuck| stuck >= stuck_after))
+        })
         .map(|(id, _)| *id);
     let Some(id) = victim else {
         return false;
@@ -340,6 +419,16 @@ struct ConnectionState {
     in_flight: AtomicUsize,
     /// When it last received bytes or finished a response (ms after `born`).
     last_active_ms: AtomicU64,
+    /// Since when a request body has been awaited (ms after `born`, plus
+    /// one; zero when none is).
+    receiving_since: AtomicU64,
+    /// Since when a write has waited for the client to read (ms after
+    /// `born`, plus one; zero when none has).
+    write_blocked_since: AtomicU64,
+    /// It answered 101 and is becoming a WebSocket.
+    upgrading: AtomicBool,
+    /// Its current request's body has not been read to its end.
+    unread_body: AtomicBool,
     born: Instant,
     /// Closes it (eviction).
     evicted: Notify,
@@ -352,15 +441,50 @@ impl ConnectionState {
         Self {
             in_flight: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(0),
+            receiving_since: AtomicU64::new(0),
+            write_blocked_since: AtomicU64::new(0),
+            upgrading: AtomicBool::new(false),
+            unread_body: AtomicBool::new(false),
             born: Instant::now(),
             evicted: Notify::new(),
             released: AtomicBool::new(false),
         }
     }
 
+    /// Milliseconds since `born`.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
     fn touch(&self) {
-        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_active_ms.store(now, Ordering::Relaxed);
+        self.last_active_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Marks `since` as started now, unless it already is.
+    fn start(&self, since: &AtomicU64) {
+        let _ = since.compare_exchange(0, self.now_ms() + 1, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// How long ago `since` was started, if it is.
+    fn elapsed(&self, since: &AtomicU64) -> Option<Duration> {
+        match since.load(Ordering::Acquire) {
+            0 => None,
+            started => Some(Duration::from_millis(
+                self.now_ms().saturating_sub(started - 1),
+            )),
+        }
+    }
+
+    /// How long a write has waited for the client to read, if one has.
+    fn write_blocked_for(&self) -> Option<Duration> {
+        self.elapsed(&self.write_blocked_since)
+    }
+
+    /// How long its request in progress has waited on its client, if it
+    /// has.
+    fn stuck_for(&self) -> Option<Duration> {
+        let body = self.elapsed(&self.receiving_since);
+        self.write_blocked_for().max(body)
     }
 
     /// How long it has had no request in progress and received nothing.
@@ -437,7 +561,9 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_write(polled.is_pending());
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -453,11 +579,25 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(polled.is_pending());
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+impl TrackedStream {
+    /// Notes whether the client is keeping a write waiting.
+    fn note_write(&self, blocked: bool) {
+        let state = &self.slot.state;
+        if blocked {
+            state.start(&state.write_blocked_since);
+        } else {
+            state.write_blocked_since.store(0, Ordering::Release);
+        }
     }
 }
 
@@ -505,6 +645,55 @@ impl http_body::Body for HeldBody {
     }
 }
 
+/// The WebSockets open, and how many may be: a share of the connection
+/// slots, so sockets cannot take every slot requests need.
+#[derive(Debug)]
+pub struct SocketSlots {
+    max: usize,
+    open: AtomicUsize,
+}
+
+impl SocketSlots {
+    /// Three quarters of `connections` (at least one).
+    pub fn share_of(connections: usize) -> Self {
+        Self {
+            max: (connections / 4 * 3).max(1),
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// A slot for one more socket, or `None` when as many are open as may
+    /// be.
+    pub fn take(self: &Arc<Self>) -> Option<SocketSlot> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.max).then_some(open + 1)
+            })
+            .ok()?;
+        Some(SocketSlot(self.clone()))
+    }
+
+    /// Sockets open.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Most sockets open at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// One socket's place, held until the socket closes.
+#[derive(Debug)]
+pub struct SocketSlot(Arc<SocketSlots>);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The error a request body gives once its deadline has passed.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive within {0:?}")]
@@ -524,20 +713,38 @@ pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// A request body that fails with [`BodyTimedOut`] once `timeout` has
-/// passed since its headers arrived.
+/// passed since its headers arrived, and marks its connection as waiting on
+/// its client until it has arrived.
 pub struct DeadlineBody {
     inner: Incoming,
     timeout: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    connection: Arc<ConnectionState>,
 }
 
 impl DeadlineBody {
-    fn new(inner: Incoming, timeout: Duration) -> Self {
+    fn new(inner: Incoming, timeout: Duration, connection: Arc<ConnectionState>) -> Self {
+        use http_body::Body as _;
+        if !inner.is_end_stream() {
+            connection.start(&connection.receiving_since);
+            connection.unread_body.store(true, Ordering::Release);
+        }
         Self {
             inner,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            connection,
         }
+    }
+
+    fn received(&self) {
+        self.connection.receiving_since.store(0, Ordering::Release);
+    }
+}
+
+impl Drop for DeadlineBody {
+    fn drop(&mut self) {
+        self.received();
     }
 }
 
@@ -550,6 +757,10 @@ impl http_body::Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if frame.is_none() || self.inner.is_end_stream() {
+                self.received();
+                self.connection.unread_body.store(false, Ordering::Release);
+            }
             return Poll::Ready(frame.map(|frame| frame.map_err(axum::Error::new)));
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
@@ -595,6 +806,53 @@ mod tests {
             connections.admit().is_some(),
             "a closed connection frees its slot"
         );
+    }
+
+    #[test]
+    fn a_busy_server_closes_a_connection_stuck_on_its_client_but_never_an_upgrade() {
+        let cases = [
+            (true, STUCK, false),
+            (true, Duration::ZERO, true),
+            (false, Duration::ZERO, false),
+        ];
+        for (blocked, stuck_after, evicts) in cases {
+            let connections = Arc::new(Connections {
+                max: 2,
+                stuck_after,
+                inner: Mutex::default(),
+            });
+            let upgrading = connections.admit().expect("a free slot");
+            upgrading
+                .held
+                .state
+                .upgrading
+                .store(true, Ordering::Release);
+            let stuck = connections.admit().expect("a free slot");
+            let _busy = InFlight::begin(&stuck.held.state);
+            let state = &stuck.held.state;
+            if blocked {
+                state.start(&state.write_blocked_since);
+            }
+            assert_eq!(
+                connections.admit().is_some(),
+                evicts,
+                "blocked {blocked}, stuck after {stuck_after:?}: the connection is closed {evicts}"
+            );
+            assert_eq!(state.released.load(Ordering::Acquire), evicts);
+            assert!(!upgrading.held.state.released.load(Ordering::Acquire));
+        }
+    }
+
+    #[test]
+    fn sockets_take_at_most_three_quarters_of_the_slots() {
+        let sockets = Arc::new(SocketSlots::share_of(8));
+        let held: Vec<_> = (0..6).map_while(|_| sockets.take()).collect();
+        assert_eq!(held.len(), 6);
+        assert!(sockets.take().is_none(), "a seventh socket is refused");
+        drop(held);
+        assert_eq!(sockets.open(), 0);
+        assert!(sockets.take().is_some(), "closed sockets free their slots");
+        assert_eq!(SocketSlots::share_of(1).max(), 1);
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! | 4400 | the first message is not JSON of the protocol |
 //!
 //! On the legacy protocol a `connection_error` message comes first.
+//!
+//! The upgrade answers with the first protocol of the client's list that
+//! the hub speaks, the one it then speaks. When as many WebSockets are open
+//! as the hub allows, the upgrade is answered 503.
 
 use std::str::FromStr as _;
 
@@ -22,7 +26,7 @@ use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use futures::stream::{SplitSink, SplitStream};
@@ -32,8 +36,10 @@ use serde_json::{json, Value};
 use crate::app::AppState;
 use crate::graphql::door::SocketSubscriptions;
 use crate::graphql::RequestContext;
+use crate::http::access::refusal;
 use crate::http::auth::token_matches;
 use crate::http::correlation::CorrelationId;
+use crate::http::server::SocketSlot;
 
 /// Read buffer of a server WebSocket. tungstenite zero-fills its read buffer
 /// up to this size before each socket read; at its default (128 KiB), with
@@ -89,15 +95,41 @@ pub async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let Some(slot) = state.sockets.take() else {
+        return too_many_sockets();
+    };
     let kind = protocol_of(&headers);
     upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .protocols([kind.sec_websocket_protocol()])
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(state.ws_max_message_bytes)
         .max_frame_size(state.ws_max_message_bytes)
-        .on_upgrade(move |socket| async move {
-            serve_socket(socket, state, protocol, kind, correlation_id).await;
+        .on_upgrade(move |socket| {
+            holding(
+                slot,
+                serve_socket(socket, state, protocol, kind, correlation_id),
+            )
         })
+}
+
+/// 503 for an upgrade past the most WebSockets the hub keeps open.
+pub(crate) fn too_many_sockets() -> Response {
+    tracing::warn!("refused a WebSocket: as many are open as the hub allows");
+    let mut response = refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "the hub has as many WebSockets open as it allows; try again shortly",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Keeps `slot` until `socket`'s task ends.
+pub(crate) async fn holding<F: std::future::Future<Output = ()>>(slot: SocketSlot, socket: F) {
+    socket.await;
+    drop(slot);
 }
 
 /// How the handshake ended.

@@ -67,6 +67,9 @@ pub async fn stream(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
+    let Some(slot) = state.sockets.take() else {
+        return crate::http::ws::too_many_sockets();
+    };
     // Subscribe before answering, so nothing published after the client
     // sees the upgrade is missed.
     let live = state.rest.live.subscribe();
@@ -74,7 +77,7 @@ pub async fn stream(
         .read_buffer_size(crate::http::ws::READ_BUFFER_BYTES)
         .max_message_size(state.ws_max_message_bytes)
         .max_frame_size(state.ws_max_message_bytes)
-        .on_upgrade(move |socket| forward(socket, live, filter))
+        .on_upgrade(move |socket| crate::http::ws::holding(slot, forward(socket, live, filter)))
 }
 
 /// What ended a stream.
