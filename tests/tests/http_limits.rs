@@ -353,3 +353,39 @@ async fn a_request_answered_before_its_body_is_read_says_the_connection_closes()
     );
     hub.assert_alive().await;
 }
+
+#[tokio::test]
+async fn a_refused_request_is_answered_without_waiting_for_its_body() {
+    let mut hub = SpawnedHub::start("refused-early", &[("HUB_API_TOKEN", "s3cret")]).await;
+    let cases = [
+        ("/graphql", "text/plain", "", 415),
+        ("/api/events", "text/plain", "", 415),
+        ("/graphql", "application/json", "", 401),
+        ("/api/events", "application/json", "", 401),
+        (
+            "/api/events",
+            "application/json",
+            "Authorization: Bearer wrong\r\n",
+            401,
+        ),
+    ];
+    for (path, content_type, auth, status) in cases {
+        let mut stream = TcpStream::connect(hub.addr()).await.expect("connect");
+        // A body that never comes (the body timeout is 30 s).
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\n{auth}\
+             Content-Length: 100\r\n\r\n{{",
+            hub.addr()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("send the start");
+        let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path} {content_type} {auth}: {answer}"
+        );
+    }
+    hub.assert_alive().await;
+}

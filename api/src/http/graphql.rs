@@ -21,8 +21,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -128,21 +127,23 @@ fn answer(status: StatusCode, media: MediaType, body: &Value) -> Response {
     response
 }
 
-/// Handles `POST /graphql`.
+/// Handles `POST /graphql`. The media type and the token are checked
+/// before the body is read, so a refused client's body is never waited for.
 pub async fn post(
     State(state): State<AppState>,
     Extension(CorrelationId(correlation_id)): Extension<CorrelationId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
+    let headers = request.headers();
     let media = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    if !declares_json(&headers) {
+    if !declares_json(headers) {
         return not_json();
     }
-    if !state.access.can_read(&headers) {
+    if !state.access.can_read(headers) {
         return access::unauthenticated();
     }
-    let body = match body {
+    let headers = headers.clone();
+    let body = match Bytes::from_request(request, &state).await {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return limits::too_large(state.max_body_bytes);

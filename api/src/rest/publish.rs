@@ -9,9 +9,8 @@
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequest as _, Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use domain::{EventPayload, EventSubject, IntegrationCommand};
@@ -82,27 +81,30 @@ fn parse(body: &[u8]) -> Result<Publish, RestError> {
 pub async fn publish(
     State(state): State<AppState>,
     Extension(CorrelationId(request_correlation)): Extension<CorrelationId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, RestError> {
-    if !crate::http::graphql::declares_json(&headers) {
+    // Checked before the body is read: a refused client's body is never
+    // waited for.
+    if !crate::http::graphql::declares_json(request.headers()) {
         return Err(RestError::NotJson);
     }
-    if !state.access.can_write(&headers) {
+    if !state.access.can_write(request.headers()) {
         return Err(RestError::Unauthenticated);
     }
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            RestError::TooLarge(state.max_body_bytes)
-        } else if crate::http::server::is_body_timeout(&rejection) {
-            RestError::BodyTimeout
-        } else {
-            RestError::MalformedJson(format!(
-                "the request body could not be read: {}",
-                rejection.body_text()
-            ))
-        }
-    })?;
+    let body = Bytes::from_request(request, &state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                RestError::TooLarge(state.max_body_bytes)
+            } else if crate::http::server::is_body_timeout(&rejection) {
+                RestError::BodyTimeout
+            } else {
+                RestError::MalformedJson(format!(
+                    "the request body could not be read: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
     // The relay must be able to publish the event: an envelope larger than
     // what the NATS server accepts would stop it for good.
     let nats_limit = state.nats.max_payload().saturating_sub(ENVELOPE_OVERHEAD);
