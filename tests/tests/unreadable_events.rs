@@ -315,3 +315,71 @@ async fn a_rebuild_parks_an_unreadable_row_for_the_read_model_it_switches_to() {
         "every other event is logged"
     );
 }
+
+/// Numbers of every kind: random bit patterns (every magnitude, both
+/// signs, subnormals), round decimals, the extremes and signed zeros.
+fn numbers() -> Vec<f64> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut numbers = vec![
+        0.0,
+        -0.0,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        5e-324,
+        -5e-324,
+        1e308,
+        1.5e-7,
+        0.1,
+    ];
+    while numbers.len() < 4_000 {
+        let bits = next();
+        let random = f64::from_bits(bits);
+        if random.is_finite() {
+            numbers.push(random);
+        }
+        let exponent = i32::try_from(bits % 600).unwrap_or(0) - 300;
+        let decimal = (bits >> 40) as f64 / 1000.0 * 10f64.powi(exponent);
+        if decimal.is_finite() {
+            numbers.push(if bits & 1 == 0 { decimal } else { -decimal });
+        }
+    }
+    numbers
+}
+
+#[tokio::test]
+async fn a_payload_is_accepted_exactly_when_the_store_gives_it_back_unchanged() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    let payloads: Vec<Value> = numbers().into_iter().map(|n| json!({ "v": n })).collect();
+    let texts: Vec<String> = payloads.iter().map(Value::to_string).collect();
+    // What a jsonb column (the event log) gives back for each.
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT t::jsonb::text FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i) ORDER BY i",
+    )
+    .bind(&texts)
+    .fetch_all(&pool)
+    .await
+    .expect("store every payload");
+    let mut refused = 0;
+    for ((payload, text), stored) in payloads.iter().zip(&texts).zip(&stored) {
+        let back = serde_json::from_str::<Value>(stored).ok();
+        let unchanged = back.as_ref().is_some_and(|back| {
+            let bits = |v: &Value| v["v"].as_f64().map(f64::to_bits);
+            bits(back) == bits(payload)
+        });
+        let accepted = domain::EventPayload::parse(payload.clone()).is_ok();
+        assert_eq!(
+            accepted, unchanged,
+            "{text} is stored as {stored}: accepted {accepted}, given back unchanged {unchanged}"
+        );
+        refused += usize::from(!accepted);
+    }
+    assert!(refused >= 2, "-0.0 and the extremes are refused");
+}

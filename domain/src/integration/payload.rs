@@ -115,8 +115,9 @@ fn check_storable(map: &Map<String, Value>) -> Result<(), PayloadError> {
 /// Whether `n`, stored by PostgreSQL (which keeps the exact decimal the
 /// JSON text denotes, written out without an exponent) and read back, is
 /// the same number. Integers always are; a float is when the decimal
-/// PostgreSQL writes parses back to it (`1.7976931348623157e308` becomes
-/// 309 digits, which JSON parsers refuse as out of range).
+/// PostgreSQL writes parses back to it, sign included
+/// (`1.7976931348623157e308` becomes 309 digits, which JSON parsers refuse
+/// as out of range; `-0.0` becomes `0.0`).
 fn survives_storage(n: &serde_json::Number) -> bool {
     if n.is_i64() || n.is_u64() {
         return true;
@@ -128,13 +129,13 @@ fn survives_storage(n: &serde_json::Number) -> bool {
     serde_json::from_str::<Value>(&stored)
         .ok()
         .and_then(|back| back.as_f64())
-        .is_some_and(|back| back == value)
+        .is_some_and(|back| back.to_bits() == value.to_bits())
 }
 
 /// The text PostgreSQL's `numeric` gives for a JSON number: the exact
 /// decimal, with no exponent, its scale the number of fraction digits the
 /// text implies (`1.5e-7` gives `0.00000015`, `1e3` gives `1000`, `2.50`
-/// gives `2.50`).
+/// gives `2.50`, `-0.0` gives `0.0`: a zero has no sign).
 fn postgres_decimal(text: &str) -> String {
     let (sign, unsigned) = match text.strip_prefix('-') {
         Some(rest) => ("-", rest),
@@ -161,6 +162,8 @@ fn postgres_decimal(text: &str) -> String {
     };
     let integer = integer.trim_start_matches('0');
     let integer = if integer.is_empty() { "0" } else { integer };
+    let zero = integer == "0" && fraction.bytes().all(|digit| digit == b'0');
+    let sign = if zero { "" } else { sign };
     if fraction.is_empty() {
         format!("{sign}{integer}")
     } else {
@@ -217,7 +220,9 @@ mod tests {
             ("1.5e-7", "0.00000015"),
             ("1e21", "1000000000000000000000"),
             ("2.50", "2.50"),
-            ("-0.0", "-0.0"),
+            ("-0.0", "0.0"),
+            ("-0e5", "0"),
+            ("-0.5", "-0.5"),
             ("0.1", "0.1"),
             ("123.0", "123.0"),
             ("1.25E2", "125"),
@@ -236,6 +241,11 @@ mod tests {
         assert_eq!(
             refused,
             Err(PayloadError::Unstorable("1.7976931348623157e+308".into()))
+        );
+        // The store keeps no sign on a zero.
+        assert_eq!(
+            EventPayload::parse(json!({"v": -0.0})),
+            Err(PayloadError::Unstorable("-0.0".into()))
         );
         for fine in [
             json!({"v": 1.5, "w": -0.25, "x": 1e21, "y": 5e-324, "z": 1.0e300}),
