@@ -173,6 +173,46 @@ async fn a_rebinding_page_is_refused_with_421_and_listed_hosts_are_served() {
     }
 }
 
+/// Sends `bytes` as they are; returns the status of the answer.
+async fn raw_status(addr: &str, bytes: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("an answer within 10 s")
+    .expect("read the answer");
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text}"))
+}
+
+#[tokio::test]
+async fn a_request_naming_no_host_an_unreadable_one_or_another_in_its_uri_is_refused() {
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    let addr = addr(&hub);
+    let refused: [&[u8]; 4] = [
+        b"GET /health HTTP/1.0\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\xff\r\nConnection: close\r\n\r\n",
+        b"GET http://attacker.example/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    ];
+    for bytes in refused {
+        let status = raw_status(&addr, bytes).await;
+        assert_eq!(status, 421, "{}", String::from_utf8_lossy(bytes));
+    }
+    let served =
+        format!("GET http://{addr}/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&addr, served.as_bytes()).await, 200);
+}
+
 #[tokio::test]
 async fn with_a_token_any_host_is_served_to_whoever_has_the_token() {
     let db = TestDb::create().await;
@@ -193,6 +233,11 @@ async fn with_a_token_any_host_is_served_to_whoever_has_the_token() {
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
+    // Naming no host at all is fine too.
+    assert_eq!(
+        raw_status(&addr, b"GET /health HTTP/1.0\r\n\r\n").await,
+        200
+    );
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@
 //!    of a mutation has its own bound (database acquire, read-your-writes).
 //! 5. **Subscriptions** per socket and per process (TOO_MANY_SUBSCRIPTIONS);
 //!    the refused `subscribe` gets an error, and the socket stays usable.
+//!    Every operation a socket carries counts while it runs: a query or
+//!    mutation sent over the socket holds a place until it has answered.
 //!
 //! The batch length limit (BATCH_TOO_LARGE) is checked by the HTTP handler,
 //! which sees the batch before it is split into operations.

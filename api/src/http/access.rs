@@ -4,9 +4,10 @@
 //! Two deployments (see `docs/SECURITY.md`):
 //!
 //! - **No token** (a developer's loopback hub): every web page the developer
-//!   opens is a potential client. Only `Host` values naming loopback, or
-//!   listed in `HUB_ALLOWED_HOSTS`, are served (421 otherwise: DNS
-//!   rebinding); a browser request from another origin that could change
+//!   opens is a potential client. Only requests whose `Host` (and the
+//!   authority of an absolute-form URI) name loopback, or a host listed in
+//!   `HUB_ALLOWED_HOSTS`, are served; one naming another host, none, or
+//!   one that is not text gets 421 (DNS rebinding); a browser request from another origin that could change
 //!   something (any method but `GET`, `HEAD` and `OPTIONS`, and every
 //!   WebSocket upgrade) is refused with 403 unless its origin is the hub's
 //!   own or listed in `HUB_ALLOWED_ORIGINS`; CORS is granted to the listed
@@ -175,31 +176,52 @@ fn drives_the_hub(request: &Request) -> bool {
         )
 }
 
-/// The `Host` a request names (`Host`, or the authority of an HTTP/2 URI).
-fn request_host(request: &Request) -> Option<String> {
-    request
+/// The `Host` a request names (`Host`, or the authority of an
+/// absolute-form URI), and whether every host it names is served: a
+/// request naming none, or one that is not text, is served only with a
+/// token.
+fn request_host(access: &Access, request: &Request) -> (Option<String>, bool) {
+    let header = request
         .headers()
         .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
+        .map(|v| v.to_str().map(str::to_owned));
+    let authority = request.uri().authority().map(|a| a.as_str().to_owned());
+    let named: Vec<Option<&str>> = header
+        .iter()
+        .map(|h| h.as_deref().ok())
+        .chain(authority.as_deref().map(Some))
+        .collect();
+    let served = if named.is_empty() {
+        access.token.is_some()
+    } else {
+        named.iter().all(|host| match host {
+            Some(host) => access.host_allowed(host),
+            None => access.token.is_some(),
+        })
+    };
+    let host = header.and_then(Result::ok).or(authority);
+    (host, served)
 }
 
 /// Middleware: refuses a request that names a `Host` this hub does not
 /// serve (421), and a browser request from a foreign origin that could
 /// change something or open a socket (403).
 pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
-    let host = request_host(&request);
-    if let Some(host) = &host {
-        if !access.host_allowed(host) {
-            tracing::info!(host = %host.chars().take(100).collect::<String>(), "refused a request for a host this hub does not serve");
-            return refusal(
-                StatusCode::MISDIRECTED_REQUEST,
-                "MISDIRECTED_REQUEST",
-                "this hub serves only loopback host names (localhost, 127.0.0.1, [::1]) and those \
-                 in HUB_ALLOWED_HOSTS, unless HUB_API_TOKEN is set",
-            );
-        }
+    let (host, served) = request_host(&access, &request);
+    if !served {
+        let named = host
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect::<String>();
+        tracing::info!(host = %named, "refused a request for a host this hub does not serve");
+        return refusal(
+            StatusCode::MISDIRECTED_REQUEST,
+            "MISDIRECTED_REQUEST",
+            "this hub serves only requests naming loopback host names (localhost, 127.0.0.1, \
+             [::1]) and those in HUB_ALLOWED_HOSTS, unless HUB_API_TOKEN is set",
+        );
     }
     if drives_the_hub(&request) {
         if let Some(origin) = request
