@@ -78,10 +78,17 @@ async fn run(
             Ok(()) => backoff = Duration::from_millis(100),
             Err(err) => {
                 tracing::warn!(error = %err, retry_in = ?backoff, "live event feed from NATS interrupted");
-                // A reconnection ends the wait early.
+                // A reconnection ends the wait early (when the client is
+                // gone, only the wait is left).
+                let wait = tokio::time::sleep(backoff);
+                tokio::pin!(wait);
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    _ = connections.changed() => {}
+                    () = &mut wait => {}
+                    changed = connections.changed() => {
+                        if changed.is_err() {
+                            wait.await;
+                        }
+                    }
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
@@ -116,16 +123,19 @@ async fn follow(
         .await?;
     let mut messages = ordered.messages().await?;
     tracing::info!(stream = %settings.name, "following the stream for live events");
+    // Whether reconnections are still announced (the client may be gone;
+    // then only the ordered consumer's own recovery is left).
+    let mut watching = true;
     loop {
         let message = tokio::select! {
             message = messages.next() => message,
-            changed = connections.changed() => {
+            changed = connections.changed(), if watching => {
                 if changed.is_ok() {
                     tracing::info!("NATS is back: following the stream anew from the last event passed on");
                     return Ok(());
                 }
-                // The client is gone: only the stream's own recovery is left.
-                std::future::pending().await
+                watching = false;
+                continue;
             }
         };
         let Some(message) = message else { break };
