@@ -125,6 +125,34 @@ fn read_file(what: &str, path: &Path) -> Result<String, NatsError> {
     Ok(text.trim().to_owned())
 }
 
+/// A client authenticates one way: a `.creds` file, an nkey seed, or
+/// credentials in a server URL. Given several, the server would see one of
+/// them, chosen by the client library: refused with a sentence instead.
+fn check_one_way_of_authenticating(
+    options: &NatsOptions,
+    credentials: Option<&UrlCredentials>,
+) -> Result<(), NatsError> {
+    let mut ways = Vec::new();
+    if options.creds_file.is_some() {
+        ways.push("HUB_NATS_CREDS");
+    }
+    if options.nkey_file.is_some() {
+        ways.push("HUB_NATS_NKEY");
+    }
+    if credentials.is_some() {
+        ways.push("credentials in NATS_URL");
+    }
+    if ways.len() > 1 {
+        return Err(format!(
+            "NATS authentication is given {} ways ({}); give one",
+            ways.len(),
+            ways.join(", ")
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Connects to NATS in the background: returns at once, so the hub serves
 /// commands while NATS is down, and reconnects forever, to any server of
 /// the list (and those the cluster announces).
@@ -134,6 +162,7 @@ fn read_file(what: &str, path: &Path) -> Result<String, NatsError> {
 /// cannot be read.
 pub async fn connect(options: &NatsOptions) -> Result<NatsConnection, NatsError> {
     let (servers, credentials) = parse_servers(&options.servers)?;
+    check_one_way_of_authenticating(options, credentials.as_ref())?;
     let mut connect = match &options.creds_file {
         Some(path) => ConnectOptions::with_credentials_file(path)
             .await
@@ -192,6 +221,28 @@ pub fn is_connected(client: &async_nats::Client) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn two_ways_of_authenticating_are_refused_before_connecting() {
+        let options = |servers: &str, creds: bool, nkey: bool| NatsOptions {
+            servers: servers.to_owned(),
+            creds_file: creds.then(|| PathBuf::from("/nonexistent/hub.creds")),
+            nkey_file: nkey.then(|| PathBuf::from("/nonexistent/hub.nk")),
+        };
+        for (servers, creds, nkey) in [
+            ("nats://alice:pw@127.0.0.1:1", true, false),
+            ("nats://127.0.0.1:1", true, true),
+            ("nats://t0ken@127.0.0.1:1", false, true),
+        ] {
+            let err = connect(&options(servers, creds, nkey))
+                .await
+                .expect_err("refused");
+            assert!(
+                err.to_string().contains("; give one"),
+                "{servers} {creds} {nkey}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn a_server_list_is_split_and_its_credentials_found() {
