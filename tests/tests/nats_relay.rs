@@ -293,3 +293,107 @@ async fn a_relay_killed_between_publishing_and_checkpointing_publishes_nothing_t
     assert_stream_holds(&messages, &stored_event_ids(&pool).await);
     assert_eq!(messages.len(), 8 + 2, "the eight events and the two probes");
 }
+
+/// Whether a message that is not a hub event lies between two hub events
+/// after the first one.
+fn interleaved(messages: &[hub_tests::jetstream::Published]) -> bool {
+    let hub: Vec<usize> = (0..messages.len())
+        .filter(|&i| messages[i].event_id().is_some())
+        .collect();
+    hub.windows(2).skip(1).any(|pair| pair[1] > pair[0] + 1)
+}
+
+#[tokio::test]
+async fn another_publisher_writing_into_the_stream_meanwhile_leaves_every_event_once_in_feed_order()
+{
+    const EVENTS: usize = 300;
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let bus = command_bus(&pool, PortRange::default());
+    for i in 0..EVENTS {
+        let (_, created) = create_project(&bus, &format!("Noisy {i}")).await;
+        created.expect("create a project");
+    }
+    let hub_id = format!("test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let settings = StreamSettings::for_hub(
+        &hub_id,
+        StreamSettings::default_name(&hub_id),
+        Duration::from_secs(120),
+    );
+    let _cleanup = DeleteStreamOnDrop {
+        url: nats_url(),
+        stream: settings.name.clone(),
+    };
+    let js = context(&nats_url()).await;
+    let relay = NatsRelay::new(js.clone(), settings.clone(), hub_id.clone());
+    let batch = wait_until("the events to be readable", CATCHES_UP, || {
+        let pool = &pool;
+        async move {
+            let mut conn = pool.acquire().await.ok()?;
+            let events = read_after(&mut conn, FeedPosition::START, 1000)
+                .await
+                .ok()?;
+            (events.len() == EVENTS).then_some(events)
+        }
+    })
+    .await;
+    // The relay's first handle creates the stream.
+    let mut tx = pool.begin().await.expect("begin");
+    relay
+        .handle(&mut tx, &batch[..1])
+        .await
+        .expect("publish the first event");
+    tx.commit().await.expect("commit");
+
+    // Another program publishes into the hub's subjects as fast as it is
+    // acknowledged while the relay publishes one batch: its messages
+    // land between the relay's, so the relay's chain breaks and restarts.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = {
+        let (js, stop) = (context(&nats_url()).await, stop.clone());
+        let subject = format!("hub.{hub_id}.external.noise");
+        tokio::spawn(async move {
+            let mut sent = 0_u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut acks = Vec::new();
+                for _ in 0..100 {
+                    acks.push(
+                        js.publish(subject.clone(), "noise".into())
+                            .await
+                            .expect("publish"),
+                    );
+                }
+                for ack in acks {
+                    ack.await.expect("the noise is acknowledged");
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    };
+    wait_until(
+        "the other publisher to be writing",
+        Duration::from_secs(10),
+        || {
+            let (js, stream) = (&js, &settings.name);
+            async move { (message_count(js, stream).await > Some(20)).then_some(()) }
+        },
+    )
+    .await;
+    let mut tx = pool.begin().await.expect("begin the batch");
+    relay
+        .handle(&mut tx, &batch[1..])
+        .await
+        .expect("publish the batch");
+    tx.commit().await.expect("commit the batch");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let noise_sent = noise.await.expect("the other publisher");
+
+    let messages = read_stream(&js, &settings.name).await;
+    assert_stream_holds(&messages, &stored_event_ids(&pool).await);
+    assert_eq!(messages.len() as u64, EVENTS as u64 + noise_sent);
+    assert!(
+        interleaved(&messages),
+        "the other publisher's messages never came between the relay's"
+    );
+}

@@ -9,14 +9,25 @@
 //!   published again from the checkpoint.
 //! - A repeat within the stream's duplicate window is dropped by JetStream
 //!   (`Nats-Msg-Id` is the event id).
+//! - The messages of a batch are chained: each but the first carries
+//!   `Nats-Expected-Last-Msg-Id` naming the one before it, so JetStream
+//!   stores one only right after its predecessor. What a batch leaves in
+//!   the stream is therefore always a prefix of it, in feed order, even
+//!   when the connection drops mid-batch (the server it was sent to dies
+//!   with some messages, and the client sends the rest to another server
+//!   after reconnecting: unchained, those would be stored past the hole,
+//!   and the reconciliation below would take the hole for published).
+//!   When another publisher's message (or a duplicate) comes between two
+//!   links, the rest of the batch is refused and published again as a new
+//!   chain from the refused message: every retry stores at least one.
 //! - A repeat after the window (the relay died between publishing and
-//!   checkpointing and stayed down longer) is prevented by reconciling: each
-//!   time the relay becomes the active one, and after any failure, the relay reads the feed
-//!   position of the last hub event in the stream and skips what is not past it.
-//!   Publishes on one connection are stored in order, so everything before
-//!   that message is in the stream too. After each acknowledged batch the
-//!   relay also remembers the batch's last position, so a checkpoint that
-//!   fails to commit does not make this process publish the batch again.
+//!   checkpointing and stayed down longer) is prevented by reconciling:
+//!   each time the relay becomes the active one, and after any failure, it
+//!   reads the feed position of the last hub event in the stream and skips
+//!   what is not past it (a prefix, so nothing before it is missing). After
+//!   each acknowledged batch the relay also remembers the batch's last
+//!   position, so a checkpoint that fails to commit does not make this
+//!   process publish the batch again.
 
 use std::time::Duration;
 
@@ -31,10 +42,24 @@ use super::envelope::{
 };
 use super::stream::{ensure_stream, NatsError, StreamSettings};
 use crate::feed::{ConsumerError, FeedConsumer, FeedPosition, StoredEvent};
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 
 /// How far back from the stream's end the relay looks for its own last
 /// message (other publishers may have added messages after it).
 const RECONCILE_SCAN: u64 = 1000;
+
+/// The header that chains a message to the one before it.
+const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+
+/// How a pipelined, chained publish of a batch ended.
+enum Published {
+    /// Every message is in the stream.
+    All,
+    /// The messages before `index` are in the stream; the one at `index`
+    /// was refused because something else came last (so were those after
+    /// it, chained to it).
+    ChainBroken { index: usize },
+}
 
 /// Publishes the event feed to JetStream.
 pub struct NatsRelay {
@@ -114,27 +139,61 @@ impl NatsRelay {
         Ok((envelope, headers, body))
     }
 
-    async fn publish(
-        &self,
-        events: &[StoredEvent],
-        watermark: Option<FeedPosition>,
-    ) -> Result<(), NatsError> {
+    /// Publishes `events` pipelined, each chained to the one before it,
+    /// and awaits every acknowledgement.
+    async fn publish_chained(&self, events: &[&StoredEvent]) -> Result<Published, NatsError> {
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
+        let mut previous: Option<String> = None;
         for event in events {
-            if watermark.is_some_and(|w| event.feed_position() <= w) {
-                continue;
+            let (envelope, mut headers, body) = self.message(event)?;
+            if let Some(previous) = &previous {
+                headers.insert(EXPECTED_LAST_MSG_ID, previous.as_str());
             }
-            let (envelope, headers, body) = self.message(event)?;
+            previous = Some(event.event_id.to_string());
             acks.push(
                 self.js
                     .publish_with_headers(envelope.subject, headers, body.into())
                     .await?,
             );
         }
-        for ack in acks {
-            tokio::time::timeout(self.ack_timeout, ack)
+        for (index, ack) in acks.into_iter().enumerate() {
+            let acked = tokio::time::timeout(self.ack_timeout, ack)
                 .await
-                .map_err(|_| "timed out waiting for JetStream to acknowledge a publish")??;
+                .map_err(|_| "timed out waiting for JetStream to acknowledge a publish")?;
+            match acked {
+                Ok(_) => {}
+                Err(err) if is_chain_broken(&err) && index > 0 => {
+                    return Ok(Published::ChainBroken { index })
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(Published::All)
+    }
+
+    /// Publishes the events of `events` past `watermark`, starting a new
+    /// chain wherever another message came between two links.
+    async fn publish(
+        &self,
+        events: &[StoredEvent],
+        watermark: Option<FeedPosition>,
+    ) -> Result<(), NatsError> {
+        let mut pending: Vec<&StoredEvent> = events
+            .iter()
+            .filter(|event| watermark.is_none_or(|w| event.feed_position() > w))
+            .collect();
+        while !pending.is_empty() {
+            match self.publish_chained(&pending).await? {
+                Published::All => break,
+                Published::ChainBroken { index } => {
+                    tracing::debug!(
+                        published = index,
+                        left = pending.len() - index,
+                        "another message came between two of the relay's; publishing the rest as a new chain"
+                    );
+                    pending.drain(..index);
+                }
+            }
         }
         Ok(())
     }
@@ -199,6 +258,12 @@ impl FeedConsumer for NatsRelay {
             }
         }
     }
+}
+
+/// Whether JetStream refused a chained message because the stream's last
+/// message is not the one it names.
+fn is_chain_broken(err: &PublishError) -> bool {
+    err.kind() == PublishErrorKind::WrongLastMessageId
 }
 
 /// Whether publishing failed because of the event itself (see
