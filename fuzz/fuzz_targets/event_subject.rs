@@ -1,5 +1,5 @@
 //! Subjects clients publish integration events on: parsing any text never
-//! panics, and an accepted subject is a `hub.<hub_id>.<domain>.<action>`
+//! panics, and an accepted subject is a `hub.<hub_id>.<name...>`
 //! subject that NATS will take as one literal subject.
 
 #![no_main]

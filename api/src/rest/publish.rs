@@ -1,6 +1,6 @@
 //! `POST /api/events`: publish an integration event.
 //!
-//! The body is `{"subject": "hub.<hub_id>.<domain>.<action>", "payload":
+//! The body is `{"subject": "hub.<hub_id>.<name...>", "payload":
 //! {...}, "correlation_id": "..."?}`. The event is appended to the store as
 //! an `IntegrationEvent` aggregate of its own; the feed then relays it to
 //! NATS on its subject and logs it, like every other event. The answer is
@@ -237,9 +237,9 @@ mod tests {
                 "wildcard",
             ),
             (
-                "{\"subject\": \"hub.h.a\", \"payload\": {}}",
+                "{\"subject\": \"hub.h\", \"payload\": {}}",
                 "INVALID_INPUT",
-                "at least 4",
+                "at least 3",
             ),
             (
                 "{\"subject\": \"hub.h.a.b\", \"payload\": [1]}",

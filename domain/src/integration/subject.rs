@@ -38,7 +38,7 @@ pub enum EventSubjectError {
     )]
     NotHub,
     /// Fewer than [`EventSubject::MIN_TOKENS`] tokens.
-    #[error("the subject has {actual} tokens; at least {min} are needed: hub.<hub_id>.<domain>.<action>")]
+    #[error("the subject has {actual} tokens; at least {min} are needed: hub.<hub_id>.<name>, e.g. hub.local-hub.deployments or hub.local-hub.audit.security.completed")]
     TooShort {
         /// The minimum.
         min: usize,
@@ -50,10 +50,11 @@ pub enum EventSubjectError {
     ReservedDomain(String),
 }
 
-/// A concrete NATS subject of the form `hub.<hub_id>.<domain>.<action...>`:
-/// at least four tokens of ASCII letters, digits, `-` and `_`, no
-/// wildcards, at most [`EventSubject::MAX_LEN`] bytes, and a domain that is
-/// not one of the hub's own (`project`).
+/// A concrete NATS subject of the form `hub.<hub_id>.<name...>`: at least
+/// three tokens of ASCII letters, digits, `-` and `_`, no wildcards, at
+/// most [`EventSubject::MAX_LEN`] bytes, and a first name token (the
+/// domain, as in `hub.<hub_id>.<domain>.<action>`) that is not one of the
+/// hub's own (`project`).
 ///
 /// Whether the hub id is *this* hub's is decided by the aggregate, which
 /// is told the hub id in the command.
@@ -64,9 +65,9 @@ pub struct EventSubject(String);
 impl EventSubject {
     /// Longest accepted subject, in bytes.
     pub const MAX_LEN: usize = 255;
-    /// Fewest tokens: `hub`, the hub id, a domain and an action.
-    pub const MIN_TOKENS: usize = 4;
-    /// Domains (third tokens) that only the hub's own aggregates publish on,
+    /// Fewest tokens: `hub`, the hub id and a name.
+    pub const MIN_TOKENS: usize = 3;
+    /// Third tokens (domains) that only the hub's own aggregates publish on,
     /// so that no integration event can pass for one of their events.
     pub const RESERVED_DOMAINS: &'static [&'static str] =
         &[crate::ProjectEvent::DOMAIN, "integrationevent"];
@@ -165,6 +166,9 @@ mod tests {
         assert_eq!(subject.hub_id(), "local-hub");
         assert_eq!(subject.local_part(), "audit.security.completed");
         assert!(EventSubject::parse("hub.h.a_b.c-d").is_ok());
+        let short = EventSubject::parse("hub.test.example").unwrap();
+        assert_eq!(short.hub_id(), "test");
+        assert_eq!(short.local_part(), "example");
     }
 
     #[test]
@@ -187,7 +191,13 @@ mod tests {
             ("hub.h.a.b.", E::EmptyToken),
             ("nats.h.audit.done", E::NotHub),
             ("HUB.h.audit.done", E::NotHub),
-            ("hub.h.audit", E::TooShort { min: 4, actual: 3 }),
+            ("hub.h", E::TooShort { min: 3, actual: 2 }),
+            ("hub", E::TooShort { min: 3, actual: 1 }),
+            ("hub.h.project", E::ReservedDomain("project".into())),
+            (
+                "hub.h.integrationevent",
+                E::ReservedDomain("integrationevent".into()),
+            ),
             ("hub.h.project.created", E::ReservedDomain("project".into())),
             ("hub.h.Project.created", E::ReservedDomain("Project".into())),
         ];
