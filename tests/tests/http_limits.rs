@@ -389,3 +389,58 @@ async fn a_refused_request_is_answered_without_waiting_for_its_body() {
     }
     hub.assert_alive().await;
 }
+
+#[tokio::test]
+async fn a_client_still_sending_an_oversized_body_gets_the_413() {
+    let mut hub = SpawnedHub::start("oversized", &[]).await;
+    // As httpx and requests do: the whole body is written before the answer
+    // is read, declared with its length or chunked.
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    for (path, chunked) in [
+        ("/api/events", false),
+        ("/graphql", false),
+        ("/api/events", true),
+        ("/graphql", true),
+    ] {
+        let mut stream = TcpStream::connect(hub.addr()).await.expect("connect");
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n",
+            hub.addr()
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("send the head");
+        for piece in body.chunks(64 * 1024) {
+            let sent = if chunked {
+                let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+                chunk.extend_from_slice(piece);
+                chunk.extend_from_slice(b"\r\n");
+                stream.write_all(&chunk).await
+            } else {
+                stream.write_all(piece).await
+            };
+            sent.unwrap_or_else(|err| {
+                panic!("{path} (chunked {chunked}): the body is taken: {err}")
+            });
+        }
+        if chunked {
+            stream.write_all(b"0\r\n\r\n").await.expect("end the body");
+        }
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received))
+            .await
+            .expect("closed within 10 s");
+        let answer = String::from_utf8_lossy(&received);
+        assert!(
+            read.is_ok() && answer.starts_with("HTTP/1.1 413"),
+            "{path} (chunked {chunked}): {read:?} {answer}"
+        );
+    }
+    hub.assert_alive().await;
+}

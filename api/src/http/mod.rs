@@ -9,5 +9,6 @@ pub mod correlation;
 pub mod graphql;
 pub mod health;
 pub mod limits;
+mod query_repair;
 pub mod server;
 pub mod ws;

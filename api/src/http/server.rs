@@ -12,7 +12,13 @@
 //! - **Unread bodies:** a request answered before its body was read to
 //!   the end (a refusal) is answered with `Connection: close`, and the
 //!   connection closes: the rest of the body cannot be told from a next
-//!   request.
+//!   request. What the client still sends is read and dropped first (up to
+//!   16 MiB or 5 s, at most 64 such connections at once), so a client that
+//!   writes its whole body before reading gets the answer (a 413), not a
+//!   connection reset.
+//! - **Raw query strings:** `"`, `<` and `>` sent unencoded in a query
+//!   (`?subject=hub.>`, as curl sends it) are percent-encoded before hyper
+//!   parses the request line (`query_repair`).
 //! - **Unread responses:** a connection whose client has taken none of its
 //!   response for [`ServerLimits::body_timeout`] is closed.
 //! - **Dead peers:** TCP keep-alive probes (after 60 s of silence, every
@@ -57,6 +63,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tower::ServiceExt as _;
+
+use super::query_repair::QueryRepair;
 
 /// Bounds on connections and requests.
 #[derive(Clone, Copy, Debug)]
@@ -135,10 +143,7 @@ pub async fn serve(
             tokio::spawn(shed(stream));
             continue;
         };
-        let io = TokioIo::new(TrackedStream {
-            inner: stream,
-            slot: slot.held.clone(),
-        });
+        let io = TokioIo::new(TrackedStream::new(stream, slot.held.clone()));
         let router = router.clone();
         let builder = builder.clone();
         let stop = stop_rx.clone();
@@ -184,7 +189,10 @@ async fn serve_connection(
                     // Answered without reading the whole body (a refusal):
                     // the rest cannot be told from a next request, so the
                     // connection closes, and the client is told not to
-                    // reuse it.
+                    // reuse it. What it still sends is read and dropped
+                    // before the socket closes, so the answer is not lost
+                    // to a reset.
+                    state.linger.store(true, Ordering::Release);
                     response.headers_mut().insert(
                         hyper::header::CONNECTION,
                         hyper::header::HeaderValue::from_static("close"),
@@ -429,6 +437,8 @@ struct ConnectionState {
     upgrading: AtomicBool,
     /// Its current request's body has not been read to its end.
     unread_body: AtomicBool,
+    /// It was answered before its body was read: drain it before closing.
+    linger: AtomicBool,
     born: Instant,
     /// Closes it (eviction).
     evicted: Notify,
@@ -445,6 +455,7 @@ impl ConnectionState {
             write_blocked_since: AtomicU64::new(0),
             upgrading: AtomicBool::new(false),
             unread_body: AtomicBool::new(false),
+            linger: AtomicBool::new(false),
             born: Instant::now(),
             evicted: Notify::new(),
             released: AtomicBool::new(false),
@@ -532,12 +543,53 @@ impl Drop for HeldSlot {
     }
 }
 
-/// The client's stream, noting when bytes arrive (for the idle timeout)
-/// and holding the connection's slot until it closes, also after an
-/// upgrade to a WebSocket.
+/// The client's stream, noting when bytes arrive (for the idle timeout),
+/// holding the connection's slot until it closes, also after an upgrade to
+/// a WebSocket, and repairing raw query strings (`QueryRepair`).
 struct TrackedStream {
-    inner: TcpStream,
+    /// Taken only when it is dropped, to linger.
+    inner: Option<TcpStream>,
     slot: Arc<HeldSlot>,
+    repair: QueryRepair,
+    /// Repaired bytes not yet taken by hyper, from `repaired_at` on.
+    repaired: Vec<u8>,
+    repaired_at: usize,
+}
+
+impl TrackedStream {
+    fn new(inner: TcpStream, slot: Arc<HeldSlot>) -> Self {
+        Self {
+            inner: Some(inner),
+            slot,
+            repair: QueryRepair::default(),
+            repaired: Vec::new(),
+            repaired_at: 0,
+        }
+    }
+
+    fn stream(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(
+            self.inner
+                .as_mut()
+                .expect("the stream is taken only on drop"),
+        )
+    }
+
+    /// Moves repaired bytes into `buf`; whether there were any.
+    fn take_repaired(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        let waiting = &self.repaired[self.repaired_at..];
+        if waiting.is_empty() {
+            return false;
+        }
+        let n = waiting.len().min(buf.remaining());
+        buf.put_slice(&waiting[..n]);
+        self.repaired_at += n;
+        if self.repaired_at == self.repaired.len() {
+            self.repaired.clear();
+            self.repaired_at = 0;
+        }
+        true
+    }
 }
 
 impl AsyncRead for TrackedStream {
@@ -546,10 +598,25 @@ impl AsyncRead for TrackedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.slot.state.touch();
+        let this = &mut *self;
+        if this.take_repaired(buf) {
+            return Poll::Ready(Ok(()));
+        }
+        if this.repair.is_pass_through() {
+            let before = buf.filled().len();
+            let polled = this.stream().poll_read(cx, buf);
+            if buf.filled().len() > before {
+                this.slot.state.touch();
+            }
+            return polled;
+        }
+        let mut raw = [0_u8; 8 * 1024];
+        let mut raw = ReadBuf::new(&mut raw[..buf.remaining().min(8 * 1024)]);
+        let polled = this.stream().poll_read(cx, &mut raw);
+        if !raw.filled().is_empty() {
+            this.slot.state.touch();
+            this.repair.push(raw.filled(), &mut this.repaired);
+            this.take_repaired(buf);
         }
         polled
     }
@@ -561,17 +628,17 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let polled = self.stream().poll_write(cx, buf);
         self.note_write(polled.is_pending());
         polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.stream().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.stream().poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -579,13 +646,15 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let polled = self.stream().poll_write_vectored(cx, bufs);
         self.note_write(polled.is_pending());
         polled
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner
+            .as_ref()
+            .is_some_and(TcpStream::is_write_vectored)
     }
 }
 
@@ -599,6 +668,58 @@ impl TrackedStream {
             state.write_blocked_since.store(0, Ordering::Release);
         }
     }
+}
+
+impl Drop for TrackedStream {
+    fn drop(&mut self) {
+        if !self.slot.state.linger.load(Ordering::Acquire) {
+            return;
+        }
+        let (Some(stream), Ok(runtime)) =
+            (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        if LINGERING.fetch_add(1, Ordering::AcqRel) >= MAX_LINGERING {
+            LINGERING.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        runtime.spawn(async move {
+            linger(stream).await;
+            LINGERING.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+/// Connections draining an unread body right now.
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+/// Most connections drained at once; past that, they close at once.
+const MAX_LINGERING: usize = 64;
+/// Most bytes drained from one connection.
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+/// Longest a connection is drained.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// Closes a connection whose client may still be sending a body it was
+/// answered before: says it is done writing, then reads and drops what
+/// comes until the client closes too (or [`LINGER_BYTES`] or
+/// [`LINGER_TIME`] pass). Closing with unread bytes would make the kernel
+/// reset the connection, and a client still sending would lose the answer
+/// to the reset.
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::AsyncReadExt as _;
+    let _ = stream.shutdown().await;
+    let mut drained = 0;
+    let mut buf = vec![0_u8; 64 * 1024];
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while drained < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// One request in progress on a connection, until its response body is
