@@ -336,6 +336,19 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 
 /// `GET /metrics`: refreshes the scrape-time gauges, then answers the
 /// registry in the Prometheus text format. Needs the token when one is set.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "getMetrics",
+    tag = "meta",
+    summary = "Metrics in the Prometheus text format",
+    responses(
+        (status = 200, description = "The metrics (`docs/EVENT_SYSTEM.md` lists them).",
+            content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 401, description = "A token is configured and was not sent.", body = crate::rest::error::ErrorBody),
+    ),
+    security((), ("token" = []))
+)]
 pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     // Prometheus scrapes with `authorization: Bearer <token>`.
     if !state.access.can_write(&headers) {

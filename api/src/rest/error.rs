@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use infrastructure::PublishError;
 use projections::QueryError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A REST request that did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +93,36 @@ impl RestError {
     }
 }
 
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+/// (Refusals of the access layer add the GraphQL shape's `errors` beside
+/// it.)
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// One error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine code: `INVALID_INPUT`, `MALFORMED_JSON`,
+    /// `PAYLOAD_TOO_LARGE`, `REQUEST_TIMEOUT`, `UNSUPPORTED_MEDIA_TYPE`,
+    /// `UNAUTHENTICATED`, `FORBIDDEN`, `MISDIRECTED_REQUEST`, `NOT_FOUND`,
+    /// `UNAVAILABLE`, `INTERNAL`.
+    #[schema(example = "INVALID_INPUT")]
+    pub code: String,
+    /// What to fix, in words.
+    pub message: String,
+}
+
 impl IntoResponse for RestError {
     fn into_response(self) -> Response {
-        let body = Json(json!({
-            "error": { "code": self.code(), "message": self.to_string() }
-        }));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+            },
+        });
         if matches!(self, Self::Unauthenticated) {
             return (self.status(), [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
         }

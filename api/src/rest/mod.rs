@@ -3,10 +3,12 @@
 //! - `POST /api/events`: publish an integration event ([`publish`]).
 //! - `GET /api/events`, `GET /api/events/{id}`: read the event log ([`query`]).
 //! - `GET /api/events/stream` (WebSocket): live events ([`stream`]).
+//! - `GET /openapi.json`: this API's contract ([`openapi`]).
 //!
 //! Errors are `{"error": {"code", "message"}}` ([`error`]).
 
 pub mod error;
+pub mod openapi;
 pub mod publish;
 pub mod query;
 pub mod stream;
@@ -52,6 +54,7 @@ pub fn router(max_body: usize) -> Router<AppState> {
         .route("/api/events", get(query::list).post(publish::publish))
         .route("/api/events/stream", get(stream::stream))
         .route("/api/events/{id}", get(query::one))
+        .route("/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             reject_large_bodies(max_body, request, next)

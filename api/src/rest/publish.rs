@@ -13,13 +13,14 @@ use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
 use domain::{EventPayload, EventSubject, IntegrationCommand};
 use infrastructure::{CommandMetadata, Origin, PublishError};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::RestError;
+use super::error::{ErrorBody, RestError};
 use super::RestState;
 use crate::app::AppState;
 use crate::http::correlation::{self, CorrelationId};
@@ -33,12 +34,36 @@ const COMMAND: &str = "PublishIntegrationEvent";
 const ENVELOPE_OVERHEAD: usize = 4096;
 
 /// The request body.
-#[derive(Debug, Deserialize)]
-struct PublishRequest {
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PublishRequest {
+    /// `hub.<this hub's id>.<name...>`: at least three tokens of ASCII
+    /// letters, digits, `-` and `_`, no wildcards, at most 255 bytes;
+    /// `project` as the third token is reserved for the hub's own events.
+    #[schema(example = "hub.local-hub.audit.security.completed", max_length = 255)]
     subject: String,
+    /// A JSON object the store gives back exactly as sent (no NUL
+    /// characters, nesting at most 64 deep, only numbers that survive
+    /// PostgreSQL's `jsonb`).
+    #[schema(value_type = Object)]
     payload: serde_json::Value,
+    /// 1-128 letters, digits, `-`, `_`, `.`, `:`; default: the request's
+    /// `X-Correlation-ID`, or a new one.
     #[serde(default)]
+    #[schema(example = "audit-7")]
     correlation_id: Option<String>,
+}
+
+/// The answer to a publish.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    /// The stored event's id (also its `Nats-Msg-Id`).
+    event_id: Uuid,
+    /// The correlation id it was recorded with.
+    correlation_id: String,
+    /// When it was recorded.
+    timestamp: DateTime<Utc>,
+    /// The subject it is published on.
+    subject: String,
 }
 
 /// A request whose values are all parsed.
@@ -78,6 +103,28 @@ fn parse(body: &[u8]) -> Result<Publish, RestError> {
 }
 
 /// Handles `POST /api/events`.
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    operation_id = "publishEvent",
+    tag = "events",
+    summary = "Publish an integration event",
+    description = "Records the event in the store; the hub then publishes it on NATS, once, on its subject. \
+        The answer comes once the event can be read back with GET /api/events.",
+    request_body(content = PublishRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Recorded.", body = Published,
+            headers(("location" = String, description = "`/api/events/{event_id}`"))),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
+        (status = 401, description = "A token is configured and was not sent.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time.", body = ErrorBody),
+        (status = 413, description = "The body is over the limit.", body = ErrorBody),
+        (status = 415, description = "The body is not declared as `application/json`.", body = ErrorBody),
+        (status = 422, description = "A value is not acceptable; the message says which.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry.", body = ErrorBody),
+    ),
+    security((), ("token" = []))
+)]
 pub async fn publish(
     State(state): State<AppState>,
     Extension(CorrelationId(request_correlation)): Extension<CorrelationId>,
@@ -152,12 +199,12 @@ pub async fn publish(
             header::LOCATION,
             format!("/api/events/{}", recorded.event_id),
         )],
-        Json(json!({
-            "event_id": recorded.event_id,
-            "correlation_id": metadata.correlation_id,
-            "timestamp": recorded.recorded_at,
-            "subject": request.subject,
-        })),
+        Json(Published {
+            event_id: recorded.event_id,
+            correlation_id: metadata.correlation_id,
+            timestamp: recorded.recorded_at,
+            subject: request.subject.to_string(),
+        }),
     )
         .into_response())
 }
