@@ -12,6 +12,7 @@
 //!   GraphQL over HTTP and WebSocket, the console, body limits, health.
 //! - `rest`: the REST event API (`/api/events`) and its event socket.
 //! - `metrics`: Prometheus metrics (`/metrics`).
+//! - `natural_time`: instants as people type them (`1h ago`, `yesterday`).
 //! - `rebuilds`: read-model rebuilds a serving hub runs in the background.
 //! - `telemetry`: logging.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod natural_time;
 pub mod rebuilds;
 pub mod rest;
 pub mod telemetry;
