@@ -5,7 +5,8 @@
 //! Layout:
 //! - `config`: flags and environment variables.
 //! - `app`: [`App`], building and serving the application.
-//! - `cli`: `hub projections list`, `rebuild`, `retry` and `skip`.
+//! - `cli`: `hub projections list`, `rebuild`, `retry` and `skip`; `hub
+//!   events query`, `follow` and `export` (over HTTP).
 //! - `graphql`: schema, query, mutation and subscription roots, types,
 //!   client errors, and the door (the limits every operation meets).
 //! - `http`: the server and its bounds, access rules (host, origin, token),

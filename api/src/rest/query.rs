@@ -271,7 +271,9 @@ mod tests {
             .collect::<Vec<_>>()
             .join("&");
         let uri: axum::http::Uri = format!("/api/events?{query}").parse().unwrap();
-        let pairs = Query::<Vec<(String, String)>>::try_from_uri(&uri).unwrap().0;
+        let pairs = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+            .unwrap()
+            .0;
         ListParams::from_pairs(pairs).unwrap()
     }
 
@@ -339,6 +341,9 @@ mod tests {
         .unwrap()
         .0;
         let err = ListParams::from_pairs(twice).unwrap_err();
-        assert!(err.to_string().contains("limit is given more than once"), "{err}");
+        assert!(
+            err.to_string().contains("limit is given more than once"),
+            "{err}"
+        );
     }
 }
