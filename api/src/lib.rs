@@ -11,6 +11,8 @@
 //! - `http`: the server and its bounds, access rules (host, origin, token),
 //!   GraphQL over HTTP and WebSocket, the console, body limits, health.
 //! - `rest`: the REST event API (`/api/events`) and its event socket.
+//! - `live_events`: events replayed from the store from a point on, then
+//!   live, with no gap at the seam (GraphQL's `events` subscription).
 //! - `metrics`: Prometheus metrics (`/metrics`).
 //! - `rebuilds`: read-model rebuilds a serving hub runs in the background.
 //! - `telemetry`: logging.
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod live_events;
 pub mod metrics;
 pub mod rebuilds;
 pub mod rest;
