@@ -10,9 +10,10 @@
 //!   client errors, and the door (the limits every operation meets).
 //! - `http`: the server and its bounds, access rules (host, origin, token),
 //!   GraphQL over HTTP and WebSocket, the console, body limits, health.
-//! - `rest`: the REST event API (`/api/events`) and its event socket.
+//! - `rest`: the REST event API (`/api/events`) and its event stream
+//!   (WebSocket or Server-Sent Events).
 //! - `live_events`: events replayed from the store from a point on, then
-//!   live, with no gap at the seam (GraphQL's `events` subscription).
+//!   live, with no gap at the seam (GraphQL's `events` subscription, SSE).
 //! - `metrics`: Prometheus metrics (`/metrics`).
 //! - `rebuilds`: read-model rebuilds a serving hub runs in the background.
 //! - `telemetry`: logging.

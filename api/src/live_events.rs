@@ -1,7 +1,7 @@
 //! Events from a point of the feed on: first what the store holds after
 //! that point, then the live broadcast, with no gap and no duplicate at the
-//! seam. The GraphQL `events` subscription reads events this way
-//! ([`replay_then_live`]).
+//! seam. The GraphQL `events` subscription and the SSE event stream both
+//! read events this way ([`replay_then_live`]).
 //!
 //! Why the seam is exact: the receiver is subscribed before the replay
 //! starts, and every event the broadcast carries was read from the store
