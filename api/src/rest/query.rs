@@ -114,7 +114,7 @@ impl From<EventRow> for EventBody {
     }
 }
 
-fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, RestError> {
+pub(super) fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, RestError> {
     // An unencoded '+' in a query string arrives as a space.
     let repaired = value.replace(' ', "+");
     DateTime::parse_from_rfc3339(&repaired)
@@ -125,6 +125,16 @@ fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, RestError> {
                 value.chars().take(64).collect::<String>()
             ))
         })
+}
+
+/// Refuses a `correlation_id` no event can have.
+pub(super) fn correlation_id(id: &str) -> Result<(), RestError> {
+    if id.len() > 256 || id.chars().any(char::is_control) {
+        return Err(RestError::invalid(
+            "correlation_id must be at most 256 characters without control characters",
+        ));
+    }
+    Ok(())
 }
 
 fn limit(value: Option<&str>) -> Result<u32, RestError> {
@@ -178,11 +188,7 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
         .transpose()
         .map_err(|err| RestError::invalid(format!("subject: {err}")))?;
     if let Some(id) = &params.correlation_id {
-        if id.len() > 256 || id.chars().any(char::is_control) {
-            return Err(RestError::invalid(
-                "correlation_id must be at most 256 characters without control characters",
-            ));
-        }
+        correlation_id(id)?;
     }
     let filter = EventFilter {
         subject,
