@@ -94,6 +94,14 @@ pub enum ClientError {
         /// The innermost cause.
         cause: String,
     },
+    /// A streamed answer stopped short.
+    #[error("the connection to the hub at {url} broke: {cause}")]
+    ConnectionLost {
+        /// The hub's URL, redacted.
+        url: String,
+        /// The innermost cause.
+        cause: String,
+    },
     /// The hub did not answer in time.
     #[error("the hub at {url} did not answer within {seconds} s")]
     Timeout {
@@ -131,7 +139,10 @@ impl ClientError {
     /// says it is unavailable.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Unreachable { .. } | Self::Timeout { .. } | Self::BadAnswer(_) => true,
+            Self::Unreachable { .. }
+            | Self::ConnectionLost { .. }
+            | Self::Timeout { .. }
+            | Self::BadAnswer(_) => true,
             Self::Refused { status, .. } => *status >= 500,
             Self::BadUrl { .. } | Self::Unauthenticated { .. } => false,
         }
@@ -267,7 +278,19 @@ impl HubClient {
         &self,
         response: &mut reqwest::Response,
     ) -> Result<Option<bytes::Bytes>, ClientError> {
-        response.chunk().await.map_err(|err| self.failed(&err))
+        response.chunk().await.map_err(|err| {
+            if err.is_timeout() {
+                ClientError::Timeout {
+                    url: self.shown.clone(),
+                    seconds: READ_TIMEOUT.as_secs(),
+                }
+            } else {
+                ClientError::ConnectionLost {
+                    url: self.shown.clone(),
+                    cause: innermost(&err),
+                }
+            }
+        })
     }
 
     fn endpoint(&self, path: &str) -> Result<Url, ClientError> {
