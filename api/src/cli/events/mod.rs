@@ -4,13 +4,15 @@
 //! Layout:
 //! - here: the subcommands, times resolved against now (or `HUB_CLI_NOW`),
 //!   the output format a terminal or a pipe gets.
-//! - `client`: `GET /api/events`, the event stream, [`ClientError`].
+//! - `client`: `GET /api/events` and the event stream.
+//! - `error`: [`ClientError`], what failed, in one sentence.
 //! - `output`: table, JSON, JSON Lines and CSV writers.
 //! - `follow`: the live stream, resumed after the last event on reconnect.
 //! - `export`: a range to a file, with progress on a terminal.
 //! - `sse`: reading Server-Sent Events.
 
 pub mod client;
+pub mod error;
 pub mod export;
 pub mod follow;
 pub mod output;
