@@ -175,6 +175,7 @@ impl App {
             hub_id: config.hub_id.clone(),
             event_log_progress: event_log.watch(),
             read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
+            sse_keepalive: Duration::from_secs(config.ws.sse_keepalive_secs.max(1)),
         };
 
         let services = ProjectServices::new(PgProjectLookup::new(pool.clone(), config.port_range));

@@ -5,13 +5,18 @@
 //! Layout:
 //! - `config`: flags and environment variables.
 //! - `app`: [`App`], building and serving the application.
-//! - `cli`: `hub projections list`, `rebuild`, `retry` and `skip`.
+//! - `cli`: `hub projections list`, `rebuild`, `retry` and `skip`; `hub
+//!   events query`, `follow` and `export` (over HTTP).
 //! - `graphql`: schema, query, mutation and subscription roots, types,
 //!   client errors, and the door (the limits every operation meets).
 //! - `http`: the server and its bounds, access rules (host, origin, token),
 //!   GraphQL over HTTP and WebSocket, the console, body limits, health.
-//! - `rest`: the REST event API (`/api/events`) and its event socket.
+//! - `rest`: the REST event API (`/api/events`) and its event stream
+//!   (WebSocket or Server-Sent Events).
+//! - `live_events`: events replayed from the store from a point on, then
+//!   live, with no gap at the seam (GraphQL's `events` subscription, SSE).
 //! - `metrics`: Prometheus metrics (`/metrics`).
+//! - `natural_time`: instants as people type them (`1h ago`, `yesterday`).
 //! - `rebuilds`: read-model rebuilds a serving hub runs in the background.
 //! - `telemetry`: logging.
 
@@ -20,7 +25,9 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod live_events;
 pub mod metrics;
+pub mod natural_time;
 pub mod rebuilds;
 pub mod rest;
 pub mod telemetry;

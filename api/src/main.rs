@@ -1,5 +1,5 @@
-//! The `hub` binary: parse the configuration, then migrate, serve, or
-//! inspect and rebuild the read models.
+//! The `hub` binary: parse the configuration, then migrate, serve, inspect
+//! and rebuild the read models, or read a running hub's events.
 
 use std::process::ExitCode;
 
@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             api::telemetry::init(LogFormat::Text);
             api::cli::projections(&args).await
         }
+        Command::Events(args) => api::cli::events::run(&args).await,
         Command::Serve(config) => {
             api::telemetry::init(config.log_format);
             let app = App::build(&config).await?;

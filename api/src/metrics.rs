@@ -1,7 +1,8 @@
 //! Prometheus metrics: `GET /metrics` in the text exposition format.
 //!
 //! Counted as things happen: commands (by type and outcome, with latency),
-//! events appended by this process, HTTP requests (by route and status).
+//! events appended by this process, HTTP requests (by route and status),
+//! SSE event streams that fell behind the live feed and caught up.
 //! Read at scrape time: each feed consumer's lag and state (the NATS relay
 //! is one of them), open live subscriptions, connections and WebSockets,
 //! NATS and database reachability.
@@ -18,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use infrastructure::nats::NatsRelay;
 use infrastructure::{CommandError, Executed};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts,
     Registry, TextEncoder,
 };
 use std::sync::Arc;
@@ -72,6 +74,7 @@ pub struct Metrics {
     events_appended: IntCounterVec,
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
+    sse_catch_ups: IntCounter,
     feed_lag: IntGaugeVec,
     feed_handled: IntGaugeVec,
     feed_batches: IntGaugeVec,
@@ -239,6 +242,14 @@ impl Metrics {
                 "hub_database_up",
                 "1 when the database answered the last scrape.",
             ),
+            sse_catch_ups: register(
+                &r,
+                IntCounter::new(
+                    "hub_sse_catch_ups_total",
+                    "Times an SSE event stream fell behind the live feed and caught up from the store.",
+                )
+                .expect("valid metric options"),
+            ),
             registry: r,
         }
     }
@@ -275,6 +286,12 @@ impl Metrics {
                 .with_label_values(&[aggregate_type])
                 .inc_by(count as u64);
         }
+    }
+
+    /// Records an SSE event stream that fell behind the live feed and went
+    /// back to the store.
+    pub fn sse_caught_up(&self) {
+        self.sse_catch_ups.inc();
     }
 
     fn observe_http(&self, method: &str, route: &str, status: StatusCode, took: Duration) {

@@ -7,6 +7,8 @@
 //!   view over it).
 //! - `event_log`: the queryable event history and its projection.
 //! - `queries`: [`ReadModels`], every read the API makes.
+//! - `since`: where a replay of the events recorded since a time starts
+//!   ([`ReadModels::replay_start_since`]).
 //! - `rebuild`: [`rebuild()`], a read model rebuilt beside the live one and
 //!   switched to atomically.
 //! - `status`: [`status::list`], checkpoint, lag, parked events, code
@@ -22,6 +24,7 @@ pub mod projects;
 pub mod queries;
 pub mod rebuild;
 pub mod recent;
+mod since;
 pub mod status;
 pub use domain::subject::filter as subject_filter;
 pub use domain::subject::pattern as subject;

@@ -7,6 +7,8 @@
 //! `NATS_URL` (and `NATS_SERVER_BIN` for a private server). `TEST_LOG=1` turns on tracing output.
 //!
 //! Layout:
+//! - `cli`: `hub events` run as a process, its output read back, its peak
+//!   memory.
 //! - `db`: [`TestDb`], a database created for one test and dropped after.
 //! - `hub`: [`TestHub`], the application serving on an ephemeral port.
 //! - `wait`: [`wait_until`] and [`holds_for`].
@@ -32,6 +34,7 @@
 //!   that records what was acknowledged, and the store/stream/read-model
 //!   agreement check (the `reliability` suite).
 
+pub mod cli;
 pub mod db;
 pub mod feed;
 pub mod hub;

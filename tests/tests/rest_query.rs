@@ -1,7 +1,9 @@
 //! `GET /api/events` and `GET /api/events/{id}`: filters (NATS wildcards,
-//! `LIKE` patterns, time, correlation), limits and pages, clear 422s for
+//! `LIKE` patterns, time, correlation, event types), limits and pages, clear 422s for
 //! malformed parameters, 404 for unknown ids, and SQL metacharacters that
 //! stay inert.
+
+use std::time::Duration;
 
 use hub_tests::rest::{self, subject};
 use hub_tests::{TestDb, TestHub};
@@ -117,6 +119,86 @@ async fn events_are_listed_oldest_first_and_filtered_by_subject_time_and_correla
 }
 
 #[tokio::test]
+async fn events_are_filtered_by_type_repeated_or_comma_separated() {
+    let db = TestDb::create().await;
+    let (hub, _) = hub_with_events(&db).await;
+    let id = hub.create_project("Renamed", "/srv/renamed").await;
+    hub.rename_project(&id, "Renamed twice").await;
+    hub_tests::wait_until(
+        "the rename in the event log",
+        Duration::from_secs(10),
+        || async {
+            let answer = rest::list(&hub, &[("type", "ProjectRenamed")]).await;
+            (answer.body.as_array().map(Vec::len) == Some(1)).then_some(())
+        },
+    )
+    .await;
+    let s = |tail: &str| subject(&hub, tail);
+    let types = |answer: &rest::Answer| -> Vec<String> {
+        answer
+            .body
+            .as_array()
+            .unwrap_or_else(|| panic!("a JSON list: {answer:?}"))
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let created = rest::list(&hub, &[("type", "ProjectCreated")]).await;
+    assert_eq!(types(&created), ["ProjectCreated", "ProjectCreated"]);
+    let both = rest::list(&hub, &[("type", "ProjectRenamed, ProjectCreated")]).await;
+    assert_eq!(
+        types(&both),
+        ["ProjectCreated", "ProjectCreated", "ProjectRenamed"]
+    );
+    let repeated = rest::list(
+        &hub,
+        &[
+            ("type", "ProjectRenamed"),
+            ("type", "IntegrationEventPublished"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        types(&repeated),
+        [
+            "IntegrationEventPublished",
+            "IntegrationEventPublished",
+            "IntegrationEventPublished",
+            "ProjectRenamed"
+        ]
+    );
+    let with_subject = rest::list(
+        &hub,
+        &[
+            ("type", "IntegrationEventPublished,ProjectCreated"),
+            ("subject", s("audit.>").as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        subjects(&with_subject),
+        [s("audit.security.completed"), s("audit.lint.completed")]
+    );
+    let none = rest::list(&hub, &[("type", "projectcreated")]).await;
+    assert_eq!(none.body, json!([]), "types match exactly");
+
+    let paged = rest::list(&hub, &[("type", "ProjectCreated"), ("limit", "1")]).await;
+    let cursor = paged.headers["x-next-cursor"].to_str().unwrap().to_owned();
+    let next = rest::list(
+        &hub,
+        &[
+            ("type", "ProjectCreated"),
+            ("limit", "1"),
+            ("after", &cursor),
+        ],
+    )
+    .await;
+    assert_eq!(subjects(&next), [s("project.created")]);
+    assert!(next.headers.get("x-next-cursor").is_none(), "{next:?}");
+}
+
+#[tokio::test]
 async fn a_limit_cuts_the_list_and_the_next_cursor_continues_it() {
     let db = TestDb::create().await;
     let (hub, _) = hub_with_events(&db).await;
@@ -195,6 +277,12 @@ async fn malformed_parameters_get_422_with_a_message_naming_the_parameter() {
         ("subject", "", "subject: the subject pattern is empty"),
         ("correlation_id", "a\u{0}b", "correlation_id"),
         ("after", "not-a-cursor", ""),
+        ("type", "", "type must name event types"),
+        (
+            "type",
+            "ProjectCreated,,ProjectRenamed",
+            "type must name event types",
+        ),
     ];
     for (name, value, message) in cases {
         let answer = rest::list(&hub, &[(name, value)]).await;
@@ -210,6 +298,14 @@ async fn malformed_parameters_get_422_with_a_message_naming_the_parameter() {
             answer.error_message()
         );
     }
+    let twice = rest::list(&hub, &[("limit", "1"), ("limit", "2")]).await;
+    assert_eq!(twice.status, StatusCode::UNPROCESSABLE_ENTITY, "{twice:?}");
+    assert!(
+        twice
+            .error_message()
+            .contains("limit is given more than once"),
+        "{twice:?}"
+    );
     let plus = rest::list(&hub, &[("since", "2024-05-01T12:00:00+02:00")]).await;
     assert_eq!(
         plus.status,

@@ -106,8 +106,8 @@ impl HttpArgs {
     }
 }
 
-/// Limits on WebSockets (`/graphql/ws`, `/api/events/stream`) and live
-/// subscriptions.
+/// Limits on WebSockets (`/graphql/ws`, `/api/events/stream`), the SSE
+/// event stream and live subscriptions.
 #[derive(Debug, Clone, Args)]
 pub struct WsArgs {
     /// Events a subscriber may fall behind before it is told to resume with `after`.
@@ -129,6 +129,11 @@ pub struct WsArgs {
     /// Most GraphQL subscriptions open at once in the whole process.
     #[arg(long, env = "HUB_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
     pub max_subscriptions: usize,
+
+    /// Seconds between `: keepalive` comments on a quiet SSE event stream
+    /// (`GET /api/events/stream` with `Accept: text/event-stream`).
+    #[arg(long, env = "HUB_SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
 }
 
 impl Default for WsArgs {
@@ -139,6 +144,7 @@ impl Default for WsArgs {
             ws_max_message_bytes: 64 * 1024,
             ws_max_subscriptions: 100,
             max_subscriptions: 10_000,
+            sse_keepalive_secs: 15,
         }
     }
 }

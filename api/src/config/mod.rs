@@ -4,6 +4,7 @@
 //! Layout:
 //! - here: the subcommands, the database, [`ServeConfig`].
 //! - `access`: allowed origins and host names, public reads.
+//! - `events`: `hub events query`, `follow` and `export`.
 //! - `limits`: what one client may ask (GraphQL, HTTP, WebSockets).
 //! - `nats`: the NATS servers, credentials and the hub's stream.
 //! - `orchestration`: what starting and stopping a project runs.
@@ -17,12 +18,17 @@ use domain::PortRange;
 use secrecy::SecretString;
 
 mod access;
+mod events;
 mod limits;
 mod nats;
 mod orchestration;
 pub mod secrets;
 
 pub use access::{effective_token, AccessArgs};
+pub use events::{
+    EventsArgs, EventsCommand, ExportArgs, ExportFormat, FilterArgs, FollowArgs, Format, HubArgs,
+    QueryArgs,
+};
 pub use limits::{door_limits, GraphqlArgs, HttpArgs, WsArgs};
 pub use nats::NatsArgs;
 pub use orchestration::{OrchestrationArgs, OrchestratorKind};
@@ -46,6 +52,9 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Inspect the read models or rebuild them from the event store.
     Projections(ProjectionsArgs),
+    /// Read a running hub's events over HTTP: query (the default), follow
+    /// live, or export to a file.
+    Events(Box<EventsArgs>),
 }
 
 /// `hub projections ...`: the read models' state and their rebuild.

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Result, Subscription, ID};
-use futures::Stream;
-use infrastructure::feed::{position_of, read_after, FeedPosition};
+use futures::{Stream, StreamExt as _};
+use infrastructure::feed::{position_of, FeedPosition};
 use infrastructure::nats::Envelope;
 use projections::cursor::decode_event_cursor;
 use tokio::sync::broadcast::error::RecvError;
@@ -17,9 +17,7 @@ use super::error::{ApiError, ErrorCode};
 use super::query::{event_filter, parse_uuid};
 use super::types::{Event, EventFilter, Project};
 use super::{ApiState, RequestContext};
-
-/// Events read from the store per batch while replaying.
-const REPLAY_BATCH: i64 = 500;
+use crate::live_events::{replay_then_live, LiveError, OnLag};
 
 /// Live updates over WebSocket (`/graphql/ws`).
 #[derive(Default)]
@@ -38,28 +36,6 @@ fn lagged(skipped: u64, resume: Option<FeedPosition>) -> async_graphql::Error {
         format!("this subscription fell {skipped} events behind and was ended; {how}"),
     )
     .into()
-}
-
-/// Whether `event` passes `filter`.
-fn matches(filter: &projections::EventFilter, event: &Envelope) -> bool {
-    filter
-        .subject
-        .as_ref()
-        .is_none_or(|p| p.matches(&event.subject))
-        && filter
-            .aggregate_id
-            .as_ref()
-            .is_none_or(|id| *id == event.aggregate_id)
-        && filter
-            .correlation_id
-            .as_ref()
-            .is_none_or(|id| event.correlation_id.as_ref() == Some(id))
-        && filter
-            .event_types
-            .as_ref()
-            .is_none_or(|types| types.contains(&event.event_type))
-        && filter.since.is_none_or(|since| event.timestamp >= since)
-        && filter.until.is_none_or(|until| event.timestamp < until)
 }
 
 /// Resolves `after`: an event cursor from a query, or a bare global position.
@@ -158,57 +134,21 @@ impl SubscriptionRoot {
             None => None,
         };
         // Subscribe before replaying, so nothing relayed during the replay is missed.
-        let mut live = state.live.subscribe();
-        Ok(async_stream::stream! {
-            let mut last = start;
-            if let Some(mut at) = start {
-                loop {
-                    let batch = match state.read.pool().acquire().await {
-                        Ok(mut conn) => read_after(&mut conn, at, REPLAY_BATCH).await,
-                        Err(err) => Err(err),
-                    };
-                    let batch = match batch {
-                        Ok(batch) => batch,
-                        Err(err) => {
-                            yield Err(ApiError::from(projections::QueryError::from(err)).into());
-                            return;
-                        }
-                    };
-                    if batch.is_empty() {
-                        break;
-                    }
-                    for stored in &batch {
-                        at = stored.feed_position();
-                        if stored.unreadable.is_some() {
-                            // Parked by the relay too: never delivered.
-                            continue;
-                        }
-                        let event = Envelope::from_stored(stored, &state.hub_id);
-                        if matches(&filter, &event) {
-                            yield Ok(Event::from(&event));
-                        }
-                    }
-                    last = Some(at);
-                }
+        let live = state.live.subscribe();
+        let events = replay_then_live(
+            state.read.pool().clone(),
+            state.hub_id.clone(),
+            live,
+            filter,
+            start,
+            OnLag::End,
+        );
+        Ok(events.map(|event| match event {
+            Ok(event) => Ok(Event::from(event.as_ref())),
+            Err(LiveError::Lagged { skipped, resume }) => Err(lagged(skipped, resume)),
+            Err(LiveError::Store(err)) => {
+                Err(ApiError::from(projections::QueryError::from(err)).into())
             }
-            loop {
-                let event = match live.recv().await {
-                    Ok(event) => event,
-                    Err(RecvError::Lagged(skipped)) => {
-                        yield Err(lagged(skipped, last));
-                        break;
-                    }
-                    Err(RecvError::Closed) => break,
-                };
-                let at = event.feed_position();
-                if last.is_some_and(|last| at <= last) {
-                    continue;
-                }
-                last = Some(at);
-                if matches(&filter, &event) {
-                    yield Ok(Event::from(event.as_ref()));
-                }
-            }
-        })
+        }))
     }
 }

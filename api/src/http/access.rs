@@ -10,8 +10,10 @@
 //!   one that is not text gets 421 (DNS rebinding); a browser request from another origin that could change
 //!   something (any method but `GET`, `HEAD` and `OPTIONS`, and every
 //!   WebSocket upgrade) is refused with 403 unless its origin is the hub's
-//!   own or listed in `HUB_ALLOWED_ORIGINS`; CORS is granted to the listed
-//!   origins only.
+//!   own or listed in `HUB_ALLOWED_ORIGINS`; so is a request for a
+//!   Server-Sent Events stream ([`asks_for_event_stream`]), which holds a
+//!   socket's place like an upgrade. CORS is granted to the listed origins
+//!   only.
 //! - **A token**: everything needs it except `/health`'s status (see
 //!   [`Access::can_read`]); the `Origin` rules above still hold.
 
@@ -109,6 +111,8 @@ impl Access {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 correlation.clone(),
+                // Sent by `EventSource` when it reconnects to an SSE stream.
+                HeaderName::from_static(crate::rest::sse::LAST_EVENT_ID),
             ])
             .expose_headers([correlation])
             .max_age(std::time::Duration::from_secs(600))
@@ -161,15 +165,45 @@ fn same_origin(origin: &str, host: &str) -> bool {
     with_port(authority) == with_port(host.trim())
 }
 
-/// Whether a request may change something or open a socket: a method
-/// other than `GET`, `HEAD` and `OPTIONS`, or a WebSocket upgrade.
-fn drives_the_hub(request: &Request) -> bool {
-    let upgrade = request
-        .headers()
+/// Whether `headers` ask for a WebSocket upgrade.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    upgrade
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Whether `headers` ask for Server-Sent Events: an `Accept` that names
+/// `text/event-stream` (with a non-zero `q`, if any). A wildcard (`*/*`,
+/// `text/*`) does not count: clients such as curl and reqwest send `*/*`
+/// by default, and a page's `<img>` or `<script>` sends it without an
+/// `Origin`; a client asks for the stream by its name, as `EventSource`
+/// does.
+pub fn asks_for_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|param| {
+                param.split_once('=').is_some_and(|(name, q)| {
+                    name.trim().eq_ignore_ascii_case("q")
+                        && q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                })
+            });
+            media.eq_ignore_ascii_case("text/event-stream") && !refused
+        })
+}
+
+/// Whether a request may change something or open a socket: a method
+/// other than `GET`, `HEAD` and `OPTIONS`, a WebSocket upgrade, or a
+/// request for an SSE stream.
+fn drives_the_hub(request: &Request) -> bool {
+    is_websocket_upgrade(request.headers())
+        || asks_for_event_stream(request.headers())
         || !matches!(
             *request.method(),
             Method::GET | Method::HEAD | Method::OPTIONS
@@ -319,6 +353,28 @@ mod tests {
         assert!(!rules.origin_allowed("null", Some("127.0.0.1:9001")));
         assert!(!rules.origin_allowed("http://127.0.0.1:9002", Some("127.0.0.1:9001")));
         assert!(!rules.origin_allowed("http://127.0.0.1:9001", None));
+    }
+
+    #[test]
+    fn only_an_accept_naming_the_event_stream_asks_for_one() {
+        let asks = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+            }
+            asks_for_event_stream(&headers)
+        };
+        assert!(asks(&["text/event-stream"]));
+        assert!(asks(&["Text/Event-Stream"]));
+        assert!(asks(&["application/json, text/event-stream;q=0.5"]));
+        assert!(asks(&["application/json", " text/event-stream ; charset=utf-8"]));
+        assert!(!asks(&[]));
+        assert!(!asks(&["*/*"]));
+        assert!(!asks(&["text/*"]));
+        assert!(!asks(&["text/html,application/xhtml+xml,*/*;q=0.8"]));
+        assert!(!asks(&["text/event-stream;q=0"]));
+        assert!(!asks(&["text/event-stream; Q=0.0"]));
+        assert!(!asks(&["text/event-streams"]));
     }
 
     #[test]

@@ -36,6 +36,12 @@ pub enum RestError {
     /// Nothing by that id (404).
     #[error("{0}")]
     NotFound(String),
+    /// A plain request for the event stream, which is served only as a
+    /// WebSocket or as Server-Sent Events (406).
+    #[error(
+        "GET /api/events/stream is a stream of events: upgrade to a WebSocket, or send 'Accept: text/event-stream' for Server-Sent Events"
+    )]
+    NotAStream,
     /// The database is down; retry later (503).
     #[error("the hub's database is unavailable right now; try again shortly")]
     Unavailable,
@@ -72,6 +78,7 @@ impl RestError {
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotAStream => StatusCode::NOT_ACCEPTABLE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -87,6 +94,7 @@ impl RestError {
             Self::NotJson => "UNSUPPORTED_MEDIA_TYPE",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::NotFound(_) => "NOT_FOUND",
+            Self::NotAStream => "NOT_ACCEPTABLE",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }

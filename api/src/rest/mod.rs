@@ -2,7 +2,8 @@
 //!
 //! - `POST /api/events`: publish an integration event ([`publish`]).
 //! - `GET /api/events`, `GET /api/events/{id}`: read the event log ([`query`]).
-//! - `GET /api/events/stream` (WebSocket): live events ([`stream`]).
+//! - `GET /api/events/stream`: events as they are recorded, over a
+//!   WebSocket ([`stream`]) or as Server-Sent Events ([`sse`]).
 //! - `GET /openapi.json`: this API's contract ([`openapi`]).
 //!
 //! Errors are `{"error": {"code", "message"}}` ([`error`]).
@@ -11,6 +12,7 @@ pub mod error;
 pub mod openapi;
 pub mod publish;
 pub mod query;
+pub mod sse;
 pub mod stream;
 
 use std::sync::Arc;
@@ -45,6 +47,8 @@ pub struct RestState {
     pub event_log_progress: watch::Receiver<ConsumerStatus>,
     /// How long a publish waits for its event to show in `GET /api/events`.
     pub read_your_writes_timeout: Duration,
+    /// How long an SSE event stream stays quiet before a keepalive comment.
+    pub sse_keepalive: Duration,
 }
 
 /// The REST routes, with their own body limit of `max_body` bytes (answered

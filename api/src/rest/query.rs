@@ -1,5 +1,9 @@
 //! `GET /api/events` and `GET /api/events/{id}`: the event log, oldest
 //! first (feed order), from the `event_log` read model.
+//!
+//! `GET /api/events` filters by `subject`, `correlation_id`, `type` (event
+//! types, repeated or comma-separated), `since` and `until`, and pages with
+//! `limit` and `after`.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -8,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use projections::{EventFilter, EventRow, SubjectFilter};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::RestError;
@@ -18,12 +22,14 @@ use crate::app::AppState;
 const DEFAULT_LIMIT: u32 = 100;
 /// Most events per answer.
 const MAX_LIMIT: u32 = 1000;
+/// Most event types one request may name.
+const MAX_TYPES: usize = 100;
 /// Response header holding the cursor to pass as `after` for the next page,
 /// present only when more events match.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
 /// The query parameters, as text: each is parsed with its own message.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ListParams {
     /// A NATS pattern (`hub.*.audit.>`) or a `LIKE` pattern with `%`.
     subject: Option<String>,
@@ -37,6 +43,41 @@ pub struct ListParams {
     limit: Option<String>,
     /// The `x-next-cursor` of the previous answer.
     after: Option<String>,
+    /// Event types (`ProjectCreated`), each value comma-separated; the
+    /// parameter may be repeated.
+    types: Vec<String>,
+}
+
+impl ListParams {
+    /// Collects the query string's pairs; other parameters are ignored, as
+    /// they always were.
+    ///
+    /// # Errors
+    /// A parameter other than `type` given twice.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, RestError> {
+        let mut params = Self::default();
+        for (key, value) in pairs {
+            let slot = match key.as_str() {
+                "subject" => &mut params.subject,
+                "since" => &mut params.since,
+                "until" => &mut params.until,
+                "correlation_id" => &mut params.correlation_id,
+                "limit" => &mut params.limit,
+                "after" => &mut params.after,
+                "type" => {
+                    params.types.push(value);
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(RestError::invalid(format!(
+                    "{key} is given more than once; only type may be repeated"
+                )));
+            }
+        }
+        Ok(params)
+    }
 }
 
 /// One event as the REST API shows it.
@@ -73,7 +114,7 @@ impl From<EventRow> for EventBody {
     }
 }
 
-fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, RestError> {
+pub(super) fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, RestError> {
     // An unencoded '+' in a query string arrives as a space.
     let repaired = value.replace(' ', "+");
     DateTime::parse_from_rfc3339(&repaired)
@@ -84,6 +125,16 @@ fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, RestError> {
                 value.chars().take(64).collect::<String>()
             ))
         })
+}
+
+/// Refuses a `correlation_id` no event can have.
+pub(super) fn correlation_id(id: &str) -> Result<(), RestError> {
+    if id.len() > 256 || id.chars().any(char::is_control) {
+        return Err(RestError::invalid(
+            "correlation_id must be at most 256 characters without control characters",
+        ));
+    }
+    Ok(())
 }
 
 fn limit(value: Option<&str>) -> Result<u32, RestError> {
@@ -103,6 +154,31 @@ fn limit(value: Option<&str>) -> Result<u32, RestError> {
         })
 }
 
+/// `type=ProjectCreated,ProjectStarted&type=ProjectStopped`: every name, or
+/// `None` when none is given.
+fn event_types(values: &[String]) -> Result<Option<Vec<String>>, RestError> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut types = Vec::new();
+    for name in values.iter().flat_map(|value| value.split(',')) {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return Err(RestError::invalid(
+                "type must name event types such as ProjectCreated (repeated or comma-separated), \
+                 each 1-256 characters without control characters",
+            ));
+        }
+        if types.len() == MAX_TYPES {
+            return Err(RestError::invalid(format!(
+                "type may name at most {MAX_TYPES} event types"
+            )));
+        }
+        types.push(name.to_owned());
+    }
+    Ok(Some(types))
+}
+
 /// Turns the parameters into a filter, a page size and a cursor.
 fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestError> {
     let subject = params
@@ -112,15 +188,12 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
         .transpose()
         .map_err(|err| RestError::invalid(format!("subject: {err}")))?;
     if let Some(id) = &params.correlation_id {
-        if id.len() > 256 || id.chars().any(char::is_control) {
-            return Err(RestError::invalid(
-                "correlation_id must be at most 256 characters without control characters",
-            ));
-        }
+        correlation_id(id)?;
     }
     let filter = EventFilter {
         subject,
         correlation_id: params.correlation_id,
+        event_types: event_types(&params.types)?,
         since: params
             .since
             .as_deref()
@@ -140,18 +213,18 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<ListParams>, QueryRejection>,
+    pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, RestError> {
     if !state.access.can_read(&headers) {
         return Err(RestError::Unauthenticated);
     }
-    let Query(params) = params.map_err(|rejection| {
+    let Query(pairs) = pairs.map_err(|rejection| {
         RestError::invalid(format!(
             "the query string is malformed: {}",
             rejection.body_text()
         ))
     })?;
-    let (filter, limit, after) = parse(params)?;
+    let (filter, limit, after) = parse(ListParams::from_pairs(pairs)?)?;
     let page = state
         .rest
         .read
@@ -204,7 +277,10 @@ mod tests {
             .collect::<Vec<_>>()
             .join("&");
         let uri: axum::http::Uri = format!("/api/events?{query}").parse().unwrap();
-        Query::<ListParams>::try_from_uri(&uri).unwrap().0
+        let pairs = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+            .unwrap()
+            .0;
+        ListParams::from_pairs(pairs).unwrap()
     }
 
     #[test]
@@ -244,5 +320,36 @@ mod tests {
         assert!(parse(params(&[("subject", "hub..x")])).is_err());
         assert!(parse(params(&[("until", "soon")])).is_err());
         assert!(parse(params(&[("correlation_id", "a%00b")])).is_err());
+    }
+
+    #[test]
+    fn types_are_repeated_or_comma_separated_and_other_parameters_are_single() {
+        let (filter, _, _) = parse(params(&[
+            ("type", "ProjectCreated,%20ProjectStarted"),
+            ("type", "ProjectStopped"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            filter.event_types.unwrap(),
+            ["ProjectCreated", "ProjectStarted", "ProjectStopped"]
+        );
+        let (filter, _, _) = parse(params(&[("subject", "hub.%3E")])).unwrap();
+        assert!(filter.event_types.is_none());
+        for bad in ["", ",", "A,,B", "A%00", &"x".repeat(257)] {
+            let err = parse(params(&[("type", bad)])).unwrap_err();
+            assert!(err.to_string().contains("event types"), "{bad}: {err}");
+        }
+        let many = vec!["T"; MAX_TYPES + 1].join(",");
+        assert!(parse(params(&[("type", &many)])).is_err());
+        let twice = Query::<Vec<(String, String)>>::try_from_uri(
+            &"/api/events?limit=1&limit=2".parse().unwrap(),
+        )
+        .unwrap()
+        .0;
+        let err = ListParams::from_pairs(twice).unwrap_err();
+        assert!(
+            err.to_string().contains("limit is given more than once"),
+            "{err}"
+        );
     }
 }

@@ -1,11 +1,15 @@
-//! `GET /api/events/stream?subject=hub.>` (WebSocket): every live event
-//! whose subject matches, as a text frame `{"subject": ..., "data":
-//! <envelope>}`.
+//! `GET /api/events/stream`: events as they are recorded, over a WebSocket
+//! (here) or as Server-Sent Events ([`super::sse`]), chosen by the request:
+//! a WebSocket upgrade gets the socket, a request whose `Accept` names
+//! `text/event-stream` gets SSE, anything else a 406 that names both.
 //!
-//! The socket follows this process's [`infrastructure::nats::LiveFeed`]. A
-//! client that falls more than the subscriber buffer behind gets a last
-//! frame `{"error": "..."}` and the socket is closed: it should reconnect
-//! and read what it missed with `GET /api/events?since=...`.
+//! The socket (`?subject=hub.>`) sends every live event whose subject
+//! matches, as a text frame `{"subject": ..., "data": <envelope>}`. It
+//! follows this process's [`infrastructure::nats::LiveFeed`]. A client that
+//! falls more than the subscriber buffer behind gets a last frame
+//! `{"error": "..."}` and the socket is closed: it should reconnect and
+//! read what it missed with `GET /api/events?since=...` (or use SSE, which
+//! resumes by itself).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +18,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt as _, StreamExt as _};
 use infrastructure::nats::Envelope;
@@ -25,7 +29,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::error::RestError;
 use crate::app::AppState;
-use crate::http::auth;
+use crate::http::{access, auth};
 
 /// How long one frame may take to reach a client before it is given up on.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,14 +43,22 @@ pub struct StreamParams {
     token: Option<String>,
 }
 
-/// Handles the upgrade: checks the token and the subject first, so a bad
+/// Serves SSE to a request for it, explains the choice to a plain request,
+/// and handles an upgrade: checks the token and the subject first, so a bad
 /// request is answered with a status instead of a socket.
 pub async fn stream(
     State(state): State<AppState>,
     params: Result<Query<StreamParams>, QueryRejection>,
+    uri: Uri,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if !access::is_websocket_upgrade(&headers) {
+        if access::asks_for_event_stream(&headers) {
+            return super::sse::stream(state, &uri, &headers).await;
+        }
+        return RestError::NotAStream.into_response();
+    }
     let Ok(Query(params)) = params else {
         return RestError::invalid("the query string is malformed").into_response();
     };

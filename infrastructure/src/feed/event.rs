@@ -223,6 +223,29 @@ pub async fn read_after(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
+/// The feed position of the last event a reader can read now (the last
+/// one below the fence), or [`FeedPosition::START`] when there is none: a
+/// reader that starts after it reads exactly the events that become
+/// readable from now on.
+///
+/// # Errors
+/// Fails when the query fails.
+pub async fn last_readable(conn: &mut PgConnection) -> Result<FeedPosition, sqlx::Error> {
+    let sql = format!(
+        "SELECT events.transaction_id::text::bigint, events.position FROM events \
+         WHERE transaction_id < {FENCE} \
+         ORDER BY events.transaction_id DESC, events.position DESC \
+         LIMIT 1"
+    );
+    let last: Option<(i64, i64)> = sqlx::query_as(&sql).fetch_optional(conn).await?;
+    Ok(last.map_or(FeedPosition::START, |(transaction_id, position)| {
+        FeedPosition {
+            transaction_id,
+            position,
+        }
+    }))
+}
+
 /// How many committed events a consumer has not handled yet.
 ///
 /// # Errors

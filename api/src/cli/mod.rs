@@ -1,7 +1,7 @@
 //! `hub projections list`, `rebuild`, `retry` and `skip`: the feed
 //! consumers' state, the read models' rebuild with a progress line on a
 //! terminal (plain log lines otherwise), and the replay or skipping of
-//! parked events.
+//! parked events. `hub events` is in [`events`].
 
 use std::io::{IsTerminal as _, Write as _};
 use std::ops::ControlFlow;
@@ -16,6 +16,8 @@ use projections::{
 use sqlx::PgPool;
 
 use crate::config::{ProjectionsArgs, ProjectionsCommand};
+
+pub mod events;
 
 /// How often progress is logged when stderr is not a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(5);

@@ -1,0 +1,385 @@
+//! `GET /api/events/stream` with `Accept: text/event-stream`: events as
+//! Server-Sent Events, resumable without a gap or a duplicate.
+//!
+//! Each event is `id: <global position>`, `event: <event type>` and
+//! `data: <envelope JSON>` (what the WebSocket stream sends under
+//! `"data"`). A quiet stream gets a `: keepalive` comment every
+//! `HUB_SSE_KEEPALIVE_SECS`.
+//!
+//! Where it starts:
+//! - `Last-Event-ID` (sent by `EventSource` when it reconnects), else
+//!   `?after=<id>`: right after that event, replayed from the store, then
+//!   live. `0` is the start of the log.
+//! - else `?since=<time>`: the events recorded at or after it, replayed
+//!   from the store (from [`projections::ReadModels::replay_start_since`]),
+//!   then live.
+//! - else live only: the events that become readable from the moment the
+//!   stream opens (it starts after [`infrastructure::feed::last_readable`],
+//!   so that even a live-only stream has a position to catch up from).
+//!
+//! Replay and live are one stream ([`crate::live_events`]). When the live
+//! broadcast drops events for a slow client, the stream goes back to the
+//! store after the last event it passed on, so a client never loses one.
+//!
+//! Filters: `subject` (NATS pattern, default `hub.>`), `correlation_id`,
+//! `type` (repeated or comma-separated) and `since`. Each stream holds one
+//! of the hub's socket places, like a WebSocket.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::Query;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use infrastructure::feed::{last_readable, position_of, FeedPosition};
+use infrastructure::nats::Envelope;
+use projections::{EventFilter, QueryError, SubjectFilter};
+
+use super::error::RestError;
+use super::query::{correlation_id, timestamp};
+use crate::app::AppState;
+use crate::http::auth;
+use crate::live_events::{replay_then_live, LiveError, OnLag};
+
+/// The header `EventSource` resumes with (lower case, as `http` names it).
+pub const LAST_EVENT_ID: &str = "last-event-id";
+
+/// Most event types one stream may ask for.
+const MAX_TYPES: usize = 100;
+
+/// Longest accepted event type.
+const MAX_TYPE_BYTES: usize = 256;
+
+/// The query parameters, as given.
+#[derive(Debug, Default)]
+struct Params {
+    subject: Option<String>,
+    token: Option<String>,
+    after: Option<String>,
+    since: Option<String>,
+    correlation_id: Option<String>,
+    types: Vec<String>,
+}
+
+impl Params {
+    /// Reads the query string: `type` may be repeated, the others not.
+    fn parse(uri: &Uri) -> Result<Self, RestError> {
+        let Ok(Query(pairs)) = Query::<Vec<(String, String)>>::try_from_uri(uri) else {
+            return Err(RestError::invalid("the query string is malformed"));
+        };
+        let mut params = Self::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "type" => {
+                    params.types.push(value);
+                    continue;
+                }
+                "subject" => &mut params.subject,
+                "token" => &mut params.token,
+                "after" => &mut params.after,
+                "since" => &mut params.since,
+                "correlation_id" => &mut params.correlation_id,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(RestError::invalid(format!(
+                    "the query string names {name} more than once"
+                )));
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// Reads `since`: an RFC 3339 timestamp.
+///
+/// # Errors
+/// Anything else, with what to send instead.
+pub fn parse_since(value: &str) -> Result<DateTime<Utc>, RestError> {
+    timestamp("since", value)
+}
+
+/// The event types of the repeated or comma-separated `type` parameters;
+/// `None` when none is given.
+fn event_types(values: &[String]) -> Result<Option<Vec<String>>, RestError> {
+    let types: Vec<String> = values
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if types.len() > MAX_TYPES {
+        return Err(RestError::invalid(format!(
+            "type may name at most {MAX_TYPES} event types"
+        )));
+    }
+    if let Some(bad) = types
+        .iter()
+        .find(|t| t.len() > MAX_TYPE_BYTES || t.chars().any(char::is_control))
+    {
+        return Err(RestError::invalid(format!(
+            "type: '{}' is not an event type (at most {MAX_TYPE_BYTES} bytes, no control characters)",
+            bad.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok((!types.is_empty()).then_some(types))
+}
+
+/// The event to resume after: `Last-Event-ID` when sent (and not blank),
+/// else `after`, as given, with the name to quote in errors.
+fn resume_id<'a>(
+    headers: &'a HeaderMap,
+    after: Option<&'a str>,
+) -> Result<Option<(&'static str, &'a str)>, RestError> {
+    if let Some(value) = headers.get(LAST_EVENT_ID) {
+        let value = value
+            .to_str()
+            .map_err(|_| RestError::invalid("Last-Event-ID must be an event id of this stream"))?;
+        if !value.trim().is_empty() {
+            return Ok(Some(("Last-Event-ID", value)));
+        }
+    }
+    Ok(after.map(|value| ("after", value)))
+}
+
+/// The feed position of the event with global position `value` (`0`: the
+/// start of the log).
+async fn resolve(
+    state: &AppState,
+    name: &str,
+    value: &str,
+) -> Result<FeedPosition, RestError> {
+    let position = value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|p| *p >= 0)
+        .ok_or_else(|| {
+            RestError::invalid(format!(
+                "{name} must be the id of an event of this stream (a whole number, 0 for the start), got '{}'",
+                value.chars().take(64).collect::<String>()
+            ))
+        })?;
+    if position == 0 {
+        return Ok(FeedPosition::START);
+    }
+    position_of(&state.pool, position)
+        .await
+        .map_err(QueryError::from)?
+        .ok_or_else(|| {
+            RestError::NotFound(format!(
+                "no event has the id {position}; resume after an id this stream sent, or use since"
+            ))
+        })
+}
+
+/// The stream's filter, from the parameters.
+fn filter(params: &Params) -> Result<EventFilter, RestError> {
+    let subject = SubjectFilter::parse(params.subject.as_deref().unwrap_or("hub.>"))
+        .map_err(|err| RestError::invalid(format!("subject: {err}")))?;
+    if let Some(id) = &params.correlation_id {
+        correlation_id(id)?;
+    }
+    Ok(EventFilter {
+        subject: Some(subject),
+        correlation_id: params.correlation_id.clone(),
+        event_types: event_types(&params.types)?,
+        since: params.since.as_deref().map(parse_since).transpose()?,
+        ..EventFilter::default()
+    })
+}
+
+/// One event on the wire.
+fn sse_event(event: &Envelope) -> Event {
+    // The same JSON as the socket's `"data"` (a `Value`, so the same key
+    // order).
+    let data = serde_json::to_value(event).map_or_else(|_| "null".to_owned(), |v| v.to_string());
+    // A line break would end the field; no event type has one, but a
+    // stored row is not trusted to.
+    let event_type = event.event_type.replace(['\r', '\n'], " ");
+    Event::default()
+        .id(event.position.to_string())
+        .event(event_type)
+        .data(data)
+}
+
+/// Serves the SSE stream: checks the query, the token and where to start,
+/// takes a socket place, then streams.
+pub(super) async fn stream(state: AppState, uri: &Uri, headers: &HeaderMap) -> Response {
+    match open(state, uri, headers).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn open(state: AppState, uri: &Uri, headers: &HeaderMap) -> Result<Response, RestError> {
+    let params = Params::parse(uri)?;
+    let access = &state.access;
+    let authorized = match (&access.token, &params.token) {
+        (Some(token), Some(sent)) => auth::token_matches(token, sent),
+        _ => access.can_read(headers),
+    };
+    if !authorized {
+        tracing::info!("refused an SSE event stream without a valid token");
+        return Err(RestError::Unauthenticated);
+    }
+    let filter = filter(&params)?;
+    let resume = match resume_id(headers, params.after.as_deref())? {
+        Some((name, value)) => Some(resolve(&state, name, value).await?),
+        None => None,
+    };
+    let Some(slot) = state.sockets.take() else {
+        return Ok(crate::http::ws::too_many_sockets());
+    };
+    // Subscribe before choosing the start: whatever is relayed from now on
+    // is either after the start (replayed or live) or skipped as replayed.
+    let live = state.rest.live.subscribe();
+    let start = match (resume, filter.since) {
+        (Some(at), _) => at,
+        (None, Some(since)) => state.rest.read.replay_start_since(since).await?,
+        (None, None) => {
+            let mut conn = state.pool.acquire().await.map_err(QueryError::from)?;
+            last_readable(&mut conn).await.map_err(QueryError::from)?
+        }
+    };
+    tracing::debug!(subject = ?filter.subject, ?start, "SSE event stream opened");
+    let metrics = state.metrics.clone();
+    let on_lag = OnLag::Replay(Arc::new(move |_skipped| metrics.sse_caught_up()));
+    let events = replay_then_live(
+        state.pool.clone(),
+        state.rest.hub_id.clone(),
+        live,
+        filter,
+        Some(start),
+        on_lag,
+    )
+    // The socket place is held by the stream: it is freed when the
+    // response body is dropped (the client went away, or the stream ended).
+    .scan(slot, |_slot, event| {
+        futures::future::ready(match event {
+            Ok(event) => Some(Ok::<_, Infallible>(sse_event(&event))),
+            Err(err) => {
+                // The client reconnects with Last-Event-ID and resumes.
+                match &err {
+                    LiveError::Store(cause) => {
+                        tracing::warn!(error = %cause, "an SSE event stream ended: the store could not be read");
+                    }
+                    LiveError::Lagged { .. } => {
+                        tracing::warn!(error = %err, "an SSE event stream ended");
+                    }
+                }
+                None
+            }
+        })
+    });
+    let keep_alive = KeepAlive::new()
+        .interval(state.rest.sse_keepalive)
+        .text("keepalive");
+    // `Sse` sets `Content-Type: text/event-stream` and `Cache-Control:
+    // no-cache`; nginx would buffer the stream without this one.
+    let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
+    response.headers_mut().insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(query: &str) -> Result<Params, RestError> {
+        Params::parse(&format!("/api/events/stream?{query}").parse().unwrap())
+    }
+
+    #[test]
+    fn types_may_be_repeated_or_comma_separated() {
+        let given = params("type=A,B&type=%20C%20&type=&subject=hub.%3E").unwrap();
+        assert_eq!(
+            event_types(&given.types).unwrap(),
+            Some(vec!["A".to_owned(), "B".to_owned(), "C".to_owned()])
+        );
+        assert_eq!(event_types(&params("").unwrap().types).unwrap(), None);
+        assert_eq!(event_types(&params("type=,").unwrap().types).unwrap(), None);
+        let many = (0..=MAX_TYPES).map(|i| format!("T{i}")).collect::<Vec<_>>();
+        assert!(event_types(&[many.join(",")]).is_err());
+        assert!(event_types(&["A%0AB".replace("%0A", "\n")]).is_err());
+        assert!(event_types(&["x".repeat(MAX_TYPE_BYTES + 1)]).is_err());
+    }
+
+    #[test]
+    fn single_parameters_may_not_be_repeated() {
+        for query in ["subject=a&subject=b", "after=1&after=2", "since=x&since=y"] {
+            let err = params(query).unwrap_err();
+            assert!(err.to_string().contains("more than once"), "{query}: {err}");
+        }
+        let given = params("after=7&token=t&correlation_id=c&since=s&other=1").unwrap();
+        assert_eq!(given.after.as_deref(), Some("7"));
+        assert_eq!(given.token.as_deref(), Some("t"));
+        assert_eq!(given.correlation_id.as_deref(), Some("c"));
+        assert_eq!(given.since.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn last_event_id_wins_over_after_unless_blank() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(resume_id(&headers, None).unwrap(), None);
+        assert_eq!(
+            resume_id(&headers, Some("3")).unwrap(),
+            Some(("after", "3"))
+        );
+        headers.insert(LAST_EVENT_ID, HeaderValue::from_static("9"));
+        assert_eq!(
+            resume_id(&headers, Some("3")).unwrap(),
+            Some(("Last-Event-ID", "9"))
+        );
+        headers.insert(LAST_EVENT_ID, HeaderValue::from_static(" "));
+        assert_eq!(
+            resume_id(&headers, Some("3")).unwrap(),
+            Some(("after", "3"))
+        );
+    }
+
+    #[test]
+    fn since_is_rfc3339() {
+        assert!(parse_since("2024-05-01T12:00:00Z").is_ok());
+        assert!(parse_since("2024-05-01T12:00:00 02:00").is_ok());
+        for bad in ["", "soon", "2024-05-01", "2024-13-01T00:00:00Z"] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_is_its_position_its_type_and_its_envelope() {
+        let envelope: Envelope = serde_json::from_value(serde_json::json!({
+            "id": "6f1c2f4e-8a0b-4b5e-9c3d-2a1b0c9d8e7f",
+            "subject": "hub.h.audit.done",
+            "origin": {"hub_id": "h", "service": "s", "user": "u"},
+            "correlation_id": null,
+            "causation_id": null,
+            "payload": {"text": "two\nlines"},
+            "timestamp": "2024-05-01T12:00:00Z",
+            "aggregate_type": "IntegrationEvent",
+            "aggregate_id": "a",
+            "sequence": 1,
+            "event_type": "Odd\r\nType",
+            "event_version": "1.0",
+            "position": 42,
+            "transaction_id": 7
+        }))
+        .unwrap();
+        let events = futures::stream::iter([Ok::<_, Infallible>(sse_event(&envelope))]);
+        let body = Sse::new(events).into_response().into_body();
+        let wire = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let data = serde_json::to_value(&envelope).unwrap().to_string();
+        assert_eq!(
+            String::from_utf8(wire.to_vec()).unwrap(),
+            format!("id: 42\nevent: Odd  Type\ndata: {data}\n\n")
+        );
+    }
+}
