@@ -3,7 +3,8 @@
 #
 #   ./scripts/dev.sh run [ARGS...]    PostgreSQL + NATS, then `hub serve ARGS...`
 #   ./scripts/dev.sh test [ARGS...]   PostgreSQL + NATS, then fmt, clippy, `cargo test ARGS...`,
-#                                     the fuzz targets briefly, hub-bench --quick
+#                                     schemathesis on the REST API, the fuzz targets briefly,
+#                                     hub-bench --quick
 #   ./scripts/dev.sh stop             stop the private PostgreSQL and NATS started here
 #   ./scripts/dev.sh services         start (or reuse) the services and print their URLs
 #
@@ -39,6 +40,8 @@ NATS_PID="$DATA_ROOT/nats.pid"
 
 # The cargo-fuzz the test command installs when it is missing.
 CARGO_FUZZ_VERSION=0.13.2
+# The schemathesis (PyPI) the test command installs into .data/ when missing.
+SCHEMATHESIS_VERSION=4.32.5
 
 # Set by ensure_* when this invocation started a private instance.
 STARTED_PG=0
@@ -402,12 +405,29 @@ cmd_test() {
     cargo clippy --workspace --all-targets -- -D warnings
     log "cargo test --workspace $*"
     cargo test --workspace "$@"
+    run_schemathesis
     run_fuzzers
     # The benchmark harness in quick mode: proves it still runs and produces
     # numbers (it asserts no speed).
     log "hub-bench --quick"
     cargo build -p api --bin hub -p bench --bin hub-bench
     ./target/debug/hub-bench --quick
+}
+
+# schemathesis fuzzes the REST API from its own /openapi.json, against hubs
+# started by tests/tests/schemathesis.rs (ignored in a plain `cargo test`).
+run_schemathesis() {
+    local venv="$DATA_ROOT/schemathesis-$SCHEMATHESIS_VERSION"
+    if [[ ! -x "$venv/bin/st" ]]; then
+        command -v python3 >/dev/null 2>&1 || apt_install python3
+        python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+        log "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+    log "schemathesis on the REST API (tests/tests/schemathesis.rs)"
+    SCHEMATHESIS="$venv/bin/st" cargo test -p hub-tests --test schemathesis -- --ignored
 }
 
 # The parsers of untrusted text (names and slugs, subject patterns and

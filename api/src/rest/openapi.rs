@@ -31,6 +31,8 @@ use crate::app::AppState;
     ),
     paths(
         super::publish::publish,
+        super::query::list,
+        super::query::one,
         crate::http::health::health,
         crate::http::health::nats,
         crate::metrics::scrape,

@@ -39,7 +39,11 @@ pub struct PublishRequest {
     /// `hub.<this hub's id>.<name...>`: at least three tokens of ASCII
     /// letters, digits, `-` and `_`, no wildcards, at most 255 bytes;
     /// `project` as the third token is reserved for the hub's own events.
-    #[schema(example = "hub.local-hub.audit.security.completed", max_length = 255)]
+    #[schema(
+        example = "hub.local-hub.audit.security.completed",
+        max_length = 255,
+        pattern = r"^hub\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$"
+    )]
     subject: String,
     /// A JSON object the store gives back exactly as sent (no NUL
     /// characters, nesting at most 64 deep, only numbers that survive
@@ -114,7 +118,12 @@ fn parse(body: &[u8]) -> Result<Publish, RestError> {
     request_body(content = PublishRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Recorded.", body = Published,
-            headers(("location" = String, description = "`/api/events/{event_id}`"))),
+            headers(("location" = String, description = "`/api/events/{event_id}`")),
+            links(("GetEvent" = (
+                operation_id = "getEvent",
+                parameters(("id" = "$response.body#/event_id")),
+                description = "The event just recorded."
+            )))),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
         (status = 401, description = "A token is configured and was not sent.", body = ErrorBody),
         (status = 408, description = "The body did not arrive in time.", body = ErrorBody),

@@ -13,9 +13,10 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use projections::{EventFilter, EventRow, SubjectFilter};
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::RestError;
+use super::error::{ErrorBody, RestError};
 use crate::app::AppState;
 
 /// Events per answer when `limit` is not given.
@@ -29,22 +30,29 @@ const MAX_TYPES: usize = 100;
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
 /// The query parameters, as text: each is parsed with its own message.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// A NATS pattern (`hub.*.audit.>`) or a `LIKE` pattern with `%`.
+    #[param(example = "hub.local-hub.audit.>")]
     subject: Option<String>,
     /// RFC 3339; events recorded at or after it.
+    #[param(value_type = Option<DateTime<Utc>>)]
     since: Option<String>,
     /// RFC 3339; events recorded before it.
+    #[param(value_type = Option<DateTime<Utc>>)]
     until: Option<String>,
     /// Events of one request.
+    #[param(max_length = 256)]
     correlation_id: Option<String>,
     /// 1-1000, default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// The `x-next-cursor` of the previous answer.
     after: Option<String>,
     /// Event types (`ProjectCreated`), each value comma-separated; the
-    /// parameter may be repeated.
+    /// parameter may be repeated (at most 100 types).
+    #[param(rename = "type", value_type = Option<Vec<String>>, style = Form, explode)]
     types: Vec<String>,
 }
 
@@ -81,18 +89,31 @@ impl ListParams {
 }
 
 /// One event as the REST API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventBody {
+    /// The event's id.
     id: Uuid,
+    /// The NATS subject it is published on.
     subject: String,
+    /// Who recorded it: `{hub_id, service, user}`.
+    #[schema(value_type = Object)]
     origin: serde_json::Value,
+    /// The request it belongs to.
     correlation_id: Option<String>,
+    /// The event or request that caused it.
     causation_id: Option<String>,
+    /// The event's data.
+    #[schema(value_type = Object)]
     payload: serde_json::Value,
+    /// When it was recorded.
     timestamp: DateTime<Utc>,
+    /// e.g. `ProjectCreated`, `IntegrationEventPublished`.
     event_type: String,
+    /// e.g. `Project`, `IntegrationEvent`.
     aggregate_type: String,
+    /// The aggregate instance.
     aggregate_id: String,
+    /// Its place in the aggregate's history, from 1.
     sequence: i64,
 }
 
@@ -210,6 +231,24 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
 }
 
 /// Handles `GET /api/events`: a JSON list, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    operation_id = "listEvents",
+    tag = "events",
+    summary = "Read the event log",
+    description = "Events oldest first (feed order). When more match than `limit`, the \
+        `x-next-cursor` answer header holds the `after` of the next page.",
+    params(ListParams),
+    responses(
+        (status = 200, description = "The events.", body = Vec<EventBody>,
+            headers(("x-next-cursor" = Option<String>, description = "Present when more events match."))),
+        (status = 401, description = "A token is configured and was not sent.", body = ErrorBody),
+        (status = 422, description = "A parameter is not acceptable; the message says which.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry.", body = ErrorBody),
+    ),
+    security((), ("token" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -247,6 +286,22 @@ pub async fn list(
 }
 
 /// Handles `GET /api/events/{id}`: one event, or 404.
+#[utoipa::path(
+    get,
+    path = "/api/events/{id}",
+    operation_id = "getEvent",
+    tag = "events",
+    summary = "One event",
+    params(("id" = Uuid, Path, description = "The event's id.")),
+    responses(
+        (status = 200, description = "The event.", body = EventBody),
+        (status = 401, description = "A token is configured and was not sent.", body = ErrorBody),
+        (status = 404, description = "No event has this id.", body = ErrorBody),
+        (status = 422, description = "The id is not a UUID.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry.", body = ErrorBody),
+    ),
+    security((), ("token" = []))
+)]
 pub async fn one(
     State(state): State<AppState>,
     headers: HeaderMap,
