@@ -21,6 +21,7 @@ use infrastructure::IntegrationPublisher;
 use projections::{EventLogProjection, ProjectsProgress, ProjectsProjection, ReadModels};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::{door_limits, ServeConfig};
@@ -69,6 +70,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// What the REST event API needs.
     pub rest: RestState,
+    /// Turns true when the hub starts shutting down. SSE streams end then:
+    /// the server waits for answers in progress, and a stream's never ends
+    /// by itself.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// The built application, ready to serve.
@@ -76,6 +81,7 @@ pub struct App {
     router: Router,
     state: AppState,
     server: ServerLimits,
+    stop: watch::Sender<bool>,
 }
 
 impl App {
@@ -223,6 +229,7 @@ impl App {
             subscriptions.clone(),
         );
         let server_limits = config.http.server_limits();
+        let (stop, stopping) = watch::channel(false);
         let max_connections = server::connection_cap(server_limits.max_connections);
         let state = AppState {
             connections: Arc::new(Connections::new(max_connections)),
@@ -241,12 +248,14 @@ impl App {
             subscriptions,
             metrics,
             rest,
+            stopping,
         };
         let router = router(&state, config.http.max_body_bytes);
         Ok(Self {
             router,
             state,
             server: server_limits,
+            stop,
         })
     }
 
@@ -267,6 +276,11 @@ impl App {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "hub is serving GraphQL on /graphql");
         let connections = self.state.connections.clone();
+        let stop = self.stop;
+        let shutdown = async move {
+            shutdown.await;
+            stop.send_replace(true);
+        };
         server::serve(listener, self.router, connections, self.server, shutdown)
             .await
             .context("while serving HTTP")?;

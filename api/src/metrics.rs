@@ -20,8 +20,7 @@ use infrastructure::nats::NatsRelay;
 use infrastructure::{CommandError, Executed};
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts,
-    Registry, TextEncoder,
+    Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
 
@@ -220,7 +219,7 @@ impl Metrics {
             subscriptions: gauge(
                 &r,
                 "hub_subscriptions_open",
-                "Live subscriptions open in this process (GraphQL and event socket).",
+                "Live subscriptions open in this process (GraphQL, event socket and SSE).",
             ),
             connections: gauge(
                 &r,

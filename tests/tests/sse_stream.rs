@@ -15,10 +15,12 @@ use eventsource_stream::{Event, Eventsource as _};
 use futures::{Stream, StreamExt as _};
 use http_body_util::{BodyDataStream, BodyExt as _, Empty};
 use hub_tests::rest::{self, next_frame, open_stream, subject, Frame};
-use hub_tests::{wait_until, TestDb, TestHub};
+use hub_tests::{feed, wait_until, TestDb, TestHub};
 use hyper::body::Incoming;
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
+use infrastructure::feed::FeedPosition;
+use projections::ReadModels;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::net::TcpSocket;
@@ -54,7 +56,16 @@ struct SseClient {
 impl Opened {
     /// The body as JSON (for refusals).
     async fn json(self) -> Value {
-        let bytes = self.body.collect().await.expect("read the body").to_bytes();
+        assert!(
+            self.headers.get("content-type").map(|v| v.as_bytes()) != Some(b"text/event-stream"),
+            "expected a refusal, got a stream ({})",
+            self.status
+        );
+        let bytes = tokio::time::timeout(ARRIVES, self.body.collect())
+            .await
+            .expect("the whole body within the deadline")
+            .expect("read the body")
+            .to_bytes();
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 
@@ -133,8 +144,8 @@ async fn get(
     let connection = Connection(tokio::spawn(async move {
         let _ = connection.await;
     }));
-    let mut request = hyper::Request::get(format!("/api/events/stream?{query}"))
-        .header("host", addr.to_string());
+    let mut request =
+        hyper::Request::get(format!("/api/events/stream?{query}")).header("host", addr.to_string());
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -174,7 +185,10 @@ fn envelope(event: &Event) -> Value {
 
 /// `subject=<pattern>`, encoded.
 fn subject_query(pattern: &str) -> String {
-    format!("subject={}", pattern.replace('>', "%3E").replace('*', "%2A"))
+    format!(
+        "subject={}",
+        pattern.replace('>', "%3E").replace('*', "%2A")
+    )
 }
 
 /// Publishes on `hub.<id>.audit.<name>`; returns the event id.
@@ -237,7 +251,12 @@ async fn a_client_that_reconnects_with_last_event_id_gets_every_event_once_in_or
         let mut sse = match seen.last() {
             None => open(&hub, "after=0", &[]).await,
             Some((_, last_id)) => {
-                open(&hub, &format!("after={}", seen[0].1), &[("last-event-id", last_id)]).await
+                open(
+                    &hub,
+                    &format!("after={}", seen[0].1),
+                    &[("last-event-id", last_id)],
+                )
+                .await
             }
         };
         connections += 1;
@@ -308,7 +327,11 @@ async fn after_resumes_right_after_the_event_and_refuses_unknown_or_malformed_id
         ("after=1", &[("last-event-id", "nope")][..]),
     ] {
         let (status, body) = refused(&hub, query, headers).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query} {headers:?}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query} {headers:?}"
+        );
         assert_eq!(body["error"]["code"], "INVALID_INPUT", "{body}");
     }
 }
@@ -409,7 +432,9 @@ async fn filters_pick_events_by_subject_type_and_correlation_id() {
     let correlated = post("deploy.job.done", Some("c-1")).await;
     let project = hub.create_project("Filtered", "/srv/filtered").await;
     let both = post("audit.scan.done", Some("c-1")).await;
-    let second_project = hub.create_project("Filtered Too", "/srv/filtered-too").await;
+    let second_project = hub
+        .create_project("Filtered Too", "/srv/filtered-too")
+        .await;
 
     let ids = |events: &[Event]| -> Vec<Value> {
         events.iter().map(|e| envelope(e)["id"].clone()).collect()
@@ -431,7 +456,10 @@ async fn filters_pick_events_by_subject_type_and_correlation_id() {
     assert_eq!(projects, vec![json!(project), json!(second_project)]);
     // Each stream got the last event it matches after the others: nothing
     // else can still come.
-    assert!(by_subject.next_within(Duration::from_millis(300)).await.is_none());
+    assert!(by_subject
+        .next_within(Duration::from_millis(300))
+        .await
+        .is_none());
 
     let (status, body) = refused(&hub, "subject=hub..x", &[]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -483,9 +511,29 @@ async fn a_page_of_a_foreign_origin_is_refused_like_the_socket() {
 async fn a_plain_get_is_told_to_upgrade_or_ask_for_the_event_stream() {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
-    let plain = rest::get(&hub, "/api/events/stream").await;
-    let mut answers = vec![(plain.status.as_u16(), plain.body)];
-    for accept in [&[][..], &[("accept", "application/json")][..], &[("accept", "*/*")][..]] {
+    // reqwest's own GET (it sends `Accept: */*`).
+    let plain = hub
+        .http()
+        .get(format!("{}/api/events/stream", hub.url()))
+        .send()
+        .await
+        .expect("GET /api/events/stream");
+    assert_ne!(
+        plain.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"text/event-stream"[..]),
+        "a plain GET opened a stream"
+    );
+    let status = plain.status().as_u16();
+    let body = tokio::time::timeout(ARRIVES, plain.json::<Value>())
+        .await
+        .expect("the whole body within the deadline")
+        .expect("a JSON body");
+    let mut answers = vec![(status, body)];
+    for accept in [
+        &[][..],
+        &[("accept", "application/json")][..],
+        &[("accept", "*/*")][..],
+    ] {
         let opened = get(&hub, "", accept, None).await;
         answers.push((opened.status.as_u16(), opened.json().await));
     }
@@ -575,10 +623,14 @@ async fn streams_hold_socket_places_and_a_hub_out_of_them_answers_503() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"]["code"], "UNAVAILABLE");
     drop(held.pop());
-    let mut again = wait_until("a socket place freed by a closed stream", ARRIVES, || async {
-        let opened = get(&hub, "", &[("accept", "text/event-stream")], None).await;
-        (opened.status == StatusCode::OK).then(|| opened.events())
-    })
+    let mut again = wait_until(
+        "a socket place freed by a closed stream",
+        ARRIVES,
+        || async {
+            let opened = get(&hub, "", &[("accept", "text/event-stream")], None).await;
+            (opened.status == StatusCode::OK).then(|| opened.events())
+        },
+    )
     .await;
     let id = publish(&hub, "place.taken", json!({})).await;
     assert_eq!(envelope(&again.next().await)["id"], json!(id));
@@ -614,4 +666,100 @@ async fn a_quiet_stream_outlives_the_servers_timeouts_and_evictions() {
     assert_eq!(health.status, 200, "the hub still serves requests");
     let id = publish(&hub, "quiet.over", json!({})).await;
     assert_eq!(envelope(&sse.next().await)["id"], json!(id));
+}
+
+#[tokio::test]
+async fn a_since_replay_starts_before_the_first_event_in_feed_order_recorded_since_then() {
+    let db = TestDb::create().await;
+    let pool = feed::migrated_pool(&db).await;
+    let read = ReadModels::new(pool.clone());
+    let since: chrono::DateTime<chrono::Utc> = "2024-05-01T12:00:00Z".parse().expect("a time");
+    let at = |transaction_id, position| FeedPosition {
+        transaction_id,
+        position,
+    };
+    assert_eq!(
+        read.replay_start_since(since).await.expect("a start"),
+        FeedPosition::START,
+        "nothing logged and no checkpoint: the start of the feed"
+    );
+
+    // In feed order (transaction, position): recorded 11:00, 12:30, 12:10
+    // (inserted earlier by a transaction that committed later), 13:00.
+    for (transaction_id, position, recorded) in [
+        (10, 1, "2024-05-01T11:00:00Z"),
+        (11, 3, "2024-05-01T12:30:00Z"),
+        (12, 2, "2024-05-01T12:10:00Z"),
+        (13, 4, "2024-05-01T13:00:00Z"),
+    ] {
+        sqlx::query(
+            "INSERT INTO event_log (id, subject, aggregate_type, aggregate_id, sequence, \
+             event_type, event_version, position, transaction_id, origin, payload, \"timestamp\") \
+             VALUES (gen_random_uuid(), 'hub.h.a.b', 'A', 'a', $1, 'T', '1.0', $1, $2, '{}', '{}', $3::timestamptz)",
+        )
+        .bind(position)
+        .bind(transaction_id)
+        .bind(recorded)
+        .execute(&pool)
+        .await
+        .expect("a logged event");
+    }
+    sqlx::query(
+        "INSERT INTO feed_checkpoints (consumer, transaction_id, position) VALUES ('event_log', '13', 4)",
+    )
+    .execute(&pool)
+    .await
+    .expect("the log's checkpoint");
+    assert_eq!(
+        read.replay_start_since(since).await.expect("a start"),
+        at(11, 2),
+        "just before the first event in feed order recorded at or after 12:00"
+    );
+    let exactly: chrono::DateTime<chrono::Utc> = "2024-05-01T13:00:00Z".parse().expect("a time");
+    assert_eq!(
+        read.replay_start_since(exactly).await.expect("a start"),
+        at(13, 3),
+        "an event recorded exactly then is included"
+    );
+    let later: chrono::DateTime<chrono::Utc> = "2024-05-02T00:00:00Z".parse().expect("a time");
+    assert_eq!(
+        read.replay_start_since(later).await.expect("a start"),
+        at(13, 4),
+        "nothing logged since then: the log's checkpoint, so what it has not logged yet is read"
+    );
+
+    sqlx::query(
+        "INSERT INTO parked_events (consumer, event_id, transaction_id, position, aggregate_type, \
+         aggregate_id, sequence, event_type, error) \
+         VALUES ('event_log', gen_random_uuid(), '12', 7, 'A', 'b', 1, 'T', 'failed')",
+    )
+    .execute(&pool)
+    .await
+    .expect("a parked event");
+    assert_eq!(
+        read.replay_start_since(later).await.expect("a start"),
+        at(12, 6),
+        "an event the log parked is not in it: the replay starts before it"
+    );
+}
+
+#[tokio::test]
+async fn stopping_the_hub_ends_its_streams_at_once() {
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    let mut sse = open(&hub, "", &[]).await;
+    let id = publish(&hub, "before.stop", json!({})).await;
+    assert_eq!(envelope(&sse.next().await)["id"], json!(id));
+
+    let started = tokio::time::Instant::now();
+    hub.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the hub took {took:?} to stop: it waited for the stream's answer to end"
+    );
+    let end = tokio::time::timeout(ARRIVES, sse.events.next())
+        .await
+        .expect("the stream ends");
+    assert!(end.is_none(), "the stream ended: {end:?}");
 }

@@ -367,7 +367,10 @@ mod tests {
         assert!(asks(&["text/event-stream"]));
         assert!(asks(&["Text/Event-Stream"]));
         assert!(asks(&["application/json, text/event-stream;q=0.5"]));
-        assert!(asks(&["application/json", " text/event-stream ; charset=utf-8"]));
+        assert!(asks(&[
+            "application/json",
+            " text/event-stream ; charset=utf-8"
+        ]));
         assert!(!asks(&[]));
         assert!(!asks(&["*/*"]));
         assert!(!asks(&["text/*"]));

@@ -33,10 +33,13 @@
 //!   response). When every connection is busy, the newcomer gets a 503 and
 //!   is closed. So a flood of half-open or unread connections cannot keep a
 //!   client that sends a whole request (a `/health` probe) out. A connection
-//!   being upgraded to a WebSocket is never closed to make room.
-//! - **Sockets:** WebSockets may take at most three quarters of the
-//!   connection slots ([`SocketSlots`]); an upgrade past that is answered
-//!   503. So long-lived sockets cannot take the slots requests need.
+//!   being upgraded to a WebSocket is never closed to make room, nor one
+//!   streaming Server-Sent Events to a client that reads them (its request
+//!   stays in progress while the stream is open, also between keepalives).
+//! - **Sockets:** WebSockets and SSE streams may take at most three
+//!   quarters of the connection slots ([`SocketSlots`]); one past that is
+//!   answered 503. So long-lived sockets cannot take the slots requests
+//!   need.
 //!
 //! The process's open-file limit is raised to its hard limit at start, and
 //! the cap is kept below it, so accepting never fails for lack of
@@ -766,8 +769,8 @@ impl http_body::Body for HeldBody {
     }
 }
 
-/// The WebSockets open, and how many may be: a share of the connection
-/// slots, so sockets cannot take every slot requests need.
+/// The WebSockets and SSE streams open, and how many may be: a share of
+/// the connection slots, so sockets cannot take every slot requests need.
 #[derive(Debug)]
 pub struct SocketSlots {
     max: usize,

@@ -23,7 +23,9 @@
 //!
 //! Filters: `subject` (NATS pattern, default `hub.>`), `correlation_id`,
 //! `type` (repeated or comma-separated) and `since`. Each stream holds one
-//! of the hub's socket places, like a WebSocket.
+//! of the hub's socket places, like a WebSocket, and ends when the hub
+//! starts shutting down (or the store cannot be read: the client resumes
+//! with `Last-Event-ID`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use futures::StreamExt as _;
 use infrastructure::feed::{last_readable, position_of, FeedPosition};
 use infrastructure::nats::Envelope;
 use projections::{EventFilter, QueryError, SubjectFilter};
+use tokio::sync::watch;
 
 use super::error::RestError;
 use super::query::{correlation_id, timestamp};
@@ -148,11 +151,7 @@ fn resume_id<'a>(
 
 /// The feed position of the event with global position `value` (`0`: the
 /// start of the log).
-async fn resolve(
-    state: &AppState,
-    name: &str,
-    value: &str,
-) -> Result<FeedPosition, RestError> {
+async fn resolve(state: &AppState, name: &str, value: &str) -> Result<FeedPosition, RestError> {
     let position = value
         .trim()
         .parse::<i64>()
@@ -207,6 +206,12 @@ fn sse_event(event: &Envelope) -> Event {
         .data(data)
 }
 
+/// Completes when the hub starts shutting down.
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    // An error means the application is gone: stop too.
+    let _ = stopping.wait_for(|stopping| *stopping).await;
+}
+
 /// Serves the SSE stream: checks the query, the token and where to start,
 /// takes a socket place, then streams.
 pub(super) async fn stream(state: AppState, uri: &Uri, headers: &HeaderMap) -> Response {
@@ -257,6 +262,7 @@ async fn open(state: AppState, uri: &Uri, headers: &HeaderMap) -> Result<Respons
         Some(start),
         on_lag,
     )
+    .take_until(stopped(state.stopping.clone()))
     // The socket place is held by the stream: it is freed when the
     // response body is dropped (the client went away, or the stream ended).
     .scan(slot, |_slot, event| {

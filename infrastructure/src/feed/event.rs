@@ -238,12 +238,13 @@ pub async fn last_readable(conn: &mut PgConnection) -> Result<FeedPosition, sqlx
          LIMIT 1"
     );
     let last: Option<(i64, i64)> = sqlx::query_as(&sql).fetch_optional(conn).await?;
-    Ok(last.map_or(FeedPosition::START, |(transaction_id, position)| {
-        FeedPosition {
-            transaction_id,
-            position,
-        }
-    }))
+    let Some((transaction_id, position)) = last else {
+        return Ok(FeedPosition::START);
+    };
+    Ok(FeedPosition {
+        transaction_id,
+        position,
+    })
 }
 
 /// How many committed events a consumer has not handled yet.

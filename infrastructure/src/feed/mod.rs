@@ -37,9 +37,7 @@ mod runner;
 mod shared;
 
 pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
-pub use event::{
-    consumer_lag, last_readable, position_of, read_after, FeedPosition, StoredEvent,
-};
+pub use event::{consumer_lag, last_readable, position_of, read_after, FeedPosition, StoredEvent};
 pub use fence::{fence_holders, FenceHolder};
 pub use one_statement::{advance_checkpoint, checkpoint_cte, CheckpointMove};
 pub use parked::{
