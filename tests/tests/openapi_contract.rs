@@ -44,6 +44,9 @@ async fn the_hub_serves_the_document_with_every_rest_route() {
     assert_eq!(document["openapi"], "3.1.0");
     for (path, method) in [
         ("/api/events", "post"),
+        ("/api/events", "get"),
+        ("/api/events/{id}", "get"),
+        ("/api/events/stream", "get"),
         ("/health", "get"),
         ("/health/nats", "get"),
         ("/metrics", "get"),

@@ -118,7 +118,7 @@ pub(crate) fn too_many_sockets() -> Response {
     let mut response = refusal(
         StatusCode::SERVICE_UNAVAILABLE,
         "UNAVAILABLE",
-        "the hub has as many WebSockets open as it allows; try again shortly",
+        "the hub has as many WebSockets and event streams open as it allows; try again shortly",
     );
     response
         .headers_mut()

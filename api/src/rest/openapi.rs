@@ -33,6 +33,7 @@ use crate::app::AppState;
         super::publish::publish,
         super::query::list,
         super::query::one,
+        super::stream::stream,
         crate::http::health::health,
         crate::http::health::nats,
         crate::metrics::scrape,

@@ -57,13 +57,28 @@ const MAX_TYPES: usize = 100;
 const MAX_TYPE_BYTES: usize = 256;
 
 /// The query parameters, as given.
-#[derive(Debug, Default)]
-struct Params {
+#[derive(Debug, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct Params {
+    /// A NATS pattern (default `hub.>`) or a `LIKE` pattern with `%`.
+    #[param(example = "hub.local-hub.audit.>")]
     subject: Option<String>,
+    /// The API token, for clients that cannot set headers (`EventSource`).
     token: Option<String>,
+    /// Start right after the event with this `id` (`0`: the start of the
+    /// log). `Last-Event-ID` wins over it. SSE only.
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
+    /// Start with the events recorded at or after this time: RFC 3339 or
+    /// `1h ago`, `30m`, `yesterday`, `last monday`, `2026-11-30 14:00`.
+    /// SSE only.
+    #[param(example = "1h ago")]
     since: Option<String>,
+    /// Events of one request. SSE only.
+    #[param(max_length = 256)]
     correlation_id: Option<String>,
+    /// Event types, repeated or comma-separated (at most 100). SSE only.
+    #[param(rename = "type", value_type = Option<Vec<String>>, style = Form, explode)]
     types: Vec<String>,
 }
 
@@ -97,12 +112,18 @@ impl Params {
     }
 }
 
-/// Reads `since`: an RFC 3339 timestamp.
+/// Reads `since`: an RFC 3339 timestamp (a `+` sent unencoded arrives as
+/// a space and is repaired), or a form people type (`1h ago`, `30m`,
+/// `yesterday`, `last monday`, `2026-11-30 14:00`), resolved against the
+/// hub's clock and time zone ([`crate::natural_time`]).
 ///
 /// # Errors
-/// Anything else, with what to send instead.
+/// Anything else, with the accepted forms.
 pub fn parse_since(value: &str) -> Result<DateTime<Utc>, RestError> {
-    timestamp("since", value)
+    timestamp("since", value).or_else(|_| {
+        crate::natural_time::parse(value, &chrono::Local::now())
+            .map_err(|err| RestError::invalid(format!("since: {err}")))
+    })
 }
 
 /// The event types of the repeated or comma-separated `type` parameters;
@@ -352,11 +373,34 @@ mod tests {
     }
 
     #[test]
-    fn since_is_rfc3339() {
-        assert!(parse_since("2024-05-01T12:00:00Z").is_ok());
-        assert!(parse_since("2024-05-01T12:00:00 02:00").is_ok());
-        for bad in ["", "soon", "2024-05-01", "2024-13-01T00:00:00Z"] {
-            assert!(parse_since(bad).is_err(), "{bad}");
+    fn since_is_rfc3339_or_a_form_people_type() {
+        let at = |text: &str| parse_since(text).unwrap();
+        assert_eq!(
+            at("2024-05-01T12:00:00 02:00"),
+            at("2024-05-01T10:00:00Z"),
+            "a '+' that arrived as a space"
+        );
+        let before = Utc::now();
+        let hour_ago = at("1h ago");
+        assert!(hour_ago <= before - chrono::Duration::hours(1) + chrono::Duration::seconds(5));
+        assert!(hour_ago >= before - chrono::Duration::hours(1) - chrono::Duration::seconds(5));
+        let half_hour_ago = before - chrono::Duration::minutes(30);
+        assert!((at("30m") - half_hour_ago).num_seconds().abs() < 5);
+        for natural in [
+            "yesterday",
+            "last monday",
+            "2024-05-01",
+            "2024-05-01 14:00",
+            "now",
+        ] {
+            assert!(parse_since(natural).is_ok(), "{natural}");
+        }
+        for bad in ["", "soon", "2024-13-01T00:00:00Z", "1 fortnight ago"] {
+            let err = parse_since(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("since") || err.contains("RFC 3339"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::error::RestError;
+use super::error::{ErrorBody, RestError};
 use crate::app::AppState;
 use crate::http::{access, auth};
 
@@ -46,6 +46,33 @@ pub struct StreamParams {
 /// Serves SSE to a request for it, explains the choice to a plain request,
 /// and handles an upgrade: checks the token and the subject first, so a bad
 /// request is answered with a status instead of a socket.
+#[utoipa::path(
+    get,
+    path = "/api/events/stream",
+    operation_id = "streamEvents",
+    tag = "events",
+    summary = "Follow events as they are recorded",
+    description = "With `Accept: text/event-stream`: Server-Sent Events, each `id: <position>`, \
+        `event: <type>`, `data: <envelope>`, resumable with `Last-Event-ID` (or `after`) without a \
+        gap or a duplicate; `: keepalive` comments while quiet. As a WebSocket upgrade: one text \
+        frame `{\"subject\", \"data\": <envelope>}` per live event (only `subject` and `token` \
+        apply). Either holds one of the hub's socket places until it closes.",
+    params(
+        super::sse::Params,
+        ("last-event-id" = Option<i64>, Header, description = "The `id` of the last event received: resume right after it."),
+    ),
+    responses(
+        (status = 101, description = "Upgraded to a WebSocket."),
+        (status = 200, description = "The event stream (it does not end while the hub runs).",
+            content_type = "text/event-stream", body = String),
+        (status = 401, description = "A token is configured and was not sent.", body = ErrorBody),
+        (status = 404, description = "No event has the `Last-Event-ID` or `after` given.", body = ErrorBody),
+        (status = 406, description = "Neither a WebSocket upgrade nor `Accept: text/event-stream`.", body = ErrorBody),
+        (status = 422, description = "A parameter is not acceptable; the message says which.", body = ErrorBody),
+        (status = 503, description = "No socket place is left, or the database is unavailable.", body = ErrorBody),
+    ),
+    security((), ("token" = []))
+)]
 pub async fn stream(
     State(state): State<AppState>,
     params: Result<Query<StreamParams>, QueryRejection>,
