@@ -177,7 +177,7 @@ fn limit(value: Option<&str>) -> Result<u32, RestError> {
 
 /// `type=ProjectCreated,ProjectStarted&type=ProjectStopped`: every name, or
 /// `None` when none is given.
-fn event_types(values: &[String]) -> Result<Option<Vec<String>>, RestError> {
+pub(super) fn event_types(values: &[String]) -> Result<Option<Vec<String>>, RestError> {
     if values.is_empty() {
         return Ok(None);
     }
