@@ -70,10 +70,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// What the REST event API needs.
     pub rest: RestState,
-    /// Turns true when the hub starts shutting down. SSE streams end then:
-    /// the server waits for answers in progress, and a stream's never ends
-    /// by itself.
+    /// Turns true when the hub starts shutting down. SSE streams end then,
+    /// and WebSockets close with 1001 (going away): the server waits for
+    /// answers in progress and for open sockets, and neither ends by itself.
     pub stopping: watch::Receiver<bool>,
+}
+
+/// Completes when the hub starts shutting down (see [`AppState::stopping`]).
+pub async fn stopped(mut stopping: watch::Receiver<bool>) {
+    // An error means the application is gone: stop too.
+    let _ = stopping.wait_for(|stopping| *stopping).await;
 }
 
 /// The built application, ready to serve.

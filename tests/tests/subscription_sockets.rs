@@ -268,3 +268,49 @@ async fn the_upgrade_answers_with_the_first_protocol_the_client_offers_and_speak
         assert_eq!(client.init(json!({})).await, Ok(()), "offered {offered}");
     }
 }
+
+#[tokio::test]
+async fn stopping_the_hub_closes_its_sockets_with_going_away() {
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    let mut clients = Vec::new();
+    for protocol in [Protocol::TransportWs, Protocol::LegacyWs] {
+        let mut client = WsClient::connect_and_init(&hub, protocol, json!({})).await;
+        client.subscribe("events", EVENTS, json!({})).await;
+        clients.push(client);
+    }
+    let mut event_socket = hub_tests::rest::open_stream(&hub, "subject=hub.%3E", &[], None)
+        .await
+        .expect("the event socket opens");
+    // Every socket is open and live before the hub stops.
+    hub.create_project("Going away", "/srv/going-away").await;
+    for client in &mut clients {
+        client.next_data("events", Duration::from_secs(10)).await;
+    }
+    assert!(matches!(
+        hub_tests::rest::next_frame(&mut event_socket, Duration::from_secs(10)).await,
+        Some(hub_tests::rest::Frame::Json(_))
+    ));
+
+    let stopping = tokio::spawn(hub.stop());
+    for client in &mut clients {
+        let end = until_closed(client, Duration::from_secs(5)).await;
+        assert!(
+            matches!(end.last(), Some(Incoming::Closed(Some((1001, _))))),
+            "the socket is closed with 1001 (going away): {end:?}"
+        );
+    }
+    loop {
+        match hub_tests::rest::next_frame(&mut event_socket, Duration::from_secs(5)).await {
+            Some(hub_tests::rest::Frame::Json(_)) => continue,
+            end => {
+                assert_eq!(end, Some(hub_tests::rest::Frame::Closed(Some(1001))));
+                break;
+            }
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the hub stops once its sockets are closed")
+        .expect("the hub's task");
+}

@@ -20,6 +20,7 @@
 //! as the hub allows, the upgrade is answered 503.
 
 use std::str::FromStr as _;
+use std::time::Duration;
 
 use async_graphql::http::WebSocketProtocols;
 use async_graphql::Data;
@@ -193,12 +194,56 @@ async fn serve_socket(
         .to_owned(),
     });
     data.insert(SocketSubscriptions::default());
-    // The library acknowledges the replayed `connection_init` itself.
+    // The library acknowledges the replayed `connection_init` itself. Its
+    // messages go through a channel, so that the socket can be closed with
+    // 1001 when the hub shuts down.
     let replayed = futures::stream::once(async move { Ok(message) }).chain(incoming);
-    GraphQLWebSocket::new_with_pair(sink, replayed, state.schema.clone(), protocol)
-        .on_connection_init(move |_| async move { Ok(data) })
-        .serve()
-        .await;
+    let (to_client, outgoing) = futures::channel::mpsc::channel::<Message>(16);
+    let mut serve = Box::pin(
+        GraphQLWebSocket::new_with_pair(to_client, replayed, state.schema.clone(), protocol)
+            .on_connection_init(move |_| async move { Ok(data) })
+            .serve(),
+    );
+    let mut send = Box::pin(send_until_stopped(sink, outgoing, state.stopping.clone()));
+    tokio::select! {
+        () = &mut serve => {
+            // Its sender goes with it: what it sent last is passed on.
+            drop(serve);
+            send.await;
+        }
+        () = &mut send => {}
+    }
+}
+
+/// Passes `outgoing` to the client until it ends, the client is gone, or the
+/// hub starts shutting down (then the socket is closed with 1001).
+async fn send_until_stopped(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outgoing: futures::channel::mpsc::Receiver<Message>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let stopped = crate::app::stopped(stopping);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            message = outgoing.next() => match message {
+                Some(message) => {
+                    if sink.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            () = &mut stopped => {
+                let close = Message::Close(Some(CloseFrame {
+                    code: axum::extract::ws::close_code::AWAY,
+                    reason: "the hub is shutting down".into(),
+                }));
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+                return;
+            }
+        }
+    }
 }
 
 /// Reads until the client's first protocol message (pings aside).

@@ -39,7 +39,6 @@ use futures::StreamExt as _;
 use infrastructure::feed::{last_readable, position_of, FeedPosition};
 use infrastructure::nats::Envelope;
 use projections::{EventFilter, QueryError, SubjectFilter};
-use tokio::sync::watch;
 
 use super::error::RestError;
 use super::query::{correlation_id, event_types, timestamp};
@@ -194,12 +193,6 @@ fn sse_event(event: &Envelope) -> Event {
         .data(data)
 }
 
-/// Completes when the hub starts shutting down.
-async fn stopped(mut stopping: watch::Receiver<bool>) {
-    // An error means the application is gone: stop too.
-    let _ = stopping.wait_for(|stopping| *stopping).await;
-}
-
 /// Serves the SSE stream: checks the query, the token and where to start,
 /// takes a socket place, then streams.
 pub(super) async fn stream(state: AppState, uri: &Uri, headers: &HeaderMap) -> Response {
@@ -250,7 +243,7 @@ async fn open(state: AppState, uri: &Uri, headers: &HeaderMap) -> Result<Respons
         Some(start),
         on_lag,
     )
-    .take_until(stopped(state.stopping.clone()))
+    .take_until(crate::app::stopped(state.stopping.clone()))
     // The socket place is held by the stream: it is freed when the
     // response body is dropped (the client went away, or the stream ended).
     .scan(slot, |_slot, event| {

@@ -116,7 +116,9 @@ pub async fn stream(
         .read_buffer_size(crate::http::ws::READ_BUFFER_BYTES)
         .max_message_size(state.ws_max_message_bytes)
         .max_frame_size(state.ws_max_message_bytes)
-        .on_upgrade(move |socket| crate::http::ws::holding(slot, forward(socket, live, filter)))
+        .on_upgrade(move |socket| {
+            crate::http::ws::holding(slot, forward(socket, live, filter, state.stopping.clone()))
+        })
 }
 
 /// What ended a stream.
@@ -126,7 +128,7 @@ enum End {
     ClientGone,
     /// The client fell behind by this many events.
     Lagged(u64),
-    /// The hub is shutting down its live feed.
+    /// The hub is shutting down (or its live feed is gone).
     FeedClosed,
 }
 
@@ -134,11 +136,15 @@ async fn forward(
     socket: WebSocket,
     mut live: broadcast::Receiver<Arc<Envelope>>,
     filter: SubjectFilter,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let (mut sink, mut incoming) = socket.split();
     tracing::debug!(subject = %filter, "event stream opened");
+    let stopped = crate::app::stopped(stopping);
+    tokio::pin!(stopped);
     let end = loop {
         tokio::select! {
+            () = &mut stopped => break End::FeedClosed,
             event = live.recv() => match event {
                 Ok(event) if filter.matches(&event.subject) => {
                     let frame = json!({ "subject": &event.subject, "data": &*event }).to_string();
