@@ -172,7 +172,8 @@ async fn a_read_model_whose_connection_breaks_reconnects_even_when_its_reads_cam
     let ended: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_locks \
          WHERE locktype = 'advisory' AND objsubid = 1 \
-           AND objid = (hashtext('hub.feed.event_log')::bigint & 4294967295)::oid",
+           AND objid = (hashtext('hub.feed.event_log')::bigint & 4294967295)::oid \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_all(&pool)
     .await
