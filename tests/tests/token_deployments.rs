@@ -62,6 +62,7 @@ async fn with_a_token_everything_needs_it_but_the_health_status() {
         ("GET", &format!("/api/events/{event}") as &str, ""),
         ("GET", "/metrics", ""),
         ("GET", "/health/nats", ""),
+        ("GET", "/openapi.json", ""),
     ] {
         for token in [None, Some("wrong"), Some("")] {
             let (status, answer) = call(&hub, method, path, body, token).await;
