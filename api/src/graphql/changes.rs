@@ -1,0 +1,443 @@
+//! Project changes as subscribers see them: each project's row at every
+//! version, folded from the store with the `projects` read model's own fold
+//! ([`ProjectVersions`]), not the read model's latest row at delivery time.
+//!
+//! The events come from the replay-then-live stream
+//! ([`replay_then_live`]), which misses nothing at its seam and goes back to
+//! the store when the live broadcast lags. An event says which project
+//! changed and up to which sequence; the rows come from the store: one
+//! indexed read of the project's events after the last one folded in, per
+//! batch of events that are ready together. That read fills any gap too, so
+//! no version is ever skipped.
+//!
+//! - [`project`]: one project (`projectChanged(id)`): its current state or
+//!   the versions after `sinceVersion`, then every later one.
+//! - [`board`]: every project (`projectsChanged`): a snapshot or the changes
+//!   after a cursor, then every later change.
+//! - [`every_project`]: `projectChanged` without an id: every later change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::{Enum, SimpleObject};
+use futures::{Stream, StreamExt as _};
+use infrastructure::feed::{last_readable, FeedPosition};
+use infrastructure::nats::Envelope;
+use projections::cursor::encode_event_cursor;
+use projections::projects::Version;
+use projections::{EventFilter, ProjectRow, ProjectVersions, QueryError};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorCode};
+use super::types::Project;
+use super::ApiState;
+use crate::live_events::{replay_then_live, LiveError, OnLag};
+
+/// Events taken from the stream at most at once (those ready together).
+const BATCH: usize = 256;
+
+/// The aggregate type of projects' events.
+const PROJECT: &str = "Project";
+
+/// What a message of `projectsChanged` says happened.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ProjectChangeKind {
+    /// A project as it is when the subscription starts (without `after`).
+    Snapshot,
+    /// The snapshot is complete: every project that is not deleted has been
+    /// sent (drop the ones you hold that were not). `project` is null.
+    SnapshotComplete,
+    /// A project was created.
+    Created,
+    /// A project changed.
+    Updated,
+    /// A project was deleted: evict it.
+    Deleted,
+}
+
+/// One message of `projectsChanged`.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ProjectChange {
+    /// What happened.
+    pub kind: ProjectChangeKind,
+    /// The project at the version this change made; null only for
+    /// `SNAPSHOT_COMPLETE`.
+    pub project: Option<Project>,
+    /// Pass it as `after` to `projectsChanged` to continue after this
+    /// change (it is an event cursor, as `events(after:)` takes): the
+    /// change's event, or for the snapshot the point it was read at.
+    pub cursor: String,
+}
+
+impl ProjectChange {
+    fn of(version: Version) -> Self {
+        let kind = if version.row.status == domain::ProjectStatus::Deleted.as_str() {
+            ProjectChangeKind::Deleted
+        } else if version.row.version == 1 {
+            ProjectChangeKind::Created
+        } else {
+            ProjectChangeKind::Updated
+        };
+        Self {
+            kind,
+            project: Some(Project::from(version.row)),
+            cursor: encode_event_cursor(version.at),
+        }
+    }
+}
+
+fn is_deleted(row: &ProjectRow) -> bool {
+    row.status == domain::ProjectStatus::Deleted.as_str()
+}
+
+/// Only the last version of each project, in the order of those last ones.
+fn latest_per_project(versions: Vec<Version>) -> Vec<Version> {
+    let mut last: HashMap<Uuid, usize> = HashMap::new();
+    for (i, version) in versions.iter().enumerate() {
+        last.insert(version.row.id, i);
+    }
+    versions
+        .into_iter()
+        .enumerate()
+        .filter(|(i, version)| last.get(&version.row.id) == Some(i))
+        .map(|(_, version)| version)
+        .collect()
+}
+
+/// The versions the events of `events` make, sorted in feed order, in
+/// batches of the events that are ready together. A project in `known` is
+/// shown from the version after its row's; one first met mid-history from
+/// the version of the first event met (what came before it is before the
+/// stream's start). An error ends the stream.
+fn versions(
+    pool: PgPool,
+    events: impl Stream<Item = Result<Arc<Envelope>, LiveError>> + Send + 'static,
+    mut known: HashMap<Uuid, ProjectVersions>,
+) -> impl Stream<Item = Result<Vec<Version>, LiveError>> + Send + 'static {
+    async_stream::stream! {
+        let mut batches = std::pin::pin!(events.ready_chunks(BATCH));
+        while let Some(batch) = batches.next().await {
+            let mut failed = None;
+            // Each project's first and last sequence in the batch.
+            let mut touched: Vec<(Uuid, i64, i64)> = Vec::new();
+            for event in batch {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(err) => {
+                        failed = Some(err);
+                        break;
+                    }
+                };
+                if event.aggregate_type != PROJECT {
+                    continue;
+                }
+                let Ok(id) = Uuid::parse_str(&event.aggregate_id) else {
+                    continue;
+                };
+                match touched.iter_mut().find(|(seen, ..)| *seen == id) {
+                    Some((_, _, last)) => *last = (*last).max(event.sequence),
+                    None => touched.push((id, event.sequence, event.sequence)),
+                }
+            }
+            if !touched.is_empty() {
+                match catch_up(&pool, &mut known, &touched).await {
+                    Ok(versions) if versions.is_empty() => {}
+                    Ok(versions) => yield Ok(versions),
+                    Err(err) => {
+                        yield Err(LiveError::Store(err));
+                        return;
+                    }
+                }
+            }
+            if let Some(err) = failed {
+                yield Err(err);
+                return;
+            }
+        }
+    }
+}
+
+/// Folds each touched project up to its last sequence in the batch.
+async fn catch_up(
+    pool: &PgPool,
+    known: &mut HashMap<Uuid, ProjectVersions>,
+    touched: &[(Uuid, i64, i64)],
+) -> Result<Vec<Version>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut all = Vec::new();
+    for &(id, first, last) in touched {
+        let project = known.entry(id).or_insert_with(|| ProjectVersions::new(id));
+        if project.folded() == 0 && first > 1 {
+            project.skip_to(&mut conn, Some(first - 1)).await?;
+        }
+        if project.folded() < last {
+            all.extend(project.catch_up(&mut conn, Some(last)).await?);
+        }
+    }
+    all.sort_by_key(|version| version.at);
+    Ok(all)
+}
+
+fn replay_from_store() -> OnLag {
+    OnLag::Replay(Arc::new(|_skipped| {}))
+}
+
+fn store_error(err: sqlx::Error) -> ApiError {
+    ApiError::from(QueryError::from(err))
+}
+
+/// `projectChanged(id, sinceVersion, coalesce)`: project `id`'s current
+/// state, or with `since` each version after it, then every later version;
+/// with `coalesce`, only the latest of those pending at once. Ends after
+/// the version that deletes the project.
+///
+/// # Errors
+/// NOT_FOUND for a project that does not exist; INVALID_INPUT for a
+/// `since` below 0 or past the current version.
+pub async fn project(
+    state: &ApiState,
+    id: Uuid,
+    since: Option<i64>,
+    coalesce: bool,
+) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
+    if let Some(since) = since.filter(|since| *since < 0) {
+        return Err(ApiError::invalid_input(format!(
+            "sinceVersion must be 0 or more (a version a query or an earlier message showed), got {since}"
+        )));
+    }
+    // Subscribe first: every event is then either readable at `start`, and
+    // so in the history read after it, or comes after `start`.
+    let live = state.live.subscribe();
+    let pool = state.read.pool().clone();
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    let start = last_readable(&mut conn).await.map_err(store_error)?;
+    let mut project = ProjectVersions::new(id);
+    let mut first = Vec::new();
+    match since {
+        Some(since) => {
+            project
+                .skip_to(&mut conn, Some(since))
+                .await
+                .map_err(store_error)?;
+            first = project
+                .catch_up(&mut conn, None)
+                .await
+                .map_err(store_error)?;
+        }
+        None => project
+            .skip_to(&mut conn, None)
+            .await
+            .map_err(store_error)?,
+    }
+    drop(conn);
+    let Some(current) = project.row().cloned() else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no project has the id {id}"),
+        ));
+    };
+    match since {
+        Some(since) if since > current.version => {
+            return Err(ApiError::invalid_input(format!(
+                "sinceVersion {since} is past the project's current version {}; subscribe without it, or with a version a query showed",
+                current.version
+            )))
+        }
+        Some(_) if coalesce => first = latest_per_project(first),
+        Some(_) => {}
+        None => first.push(Version {
+            row: current,
+            at: start,
+        }),
+    }
+    let filter = EventFilter {
+        aggregate_id: Some(id.to_string()),
+        ..EventFilter::default()
+    };
+    let events = replay_then_live(
+        pool.clone(),
+        state.hub_id.clone(),
+        live,
+        filter,
+        Some(start),
+        replay_from_store(),
+    );
+    Ok(async_stream::stream! {
+        let deleted = project.row().is_some_and(is_deleted);
+        for version in first {
+            yield Ok(Project::from(version.row));
+        }
+        if deleted {
+            return;
+        }
+        let mut later = std::pin::pin!(versions(pool, events, HashMap::from([(id, project)])));
+        while let Some(batch) = later.next().await {
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            };
+            if coalesce {
+                batch = latest_per_project(batch);
+            }
+            for version in batch {
+                let deleted = is_deleted(&version.row);
+                yield Ok(Project::from(version.row));
+                if deleted {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// `projectChanged` without an id: every version of every project from now
+/// on; with `coalesce`, only the latest of each project's pending at once.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn every_project(
+    state: &ApiState,
+    coalesce: bool,
+) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
+    let live = state.live.subscribe();
+    let pool = state.read.pool().clone();
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    let start = last_readable(&mut conn).await.map_err(store_error)?;
+    drop(conn);
+    let events = replay_then_live(
+        pool.clone(),
+        state.hub_id.clone(),
+        live,
+        EventFilter::default(),
+        Some(start),
+        replay_from_store(),
+    );
+    Ok(
+        versions(pool, events, HashMap::new()).flat_map(move |batch| {
+            let batch = match batch {
+                Ok(batch) if coalesce => latest_per_project(batch),
+                Ok(batch) => batch,
+                Err(err) => return futures::stream::iter(vec![Err(err)]),
+            };
+            let projects: Vec<_> = batch
+                .into_iter()
+                .map(|version| Ok(Project::from(version.row)))
+                .collect();
+            futures::stream::iter(projects)
+        }),
+    )
+}
+
+/// `projectsChanged(after)`: without `after`, every project that is not
+/// deleted (`SNAPSHOT`, then `SNAPSHOT_COMPLETE`); with it, nothing yet;
+/// then every change after that point, each exactly once, in feed order.
+///
+/// # Errors
+/// When the store or the read model cannot be read.
+pub async fn board(
+    state: &ApiState,
+    after: Option<FeedPosition>,
+) -> Result<impl Stream<Item = Result<ProjectChange, LiveError>> + Send + 'static, ApiError> {
+    let live = state.live.subscribe();
+    let (start, snapshot) = match after {
+        Some(after) => (after, None),
+        None => {
+            let board = state.read.board().await.map_err(ApiError::from)?;
+            (board.at, Some(board.rows))
+        }
+    };
+    let known: HashMap<Uuid, ProjectVersions> = snapshot
+        .iter()
+        .flatten()
+        .map(|row| (row.id, ProjectVersions::from_row(row.clone())))
+        .collect();
+    let pool = state.read.pool().clone();
+    let events = replay_then_live(
+        pool.clone(),
+        state.hub_id.clone(),
+        live,
+        EventFilter::default(),
+        Some(start),
+        replay_from_store(),
+    );
+    let cursor = encode_event_cursor(start);
+    let mut first = Vec::new();
+    if let Some(rows) = snapshot {
+        for row in rows {
+            first.push(Ok(ProjectChange {
+                kind: ProjectChangeKind::Snapshot,
+                project: Some(Project::from(row)),
+                cursor: cursor.clone(),
+            }));
+        }
+        first.push(Ok(ProjectChange {
+            kind: ProjectChangeKind::SnapshotComplete,
+            project: None,
+            cursor,
+        }));
+    }
+    let later = versions(pool, events, known).flat_map(|batch| {
+        futures::stream::iter(match batch {
+            Ok(batch) => batch
+                .into_iter()
+                .map(|v| Ok(ProjectChange::of(v)))
+                .collect(),
+            Err(err) => vec![Err(err)],
+        })
+    });
+    Ok(futures::stream::iter(first).chain(later))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn version(id: Uuid, n: i64) -> Version {
+        let now = Utc::now();
+        Version {
+            row: ProjectRow {
+                id,
+                name: format!("v{n}"),
+                slug: format!("v{n}"),
+                path: "/srv/v".to_owned(),
+                backend_port: 1,
+                frontend_port: 2,
+                postgres_port: 3,
+                redis_port: 4,
+                status: "STOPPED".to_owned(),
+                version: n,
+                created_at: now,
+                updated_at: now,
+                last_started_at: None,
+                last_stopped_at: None,
+                last_error: None,
+            },
+            at: FeedPosition {
+                transaction_id: n,
+                position: n,
+            },
+        }
+    }
+
+    #[test]
+    fn coalescing_keeps_the_latest_version_of_each_project() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let kept: Vec<(Uuid, i64)> = latest_per_project(vec![
+            version(a, 1),
+            version(b, 1),
+            version(a, 2),
+            version(b, 2),
+            version(a, 3),
+        ])
+        .iter()
+        .map(|v| (v.row.id, v.row.version))
+        .collect();
+        assert_eq!(kept, [(b, 2), (a, 3)]);
+    }
+}
