@@ -4,11 +4,12 @@
 //!
 //! The events come from the replay-then-live stream
 //! ([`replay_then_live`]), which misses nothing at its seam and goes back to
-//! the store when the live broadcast lags. An event says which project
-//! changed and up to which sequence; the rows come from the store: one
-//! indexed read of the project's events after the last one folded in, per
-//! batch of events that are ready together. That read fills any gap too, so
-//! no version is ever skipped.
+//! the store when the live broadcast lags. Events that follow the last one
+//! folded in are folded as they come (the envelope carries the stored
+//! event: [`Envelope::to_stored`]); after a gap, or for a project first met
+//! mid-history, the project's events after the last one folded in are read
+//! from the store instead (one read by the primary key per project and
+//! batch of events ready together), so no version is ever skipped.
 //!
 //! - [`project`]: one project (`projectChanged(id)`): its current state or
 //!   the versions after `sinceVersion`, then every later one.
@@ -119,8 +120,9 @@ fn versions(
         let mut batches = std::pin::pin!(events.ready_chunks(BATCH));
         while let Some(batch) = batches.next().await {
             let mut failed = None;
-            // Each project's first and last sequence in the batch.
-            let mut touched: Vec<(Uuid, i64, i64)> = Vec::new();
+            // Each project's events in the batch, in feed order (which is
+            // sequence order within a project).
+            let mut touched: Vec<(Uuid, Vec<Arc<Envelope>>)> = Vec::new();
             for event in batch {
                 let event = match event {
                     Ok(event) => event,
@@ -135,13 +137,13 @@ fn versions(
                 let Ok(id) = Uuid::parse_str(&event.aggregate_id) else {
                     continue;
                 };
-                match touched.iter_mut().find(|(seen, ..)| *seen == id) {
-                    Some((_, _, last)) => *last = (*last).max(event.sequence),
-                    None => touched.push((id, event.sequence, event.sequence)),
+                match touched.iter_mut().find(|(seen, _)| *seen == id) {
+                    Some((_, events)) => events.push(event),
+                    None => touched.push((id, vec![event])),
                 }
             }
             if !touched.is_empty() {
-                match catch_up(&pool, &mut known, &touched).await {
+                match catch_up(&pool, &mut known, touched).await {
                     Ok(versions) if versions.is_empty() => {}
                     Ok(versions) => yield Ok(versions),
                     Err(err) => {
@@ -158,25 +160,67 @@ fn versions(
     }
 }
 
-/// Folds each touched project up to its last sequence in the batch.
+/// Folds each touched project up to its last event in the batch: from the
+/// events themselves when they are the project's next ones, otherwise (a
+/// gap, or a project first met mid-history) from the store.
 async fn catch_up(
     pool: &PgPool,
     known: &mut HashMap<Uuid, ProjectVersions>,
-    touched: &[(Uuid, i64, i64)],
+    touched: Vec<(Uuid, Vec<Arc<Envelope>>)>,
 ) -> Result<Vec<Version>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = None;
     let mut all = Vec::new();
-    for &(id, first, last) in touched {
+    for (id, events) in touched {
         let project = known.entry(id).or_insert_with(|| ProjectVersions::new(id));
-        if project.folded() == 0 && first > 1 {
-            project.skip_to(&mut conn, Some(first - 1)).await?;
+        if let Some(versions) = from_the_feed(project, &events) {
+            all.extend(versions);
+            continue;
         }
-        if project.folded() < last {
-            all.extend(project.catch_up(&mut conn, Some(last)).await?);
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            continue;
+        };
+        let conn = match &mut conn {
+            Some(conn) => conn,
+            None => conn.insert(pool.acquire().await?),
+        };
+        if project.folded() == 0 && first.sequence > 1 {
+            project.skip_to(conn, Some(first.sequence - 1)).await?;
+        }
+        if project.folded() < last.sequence {
+            all.extend(project.catch_up(conn, Some(last.sequence)).await?);
         }
     }
     all.sort_by_key(|version| version.at);
     Ok(all)
+}
+
+/// The versions `events` make, folded from the events themselves, when
+/// those not yet folded in follow the project's last one without a gap
+/// (the first one the creation, for a project not met yet); `None`, with
+/// nothing folded in, otherwise.
+fn from_the_feed(project: &mut ProjectVersions, events: &[Arc<Envelope>]) -> Option<Vec<Version>> {
+    let fresh: Vec<&Arc<Envelope>> = events
+        .iter()
+        .filter(|event| event.sequence > project.folded())
+        .collect();
+    let next = project.folded() + 1;
+    let follows = fresh
+        .iter()
+        .zip(next..)
+        .all(|(event, sequence)| event.sequence == sequence);
+    if !follows || (project.row().is_none() && next != 1) {
+        return None;
+    }
+    let stored: Vec<_> = fresh
+        .iter()
+        .map(|event| event.to_stored())
+        .collect::<Option<_>>()?;
+    Some(
+        stored
+            .iter()
+            .filter_map(|event| project.fold(event))
+            .collect(),
+    )
 }
 
 fn replay_from_store() -> OnLag {
@@ -395,8 +439,79 @@ pub async fn board(
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
+    use infrastructure::feed::StoredEvent;
+    use infrastructure::CommandMetadata;
+    use serde_json::json;
 
     use super::*;
+
+    fn envelope(id: Uuid, sequence: i64) -> Arc<Envelope> {
+        let (event_type, fields) = if sequence == 1 {
+            (
+                "ProjectCreated",
+                json!({
+                    "project_id": id, "name": "Feed", "slug": "feed", "path": "/srv/feed",
+                    "ports": {"backend": 20000, "frontend": 20001, "postgres": 20002, "redis": 20003},
+                }),
+            )
+        } else {
+            (
+                "ProjectRenamed",
+                json!({"name": format!("Feed {sequence}"), "slug": format!("feed-{sequence}")}),
+            )
+        };
+        let stored = StoredEvent {
+            event_id: Uuid::new_v4(),
+            position: sequence,
+            transaction_id: sequence,
+            aggregate_type: PROJECT.to_owned(),
+            aggregate_id: id.to_string(),
+            sequence,
+            event_type: event_type.to_owned(),
+            event_version: "1.0".to_owned(),
+            payload: json!({ event_type: fields }),
+            metadata: CommandMetadata::from_json(&json!({})),
+            recorded_at: Utc::now(),
+            unreadable: None,
+        };
+        Arc::new(Envelope::from_stored(&stored, "h"))
+    }
+
+    fn shown(versions: Option<Vec<Version>>) -> Option<Vec<i64>> {
+        versions.map(|versions| versions.iter().map(|v| v.row.version).collect())
+    }
+
+    #[test]
+    fn the_next_events_of_a_project_are_folded_from_the_feed() {
+        let id = Uuid::new_v4();
+        let mut project = ProjectVersions::new(id);
+        let events = [envelope(id, 1), envelope(id, 2)];
+        assert_eq!(
+            shown(from_the_feed(&mut project, &events)),
+            Some(vec![1, 2])
+        );
+        // Already folded in: nothing again; the next ones after them.
+        let events = [envelope(id, 2), envelope(id, 3), envelope(id, 4)];
+        assert_eq!(
+            shown(from_the_feed(&mut project, &events)),
+            Some(vec![3, 4])
+        );
+        assert_eq!(project.row().map(|row| row.name.as_str()), Some("Feed 4"));
+    }
+
+    #[test]
+    fn a_gap_or_a_project_met_mid_history_is_left_to_the_store() {
+        let id = Uuid::new_v4();
+        let mut project = ProjectVersions::new(id);
+        assert_eq!(shown(from_the_feed(&mut project, &[envelope(id, 3)])), None);
+        assert_eq!(project.folded(), 0);
+        from_the_feed(&mut project, &[envelope(id, 1), envelope(id, 2)]);
+        let gap = [envelope(id, 4), envelope(id, 5)];
+        assert_eq!(shown(from_the_feed(&mut project, &gap)), None);
+        let hole = [envelope(id, 3), envelope(id, 5)];
+        assert_eq!(shown(from_the_feed(&mut project, &hole)), None);
+        assert_eq!(project.folded(), 2, "nothing was folded in");
+    }
 
     fn version(id: Uuid, n: i64) -> Version {
         let now = Utc::now();

@@ -92,6 +92,28 @@ impl ProjectVersions {
         }
     }
 
+    /// Folds in `event`, the project's next one, as
+    /// [`ProjectVersions::catch_up`] does: the version it makes, or `None`
+    /// for an event already folded in, or one that cannot be (logged and
+    /// skipped, as the read model parks it).
+    pub fn fold(&mut self, event: &StoredEvent) -> Option<Version> {
+        match self.apply(event) {
+            Ok(row) => row.map(|row| Version {
+                row: row.clone(),
+                at: event.feed_position(),
+            }),
+            Err(err) => {
+                tracing::warn!(
+                    project_id = %self.id,
+                    sequence = event.sequence,
+                    error = %err,
+                    "skipped a project event that cannot be folded into its row"
+                );
+                None
+            }
+        }
+    }
+
     /// Reads the project's events after the last one folded in, up to
     /// sequence `up_to` (every one there is without it), and folds them in;
     /// returns the row at each version, oldest first.
@@ -140,22 +162,9 @@ impl ProjectVersions {
             let events =
                 read_aggregate(conn, aggregate_type, &id, self.folded, up_to, READ_BATCH).await?;
             for event in &events {
-                match self.apply(event) {
-                    Ok(Some(row)) => {
-                        if let Some(keep) = keep.as_deref_mut() {
-                            keep.push(Version {
-                                row: row.clone(),
-                                at: event.feed_position(),
-                            });
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(err) => tracing::warn!(
-                        project_id = %self.id,
-                        sequence = event.sequence,
-                        error = %err,
-                        "skipped a project event that cannot be folded into its row"
-                    ),
+                let version = self.fold(event);
+                if let (Some(keep), Some(version)) = (keep.as_deref_mut(), version) {
+                    keep.push(version);
                 }
             }
             if events.len() < READ_BATCH as usize {
