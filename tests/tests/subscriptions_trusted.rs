@@ -296,6 +296,20 @@ async fn every_transition_of_fifty_start_stop_cycles_is_its_own_message_in_versi
         assert_eq!(seen, expected, "cycle {cycle}");
         at += 4;
     }
+
+    // The whole history again from the store (several pages of it), then
+    // live.
+    let mut replay = WsClient::connect_and_init(&hub, Protocol::LegacyWs, json!({})).await;
+    replay
+        .subscribe("all", PROJECT_CHANGED, json!({ "id": id, "since": 0 }))
+        .await;
+    let mut versions = Vec::new();
+    for _ in 0..at {
+        versions.push(version(&next_project(&mut replay, "all").await));
+    }
+    assert_eq!(versions, (1..=at).collect::<Vec<i64>>());
+    let renamed = answered(&hub.rename_project(&id, "Cycled").await, "renameProject");
+    assert_eq!(version(&next_project(&mut replay, "all").await), renamed);
 }
 
 /// A selection of `projectChanged` that repeats the project's path (give it

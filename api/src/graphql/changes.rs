@@ -38,6 +38,9 @@ use crate::live_events::{replay_then_live, LiveError, OnLag};
 /// Events taken from the stream at most at once (those ready together).
 const BATCH: usize = 256;
 
+/// Versions read from the store at once when replaying after `sinceVersion`.
+const REPLAY_PAGE: i64 = 100;
+
 /// The aggregate type of projects' events.
 const PROJECT: &str = "Project";
 
@@ -257,22 +260,18 @@ pub async fn project(
     let mut conn = pool.acquire().await.map_err(store_error)?;
     let start = last_readable(&mut conn).await.map_err(store_error)?;
     let mut project = ProjectVersions::new(id);
+    // The versions up to `since` the subscriber has: folded in, not kept.
+    project
+        .skip_to(&mut conn, since)
+        .await
+        .map_err(store_error)?;
     let mut first = Vec::new();
-    match since {
-        Some(since) => {
-            project
-                .skip_to(&mut conn, Some(since))
-                .await
-                .map_err(store_error)?;
-            first = project
-                .catch_up(&mut conn, None)
-                .await
-                .map_err(store_error)?;
-        }
-        None => project
-            .skip_to(&mut conn, None)
+    if since == Some(0) {
+        // The creation, which shows that the project exists.
+        first = project
+            .catch_up(&mut conn, Some(1))
             .await
-            .map_err(store_error)?,
+            .map_err(store_error)?;
     }
     drop(conn);
     let Some(current) = project.row().cloned() else {
@@ -281,19 +280,17 @@ pub async fn project(
             format!("no project has the id {id}"),
         ));
     };
-    match since {
-        Some(since) if since > current.version => {
-            return Err(ApiError::invalid_input(format!(
-                "sinceVersion {since} is past the project's current version {}; subscribe without it, or with a version a query showed",
-                current.version
-            )))
-        }
-        Some(_) if coalesce => first = latest_per_project(first),
-        Some(_) => {}
-        None => first.push(Version {
+    if let Some(since) = since.filter(|since| project.folded() < *since) {
+        return Err(ApiError::invalid_input(format!(
+            "sinceVersion {since} is past the project's current version {}; subscribe without it, or with a version a query showed",
+            current.version
+        )));
+    }
+    if since.is_none() {
+        first.push(Version {
             row: current,
             at: start,
-        }),
+        });
     }
     let filter = EventFilter {
         aggregate_id: Some(id.to_string()),
@@ -308,11 +305,45 @@ pub async fn project(
         replay_from_store(),
     );
     Ok(async_stream::stream! {
-        let deleted = project.row().is_some_and(is_deleted);
+        // With `coalesce`, the latest version not sent yet.
+        let mut pending = None;
         for version in first {
+            if coalesce {
+                pending = Some(version);
+            } else {
+                yield Ok(Project::from(version.row));
+            }
+        }
+        // The versions after `since`, read page by page, so that a long
+        // history is never held at once.
+        while since.is_some() {
+            let before = project.folded();
+            let page = match pool.acquire().await {
+                Ok(mut conn) => project.catch_up(&mut conn, Some(before + REPLAY_PAGE)).await,
+                Err(err) => Err(err),
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(err) => {
+                    yield Err(LiveError::Store(err));
+                    return;
+                }
+            };
+            for version in page {
+                if coalesce {
+                    pending = Some(version);
+                } else {
+                    yield Ok(Project::from(version.row));
+                }
+            }
+            if project.folded() < before + REPLAY_PAGE {
+                break;
+            }
+        }
+        if let Some(version) = pending {
             yield Ok(Project::from(version.row));
         }
-        if deleted {
+        if project.row().is_some_and(is_deleted) {
             return;
         }
         let mut later = std::pin::pin!(versions(pool, events, HashMap::from([(id, project)])));
