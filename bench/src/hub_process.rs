@@ -75,6 +75,10 @@ impl HubProcess {
             .env("HUB_BIND", format!("127.0.0.1:{port}"))
             .env("HUB_PORT_RANGE", "1024-65535")
             .env("HUB_DB_MAX_CONNECTIONS", "32")
+            // WebSockets may take three quarters of the connections: the
+            // default 1,024 would hold the `subscriptions` scenario's 1,000
+            // subscribers at 768.
+            .env("HUB_MAX_CONNECTIONS", "2048")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

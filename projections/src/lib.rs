@@ -4,9 +4,12 @@
 //!
 //! Layout:
 //! - `projects`: the `projects` table and its projection (statistics are a
-//!   view over it).
+//!   view over it), and [`ProjectVersions`], one project's row at each
+//!   version.
 //! - `event_log`: the queryable event history and its projection.
 //! - `queries`: [`ReadModels`], every read the API makes.
+//! - `board`: [`ReadModels::board`], every live project and the feed
+//!   position the rows are at, read together.
 //! - `since`: where a replay of the events recorded since a time starts
 //!   ([`ReadModels::replay_start_since`]).
 //! - `rebuild`: [`rebuild()`], a read model rebuilt beside the live one and
@@ -18,6 +21,7 @@
 //! - `subject`, `subject_filter`: the domain's subject patterns and
 //!   filters (`domain::subject`), re-exported under their old paths.
 
+pub mod board;
 pub mod cursor;
 pub mod event_log;
 pub mod projects;
@@ -29,8 +33,9 @@ pub mod status;
 pub use domain::subject::filter as subject_filter;
 pub use domain::subject::pattern as subject;
 
+pub use board::Board;
 pub use event_log::EventLogProjection;
-pub use projects::{ProjectRow, ProjectsProjection};
+pub use projects::{ProjectRow, ProjectVersions, ProjectsProjection};
 pub use queries::{
     EventFilter, EventRow, Page, ProjectFilter, ProjectStats, ProjectsProgress, QueryError,
     ReadModels,

@@ -30,7 +30,8 @@ fn the_schema_has_the_operations_the_frontend_uses() {
         "projectStats: ProjectStats!",
         "createProject(input: CreateProjectInput!): ProjectPayload!",
         "startProject(id: ID!, expectedVersion: Int): ProjectPayload!",
-        "projectChanged(id: ID): Project!",
+        "projectChanged(id: ID, sinceVersion: Int, coalesce: Boolean! = false): Project!",
+        "projectsChanged(after: String): ProjectChange!",
         "events(filter: EventFilter, after: String): Event!",
         "enum ProjectStatus",
     ] {

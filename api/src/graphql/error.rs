@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Unauthenticated,
     /// A dependency is down; retry later.
     Unavailable,
+    /// A cursor the hub cannot resume from: start again without it.
+    ResyncRequired,
     /// A bug; see the server log.
     Internal,
 }
@@ -38,6 +40,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::ResyncRequired => "RESYNC_REQUIRED",
             Self::Internal => "INTERNAL",
         }
     }

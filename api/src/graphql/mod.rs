@@ -1,7 +1,9 @@
-//! The GraphQL API: schema, roots, types and errors, and the door
-//! ([`door`]): the limits every operation meets on every transport.
+//! The GraphQL API: schema, roots, types and errors, the door ([`door`]):
+//! the limits every operation meets on every transport, and the project
+//! changes subscriptions stream ([`changes`]).
 
 pub mod admin;
+pub mod changes;
 pub mod door;
 pub mod error;
 pub mod mutation;

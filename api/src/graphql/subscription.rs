@@ -1,18 +1,14 @@
 //! The subscription root: live changes, fed by this process's single
 //! JetStream consumer ([`infrastructure::nats::LiveFeed`]) and fanned out in
-//! memory.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! memory, with the store read for what came before (and what a lagging
+//! subscriber missed). Project changes are built in [`super::changes`].
 
 use async_graphql::{Context, Result, Subscription, ID};
 use futures::{Stream, StreamExt as _};
 use infrastructure::feed::{position_of, FeedPosition};
-use infrastructure::nats::Envelope;
 use projections::cursor::decode_event_cursor;
-use tokio::sync::broadcast::error::RecvError;
-use uuid::Uuid;
 
+use super::changes::{self, ProjectChange};
 use super::error::{ApiError, ErrorCode};
 use super::query::{event_filter, parse_uuid};
 use super::types::{Event, EventFilter, Project};
@@ -57,64 +53,105 @@ async fn resolve_after(state: &ApiState, after: &str) -> Result<FeedPosition, Ap
     decode_event_cursor(after).map_err(ApiError::invalid_input)
 }
 
+/// Resolves the `after` of `projectsChanged`: a cursor of an event in the
+/// store (or a bare position), or the start of the feed.
+async fn resolve_board_after(state: &ApiState, after: &str) -> Result<FeedPosition, ApiError> {
+    let resync = |why: &str| {
+        ApiError::new(
+            ErrorCode::ResyncRequired,
+            format!(
+                "{why}: the board cannot resume from it; subscribe again without `after` for a fresh snapshot"
+            ),
+        )
+    };
+    let at = match resolve_after(state, after).await {
+        Ok(at) => at,
+        Err(err) if err.code == ErrorCode::Unavailable || err.code == ErrorCode::Internal => {
+            return Err(err)
+        }
+        Err(_) => return Err(resync("this is not a cursor the hub gave out")),
+    };
+    if at == FeedPosition::START {
+        return Ok(at);
+    }
+    let stored = position_of(state.read.pool(), at.position)
+        .await
+        .map_err(|err| ApiError::from(projections::QueryError::from(err)))?;
+    if stored != Some(at) {
+        return Err(resync("no event of this hub's store has this cursor"));
+    }
+    Ok(at)
+}
+
+/// How a stream of changes ended early, as the client is told.
+fn live_error(err: LiveError) -> async_graphql::Error {
+    match err {
+        LiveError::Lagged { skipped, resume } => lagged(skipped, resume),
+        LiveError::Store(err) => ApiError::from(projections::QueryError::from(err)).into(),
+    }
+}
+
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
-    /// The project as the read model has it after each change: of project
-    /// `id`, or of every project when `id` is absent.
+    /// Project `id` at each of its versions: first its current state (or,
+    /// with `sinceVersion`, every version after that one, from the store:
+    /// pass the last version shown to resume after a reconnect), then every
+    /// later version, with no gap and no duplicate between the two.
+    /// Versions strictly increase, each its own message, unless `coalesce`
+    /// asks for only the latest state of what is pending. After the version
+    /// that deletes the project (`deleted: true`), the subscription
+    /// completes. An unknown project is NOT_FOUND; a `sinceVersion` below 0
+    /// or past the current version is INVALID_INPUT.
+    ///
+    /// Without `id`, every later version of every project (no current
+    /// state first; `sinceVersion` needs an `id`).
     async fn project_changed(
         &self,
         ctx: &Context<'_>,
         id: Option<ID>,
+        since_version: Option<i64>,
+        #[graphql(default = false)] coalesce: bool,
     ) -> Result<impl Stream<Item = Result<Project>>> {
         ctx.data::<RequestContext>()?.require_read()?;
-        let state = ctx.data::<ApiState>()?.clone();
-        let only = id.map(|id| parse_uuid("project", &id)).transpose()?;
-        let mut live = state.live.subscribe();
-        Ok(async_stream::stream! {
-            let mut shown: HashMap<Uuid, i64> = HashMap::new();
-            loop {
-                let event: Arc<Envelope> = match live.recv().await {
-                    Ok(event) => event,
-                    Err(RecvError::Lagged(skipped)) => {
-                        yield Err(lagged(skipped, None));
-                        break;
-                    }
-                    Err(RecvError::Closed) => break,
-                };
-                if event.aggregate_type != "Project" {
-                    continue;
-                }
-                let Ok(project_id) = Uuid::parse_str(&event.aggregate_id) else {
-                    continue;
-                };
-                if only.is_some_and(|only| only != project_id) {
-                    continue;
-                }
-                if shown.get(&project_id).is_some_and(|v| *v >= event.sequence) {
-                    continue;
-                }
-                let row = state
-                    .read
-                    .wait_for_project_version(
-                        project_id,
-                        event.sequence,
-                        state.read_your_writes_timeout,
-                        state.projects_progress.clone(),
-                    )
-                    .await;
-                match row {
-                    Ok(Some(row)) => {
-                        shown.insert(project_id, row.version);
-                        yield Ok(Project::from(row));
-                    }
-                    Ok(None) => yield Err(ApiError::new(
-                        ErrorCode::Unavailable,
-                        "the read model did not catch up with a change in time; query the project again",
-                    ).into()),
-                    Err(err) => yield Err(ApiError::from(err).into()),
-                }
+        let state = ctx.data::<ApiState>()?;
+        let changes = match id {
+            Some(id) => {
+                let id = parse_uuid("project", &id)?;
+                changes::project(state, id, since_version, coalesce)
+                    .await?
+                    .boxed()
             }
-        })
+            None if since_version.is_some() => {
+                return Err(ApiError::invalid_input(
+                    "sinceVersion needs the id of the project it is a version of",
+                )
+                .into())
+            }
+            None => changes::every_project(state, coalesce).await?.boxed(),
+        };
+        Ok(changes.map(|change| change.map_err(live_error)))
+    }
+
+    /// Changes to every project, for a list of them: without `after`, first
+    /// every project that is not deleted (`SNAPSHOT` messages, then one
+    /// `SNAPSHOT_COMPLETE`); with `after` (the `cursor` of an earlier
+    /// message), every change after it instead. Then every change as it
+    /// happens (`CREATED`, `UPDATED`, `DELETED`), each exactly once, in the
+    /// order they were recorded. A cursor the hub cannot resume from is
+    /// refused with RESYNC_REQUIRED.
+    async fn projects_changed(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = Result<ProjectChange>>> {
+        ctx.data::<RequestContext>()?.require_read()?;
+        let state = ctx.data::<ApiState>()?;
+        let after = match after.as_deref() {
+            Some(after) => Some(resolve_board_after(state, after).await?),
+            None => None,
+        };
+        let changes = changes::board(state, after).await?;
+        Ok(changes.map(|change| change.map_err(live_error)))
     }
 
     /// Events as they are recorded. With `after` (a cursor from `events` or
@@ -145,10 +182,7 @@ impl SubscriptionRoot {
         );
         Ok(events.map(|event| match event {
             Ok(event) => Ok(Event::from(event.as_ref())),
-            Err(LiveError::Lagged { skipped, resume }) => Err(lagged(skipped, resume)),
-            Err(LiveError::Store(err)) => {
-                Err(ApiError::from(projections::QueryError::from(err)).into())
-            }
+            Err(err) => Err(live_error(err)),
         }))
     }
 }

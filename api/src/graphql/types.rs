@@ -100,6 +100,12 @@ pub struct Project {
 
 #[ComplexObject]
 impl Project {
+    /// Whether the project is deleted (status `DELETED`): a subscriber's
+    /// last message about a project says so; evict the project then.
+    async fn deleted(&self) -> bool {
+        self.status == ProjectStatus::Deleted
+    }
+
     /// The project's events, oldest first.
     #[graphql(complexity = "page_complexity(Some(first), child_complexity)")]
     async fn history(

@@ -223,6 +223,42 @@ pub async fn read_after(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
+/// Reads up to `limit` events of one aggregate after sequence `after`
+/// (and at most `up_to`, when given), in sequence order: the indexed read
+/// of one aggregate's history, by the store's primary key.
+///
+/// No fence is needed: an aggregate's committed sequences have no holes
+/// (the writer of sequence `n + 1` read `n` first, and the primary key
+/// refuses a second `n + 1`), so what this reads is final.
+///
+/// # Errors
+/// Fails when the query fails.
+pub async fn read_aggregate(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    after: i64,
+    up_to: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
+           AND ($4::bigint IS NULL OR sequence <= $4) \
+         ORDER BY sequence \
+         LIMIT $5"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(after)
+        .bind(up_to)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
 /// The feed position of the last event a reader can read now (the last
 /// one below the fence), or [`FeedPosition::START`] when there is none: a
 /// reader that starts after it reads exactly the events that become

@@ -9,7 +9,8 @@
 //!
 //! Layout:
 //! - `consumer`: [`FeedConsumer`], [`RunnerConfig`] and [`ConsumerStatus`].
-//! - `event`: [`StoredEvent`], [`FeedPosition`] and the gap-safe read.
+//! - `event`: [`StoredEvent`], [`FeedPosition`], the gap-safe read and the
+//!   read of one aggregate's history ([`read_aggregate`]).
 //! - `fence`: below which the feed reads, and [`fence_holders`], the
 //!   transactions that hold it back.
 //! - `runner`: the runner's loop (lock, retries, backoff) and the in-process
@@ -37,7 +38,9 @@ mod runner;
 mod shared;
 
 pub use consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
-pub use event::{consumer_lag, last_readable, position_of, read_after, FeedPosition, StoredEvent};
+pub use event::{
+    consumer_lag, last_readable, position_of, read_after, read_aggregate, FeedPosition, StoredEvent,
+};
 pub use fence::{fence_holders, FenceHolder};
 pub use one_statement::{advance_checkpoint, checkpoint_cte, CheckpointMove};
 pub use parked::{

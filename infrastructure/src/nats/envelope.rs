@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::feed::{FeedPosition, StoredEvent};
-use crate::metadata::Origin;
+use crate::metadata::{CommandMetadata, Origin};
 
 /// Header carrying the event's feed position (`<transaction_id>:<position>`),
 /// used by the relay to reconcile with the stream after a crash.
@@ -79,6 +79,37 @@ impl Envelope {
         }
     }
 
+    /// The stored event this envelope was made from, in today's shape: the
+    /// payload under its event type's tag, as the store keeps it. A reader
+    /// that folds events can then fold a live one without reading it from
+    /// the store again. `None` for an integration event, whose stored
+    /// payload holds its subject too.
+    pub fn to_stored(&self) -> Option<StoredEvent> {
+        if self.aggregate_type == <domain::IntegrationEvent as cqrs_es::Aggregate>::TYPE {
+            return None;
+        }
+        let mut payload = serde_json::Map::new();
+        payload.insert(self.event_type.clone(), self.payload.clone());
+        Some(StoredEvent {
+            event_id: self.id,
+            position: self.position,
+            transaction_id: self.transaction_id,
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            sequence: self.sequence,
+            event_type: self.event_type.clone(),
+            event_version: self.event_version.clone(),
+            payload: serde_json::Value::Object(payload),
+            metadata: CommandMetadata {
+                correlation_id: self.correlation_id.clone().unwrap_or_default(),
+                causation_id: self.causation_id.clone().unwrap_or_default(),
+                origin: self.origin.clone(),
+            },
+            recorded_at: self.timestamp,
+            unreadable: None,
+        })
+    }
+
     /// Where the event sits in the feed.
     pub fn feed_position(&self) -> FeedPosition {
         FeedPosition {
@@ -100,4 +131,58 @@ pub fn parse_feed_position(value: &str) -> Option<FeedPosition> {
         transaction_id: tx.parse().ok()?,
         position: pos.parse().ok()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+
+    fn stored(aggregate_type: &str, event_type: &str, payload: serde_json::Value) -> StoredEvent {
+        StoredEvent {
+            event_id: Uuid::new_v4(),
+            position: 42,
+            transaction_id: 7,
+            aggregate_type: aggregate_type.to_owned(),
+            aggregate_id: Uuid::new_v4().to_string(),
+            sequence: 3,
+            event_type: event_type.to_owned(),
+            event_version: domain::project::upcast::CURRENT_VERSION.to_owned(),
+            payload,
+            metadata: CommandMetadata {
+                correlation_id: "c-1".to_owned(),
+                causation_id: "k-1".to_owned(),
+                origin: Origin {
+                    hub_id: "h".to_owned(),
+                    service: "hub-api".to_owned(),
+                    user: "anonymous".to_owned(),
+                },
+            },
+            recorded_at: Utc::now(),
+            unreadable: None,
+        }
+    }
+
+    #[test]
+    fn a_project_event_is_the_stored_event_again_after_its_envelope() {
+        let event = stored(
+            "Project",
+            "ProjectRenamed",
+            json!({"ProjectRenamed": {"name": "New", "slug": "new"}}),
+        );
+        let envelope = Envelope::from_stored(&event, "h");
+        assert_eq!(envelope.to_stored(), Some(event));
+    }
+
+    #[test]
+    fn an_integration_event_is_not_rebuilt_from_its_envelope() {
+        let event = stored(
+            "IntegrationEvent",
+            "IntegrationEventPublished",
+            json!({"IntegrationEventPublished": {"subject": "hub.h.audit.done", "payload": {}}}),
+        );
+        assert_eq!(Envelope::from_stored(&event, "h").to_stored(), None);
+    }
 }

@@ -1,9 +1,11 @@
 //! The `projects` read model: one row per project, folded from its events.
 //!
 //! Layout: this module holds the row, the feed consumer and its SQL;
-//! `apply` folds one event into the rows in memory.
+//! `apply` folds one event into the rows in memory; `versions` folds one
+//! project's events into its row at each version ([`ProjectVersions`]).
 
 mod apply;
+mod versions;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use tokio::sync::broadcast;
 use crate::recent::RecentRows;
 use apply::apply;
 use uuid::Uuid;
+
+pub use versions::{FoldError, ProjectVersions, Version};
 
 /// A row of `projects`.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]

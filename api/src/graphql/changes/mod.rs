@@ -1,0 +1,332 @@
+//! Project changes as subscribers see them: each project's row at every
+//! version, folded from its events with the `projects` read model's own
+//! fold ([`ProjectVersions`]), not the read model's latest row at delivery
+//! time.
+//!
+//! The events come from the replay-then-live stream
+//! ([`replay_then_live`]), which misses nothing at its seam and goes back to
+//! the store when the live broadcast lags.
+//!
+//! - [`project`]: one project (`projectChanged(id)`): its current state or
+//!   the versions after `sinceVersion`, then every later one.
+//! - [`board`]: every project (`projectsChanged`): a snapshot or the changes
+//!   after a cursor, then every later change.
+//! - [`every_project`]: `projectChanged` without an id: every later change.
+//!
+//! Layout: this module holds the subscriptions' streams and the board's
+//! message type; `fold` turns a stream of events into the versions they
+//! make.
+
+mod fold;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::{Enum, SimpleObject};
+use futures::{Stream, StreamExt as _};
+use infrastructure::feed::{last_readable, FeedPosition};
+use projections::cursor::encode_event_cursor;
+use projections::projects::Version;
+use projections::{EventFilter, ProjectRow, ProjectVersions, QueryError};
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorCode};
+use super::types::Project;
+use super::ApiState;
+use crate::live_events::{replay_then_live, LiveError, OnLag};
+use fold::{latest_per_project, versions};
+
+/// Versions read from the store at once when replaying after `sinceVersion`.
+const REPLAY_PAGE: i64 = 100;
+
+/// What a message of `projectsChanged` says happened.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ProjectChangeKind {
+    /// A project as it is when the subscription starts (without `after`).
+    Snapshot,
+    /// The snapshot is complete: every project that is not deleted has been
+    /// sent (drop the ones you hold that were not). `project` is null.
+    SnapshotComplete,
+    /// A project was created.
+    Created,
+    /// A project changed.
+    Updated,
+    /// A project was deleted: evict it.
+    Deleted,
+}
+
+/// One message of `projectsChanged`.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ProjectChange {
+    /// What happened.
+    pub kind: ProjectChangeKind,
+    /// The project at the version this change made; null only for
+    /// `SNAPSHOT_COMPLETE`.
+    pub project: Option<Project>,
+    /// Pass it as `after` to `projectsChanged` to continue after this
+    /// change (it is an event cursor, as `events(after:)` takes): the
+    /// change's event, or for the snapshot the point it was read at.
+    pub cursor: String,
+}
+
+impl ProjectChange {
+    fn of(version: Version) -> Self {
+        let kind = if is_deleted(&version.row) {
+            ProjectChangeKind::Deleted
+        } else if version.row.version == 1 {
+            ProjectChangeKind::Created
+        } else {
+            ProjectChangeKind::Updated
+        };
+        Self {
+            kind,
+            project: Some(Project::from(version.row)),
+            cursor: encode_event_cursor(version.at),
+        }
+    }
+}
+
+fn is_deleted(row: &ProjectRow) -> bool {
+    row.status == domain::ProjectStatus::Deleted.as_str()
+}
+
+fn replay_from_store() -> OnLag {
+    OnLag::Replay(Arc::new(|_skipped| {}))
+}
+
+fn store_error(err: sqlx::Error) -> ApiError {
+    ApiError::from(QueryError::from(err))
+}
+
+/// `projectChanged(id, sinceVersion, coalesce)`: project `id`'s current
+/// state, or with `since` each version after it, then every later version;
+/// with `coalesce`, only the latest of those pending at once. Ends after
+/// the version that deletes the project.
+///
+/// # Errors
+/// NOT_FOUND for a project that does not exist; INVALID_INPUT for a
+/// `since` below 0 or past the current version.
+pub async fn project(
+    state: &ApiState,
+    id: Uuid,
+    since: Option<i64>,
+    coalesce: bool,
+) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
+    if let Some(since) = since.filter(|since| *since < 0) {
+        return Err(ApiError::invalid_input(format!(
+            "sinceVersion must be 0 or more (a version a query or an earlier message showed), got {since}"
+        )));
+    }
+    // Subscribe first: every event is then either readable at `start`, and
+    // so in the history read after it, or comes after `start`.
+    let live = state.live.subscribe();
+    let pool = state.read.pool().clone();
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    let start = last_readable(&mut conn).await.map_err(store_error)?;
+    let mut project = ProjectVersions::new(id);
+    // The versions up to `since` the subscriber has: folded in, not kept.
+    project
+        .skip_to(&mut conn, since)
+        .await
+        .map_err(store_error)?;
+    let mut first = Vec::new();
+    if since == Some(0) {
+        // The creation, which shows that the project exists.
+        first = project
+            .catch_up(&mut conn, Some(1))
+            .await
+            .map_err(store_error)?;
+    }
+    drop(conn);
+    let Some(current) = project.row().cloned() else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no project has the id {id}"),
+        ));
+    };
+    if let Some(since) = since.filter(|since| project.folded() < *since) {
+        return Err(ApiError::invalid_input(format!(
+            "sinceVersion {since} is past the project's current version {}; subscribe without it, or with a version a query showed",
+            current.version
+        )));
+    }
+    if since.is_none() {
+        first.push(Version {
+            row: current,
+            at: start,
+        });
+    }
+    let filter = EventFilter {
+        aggregate_id: Some(id.to_string()),
+        ..EventFilter::default()
+    };
+    let events = replay_then_live(
+        pool.clone(),
+        state.hub_id.clone(),
+        live,
+        filter,
+        Some(start),
+        replay_from_store(),
+    );
+    Ok(async_stream::stream! {
+        // With `coalesce`, the latest version not sent yet.
+        let mut pending = None;
+        for version in first {
+            if coalesce {
+                pending = Some(version);
+            } else {
+                yield Ok(Project::from(version.row));
+            }
+        }
+        // The versions after `since`, read page by page, so that a long
+        // history is never held at once.
+        while since.is_some() {
+            let before = project.folded();
+            let page = match pool.acquire().await {
+                Ok(mut conn) => project.catch_up(&mut conn, Some(before + REPLAY_PAGE)).await,
+                Err(err) => Err(err),
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(err) => {
+                    yield Err(LiveError::Store(err));
+                    return;
+                }
+            };
+            for version in page {
+                if coalesce {
+                    pending = Some(version);
+                } else {
+                    yield Ok(Project::from(version.row));
+                }
+            }
+            if project.folded() < before + REPLAY_PAGE {
+                break;
+            }
+        }
+        if let Some(version) = pending {
+            yield Ok(Project::from(version.row));
+        }
+        if project.row().is_some_and(is_deleted) {
+            return;
+        }
+        let mut later = std::pin::pin!(versions(pool, events, HashMap::from([(id, project)])));
+        while let Some(batch) = later.next().await {
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            };
+            if coalesce {
+                batch = latest_per_project(batch);
+            }
+            for version in batch {
+                let deleted = is_deleted(&version.row);
+                yield Ok(Project::from(version.row));
+                if deleted {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// `projectChanged` without an id: every version of every project from now
+/// on; with `coalesce`, only the latest of each project's pending at once.
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn every_project(
+    state: &ApiState,
+    coalesce: bool,
+) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
+    let live = state.live.subscribe();
+    let pool = state.read.pool().clone();
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    let start = last_readable(&mut conn).await.map_err(store_error)?;
+    drop(conn);
+    let events = replay_then_live(
+        pool.clone(),
+        state.hub_id.clone(),
+        live,
+        EventFilter::default(),
+        Some(start),
+        replay_from_store(),
+    );
+    Ok(
+        versions(pool, events, HashMap::new()).flat_map(move |batch| {
+            let batch = match batch {
+                Ok(batch) if coalesce => latest_per_project(batch),
+                Ok(batch) => batch,
+                Err(err) => return futures::stream::iter(vec![Err(err)]),
+            };
+            let projects: Vec<_> = batch
+                .into_iter()
+                .map(|version| Ok(Project::from(version.row)))
+                .collect();
+            futures::stream::iter(projects)
+        }),
+    )
+}
+
+/// `projectsChanged(after)`: without `after`, every project that is not
+/// deleted (`SNAPSHOT`, then `SNAPSHOT_COMPLETE`); with it, nothing yet;
+/// then every change after that point, each exactly once, in feed order.
+///
+/// # Errors
+/// When the store or the read model cannot be read.
+pub async fn board(
+    state: &ApiState,
+    after: Option<FeedPosition>,
+) -> Result<impl Stream<Item = Result<ProjectChange, LiveError>> + Send + 'static, ApiError> {
+    let live = state.live.subscribe();
+    let (start, snapshot) = match after {
+        Some(after) => (after, None),
+        None => {
+            let board = state.read.board().await.map_err(ApiError::from)?;
+            (board.at, Some(board.rows))
+        }
+    };
+    let known: HashMap<Uuid, ProjectVersions> = snapshot
+        .iter()
+        .flatten()
+        .map(|row| (row.id, ProjectVersions::from_row(row.clone())))
+        .collect();
+    let pool = state.read.pool().clone();
+    let events = replay_then_live(
+        pool.clone(),
+        state.hub_id.clone(),
+        live,
+        EventFilter::default(),
+        Some(start),
+        replay_from_store(),
+    );
+    let cursor = encode_event_cursor(start);
+    let mut first = Vec::new();
+    if let Some(rows) = snapshot {
+        for row in rows {
+            first.push(Ok(ProjectChange {
+                kind: ProjectChangeKind::Snapshot,
+                project: Some(Project::from(row)),
+                cursor: cursor.clone(),
+            }));
+        }
+        first.push(Ok(ProjectChange {
+            kind: ProjectChangeKind::SnapshotComplete,
+            project: None,
+            cursor,
+        }));
+    }
+    let later = versions(pool, events, known).flat_map(|batch| {
+        futures::stream::iter(match batch {
+            Ok(batch) => batch
+                .into_iter()
+                .map(|v| Ok(ProjectChange::of(v)))
+                .collect(),
+            Err(err) => vec![Err(err)],
+        })
+    });
+    Ok(futures::stream::iter(first).chain(later))
+}
