@@ -318,6 +318,8 @@ async fn integration_events_show_in_graphql_and_reach_nats_once_on_their_own_sub
         let stream = stream.clone();
         let event_id = event_id.clone();
         async move {
+            // The relay makes the stream once it has reached NATS.
+            js.get_stream(&stream).await.ok()?;
             let messages = read_stream(&js, &stream).await;
             messages
                 .iter()

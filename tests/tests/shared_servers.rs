@@ -88,6 +88,8 @@ async fn nothing_waits(hub: &TestHub, subscriber: &mut WsClient, name: &str) {
     wait_until("the relay to publish the event", ARRIVES, || {
         let (js, stream, id) = (js.clone(), hub.stream_name(), id.clone());
         async move {
+            // The relay makes the stream once it has reached NATS.
+            js.get_stream(&stream).await.ok()?;
             read_stream(&js, &stream)
                 .await
                 .iter()

@@ -219,6 +219,8 @@ async fn an_unreadable_row_is_parked_by_every_consumer_and_everything_else_flows
     let js = context(&hub.process.spec().nats_url).await;
     let stream = hub.process.spec().stream();
     let messages = wait_until("the relay to publish the new events", ARRIVES, || async {
+        // The relay makes the stream once it has reached NATS.
+        js.get_stream(&stream).await.ok()?;
         let messages = read_stream(&js, &stream).await;
         (messages.len() >= 2).then_some(messages)
     })
