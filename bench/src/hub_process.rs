@@ -95,7 +95,23 @@ impl HubProcess {
             nats_url: nats_url.to_owned(),
         };
         hub.wait_healthy(Duration::from_secs(30)).await?;
+        hub.wait_for_stream(Duration::from_secs(30)).await?;
         Ok(hub)
+    }
+
+    /// Waits until the hub has made its JetStream stream (its relay does so
+    /// once it has reached NATS, which may come after `/health` answers).
+    async fn wait_for_stream(&self, timeout: Duration) -> anyhow::Result<()> {
+        let js = async_nats::jetstream::new(async_nats::connect(&self.nats_url).await?);
+        let stream = StreamSettings::default_name(&self.hub_id);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if js.get_stream(&stream).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the hub did not make its stream {stream} within {timeout:?}")
     }
 
     async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<()> {
