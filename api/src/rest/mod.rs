@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod openapi;
+mod params;
 pub mod publish;
 pub mod query;
 pub mod sse;

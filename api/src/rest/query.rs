@@ -17,14 +17,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::{ErrorBody, RestError};
+use super::params::{correlation_id, event_types, timestamp};
 use crate::app::AppState;
 
 /// Events per answer when `limit` is not given.
 const DEFAULT_LIMIT: u32 = 100;
 /// Most events per answer.
 const MAX_LIMIT: u32 = 1000;
-/// Most event types one request may name.
-const MAX_TYPES: usize = 100;
 /// Response header holding the cursor to pass as `after` for the next page,
 /// present only when more events match.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
@@ -135,29 +134,6 @@ impl From<EventRow> for EventBody {
     }
 }
 
-pub(super) fn timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, RestError> {
-    // An unencoded '+' in a query string arrives as a space.
-    let repaired = value.replace(' ', "+");
-    DateTime::parse_from_rfc3339(&repaired)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| {
-            RestError::invalid(format!(
-                "{name} must be an RFC 3339 timestamp such as 2024-05-01T12:00:00Z, got '{}'",
-                value.chars().take(64).collect::<String>()
-            ))
-        })
-}
-
-/// Refuses a `correlation_id` no event can have.
-pub(super) fn correlation_id(id: &str) -> Result<(), RestError> {
-    if id.len() > 256 || id.chars().any(char::is_control) {
-        return Err(RestError::invalid(
-            "correlation_id must be at most 256 characters without control characters",
-        ));
-    }
-    Ok(())
-}
-
 fn limit(value: Option<&str>) -> Result<u32, RestError> {
     let Some(value) = value else {
         return Ok(DEFAULT_LIMIT);
@@ -173,31 +149,6 @@ fn limit(value: Option<&str>) -> Result<u32, RestError> {
                 value.chars().take(32).collect::<String>()
             ))
         })
-}
-
-/// `type=ProjectCreated,ProjectStarted&type=ProjectStopped`: every name, or
-/// `None` when none is given.
-pub(super) fn event_types(values: &[String]) -> Result<Option<Vec<String>>, RestError> {
-    if values.is_empty() {
-        return Ok(None);
-    }
-    let mut types = Vec::new();
-    for name in values.iter().flat_map(|value| value.split(',')) {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-            return Err(RestError::invalid(
-                "type must name event types such as ProjectCreated (repeated or comma-separated), \
-                 each 1-256 characters without control characters",
-            ));
-        }
-        if types.len() == MAX_TYPES {
-            return Err(RestError::invalid(format!(
-                "type may name at most {MAX_TYPES} event types"
-            )));
-        }
-        types.push(name.to_owned());
-    }
-    Ok(Some(types))
 }
 
 /// Turns the parameters into a filter, a page size and a cursor.
@@ -323,6 +274,7 @@ pub async fn one(
 
 #[cfg(test)]
 mod tests {
+    use super::super::params::MAX_TYPES;
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> ListParams {
@@ -346,15 +298,6 @@ mod tests {
         for bad in ["0", "1001", "-1", "ten", "", "1.5", "99999999999"] {
             let err = limit(Some(bad)).unwrap_err();
             assert!(err.to_string().contains("from 1 to 1000"), "{bad}");
-        }
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_with_a_repaired_plus() {
-        assert!(timestamp("since", "2024-05-01T12:00:00Z").is_ok());
-        assert!(timestamp("since", "2024-05-01T12:00:00 02:00").is_ok());
-        for bad in ["yesterday", "2024-05-01", "2024-13-01T00:00:00Z", ""] {
-            assert!(timestamp("since", bad).is_err(), "{bad}");
         }
     }
 

@@ -41,7 +41,7 @@ use infrastructure::nats::Envelope;
 use projections::{EventFilter, QueryError, SubjectFilter};
 
 use super::error::RestError;
-use super::query::{correlation_id, event_types, timestamp};
+use super::params::{correlation_id, event_types, timestamp};
 use crate::app::AppState;
 use crate::http::auth;
 use crate::live_events::{replay_then_live, LiveError, OnLag};
