@@ -25,9 +25,11 @@ use std::sync::Arc;
 use async_graphql::{Enum, SimpleObject};
 use futures::{Stream, StreamExt as _};
 use infrastructure::feed::{last_readable, FeedPosition};
+use infrastructure::nats::Envelope;
 use projections::cursor::encode_event_cursor;
 use projections::projects::Version;
 use projections::{EventFilter, ProjectRow, ProjectVersions, QueryError};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode};
@@ -90,8 +92,23 @@ fn is_deleted(row: &ProjectRow) -> bool {
     row.status == domain::ProjectStatus::Deleted.as_str()
 }
 
-fn replay_from_store() -> OnLag {
-    OnLag::Replay(Arc::new(|_skipped| {}))
+/// The events after `start` that pass `filter`: from the store, then live
+/// (`live` is subscribed before anything is read); a reader that makes the
+/// broadcast lag is caught up from the store.
+fn events_after(
+    state: &ApiState,
+    live: broadcast::Receiver<Arc<Envelope>>,
+    filter: EventFilter,
+    start: FeedPosition,
+) -> impl Stream<Item = Result<Arc<Envelope>, LiveError>> + Send + 'static {
+    replay_then_live(
+        state.read.pool().clone(),
+        state.hub_id.clone(),
+        live,
+        filter,
+        Some(start),
+        OnLag::Replay(Arc::new(|_skipped| {})),
+    )
 }
 
 fn store_error(err: sqlx::Error) -> ApiError {
@@ -160,14 +177,7 @@ pub async fn project(
         aggregate_id: Some(id.to_string()),
         ..EventFilter::default()
     };
-    let events = replay_then_live(
-        pool.clone(),
-        state.hub_id.clone(),
-        live,
-        filter,
-        Some(start),
-        replay_from_store(),
-    );
+    let events = events_after(state, live, filter, start);
     Ok(async_stream::stream! {
         // With `coalesce`, the latest version not sent yet.
         let mut pending = None;
@@ -247,14 +257,7 @@ pub async fn every_project(
     let mut conn = pool.acquire().await.map_err(store_error)?;
     let start = last_readable(&mut conn).await.map_err(store_error)?;
     drop(conn);
-    let events = replay_then_live(
-        pool.clone(),
-        state.hub_id.clone(),
-        live,
-        EventFilter::default(),
-        Some(start),
-        replay_from_store(),
-    );
+    let events = events_after(state, live, EventFilter::default(), start);
     Ok(
         versions(pool, events, HashMap::new()).flat_map(move |batch| {
             let batch = match batch {
@@ -295,14 +298,7 @@ pub async fn board(
         .map(|row| (row.id, ProjectVersions::from_row(row.clone())))
         .collect();
     let pool = state.read.pool().clone();
-    let events = replay_then_live(
-        pool.clone(),
-        state.hub_id.clone(),
-        live,
-        EventFilter::default(),
-        Some(start),
-        replay_from_store(),
-    );
+    let events = events_after(state, live, EventFilter::default(), start);
     let cursor = encode_event_cursor(start);
     let mut first = Vec::new();
     if let Some(rows) = snapshot {
