@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::routing::get;
 use axum::Router;
 use domain::ProjectServices;
+use infrastructure::append::Appender;
 use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, PoisonPolicy, RunnerConfig};
 use infrastructure::lookup::PgProjectLookup;
 use infrastructure::nats::{LiveFeed, NatsRelay};
@@ -180,8 +181,11 @@ impl App {
             connections,
         ));
         let metrics = Arc::new(Metrics::new());
+        // Commands and published events append through one queue: those
+        // arriving together share a transaction (group commit).
+        let appender = Appender::start(pool.clone(), appended.clone());
         let rest = RestState {
-            publisher: Arc::new(IntegrationPublisher::new(pool.clone(), appended.clone())),
+            publisher: Arc::new(IntegrationPublisher::new(appender.clone())),
             read: ReadModels::new(pool.clone()),
             live: live.clone(),
             hub_id: config.hub_id.clone(),
@@ -191,7 +195,7 @@ impl App {
         };
 
         let services = ProjectServices::new(PgProjectLookup::new(pool.clone(), config.port_range));
-        let bus = Arc::new(CommandBus::new(pool.clone(), services, appended.clone()));
+        let bus = Arc::new(CommandBus::new(pool.clone(), services, appender));
         let orchestration = spawn_runner(
             Arc::new(ProcessManager::new(
                 pool.clone(),

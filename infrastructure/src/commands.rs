@@ -2,14 +2,13 @@
 //! optimistic concurrency and a clear outcome for every failure.
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 use domain::{Project, ProjectCommand, ProjectError, ProjectId, ProjectServices, Slug};
-use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
+use crate::append::{Appender, EventRepository};
 use crate::error::is_unavailable_boxed;
-use crate::feed::AppendSignal;
 use crate::metadata::CommandMetadata;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -106,39 +105,38 @@ impl CommandError {
 /// project's history.
 pub const SNAPSHOT_EVERY: usize = 50;
 
-/// The event store of `Project`s on `pool`, as every part of the hub that
-/// loads or commits projects uses it: postgres-es, with the upcasters of
-/// older event shapes, taking a snapshot (in the same transaction as the
-/// events) every [`SNAPSHOT_EVERY`] events. A snapshot that no longer
-/// deserializes (the aggregate's shape changed) is ignored and the history
-/// replayed; the `snapshots` table can be emptied at any time while no hub
-/// runs.
-pub fn project_store(pool: PgPool) -> PersistedEventStore<PostgresEventRepository, Project> {
-    PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool), SNAPSHOT_EVERY)
+/// The event store of `Project`s in `repo`, as every part of the hub that
+/// loads or commits projects uses it: with the upcasters of older event
+/// shapes, taking a snapshot (in the same transaction as the events) every
+/// [`SNAPSHOT_EVERY`] events. A snapshot that no longer deserializes (the
+/// aggregate's shape changed) is ignored and the history replayed; the
+/// `snapshots` table can be emptied at any time while no hub runs.
+pub fn project_store<R: PersistedEventRepository>(repo: R) -> PersistedEventStore<R, Project> {
+    PersistedEventStore::new_snapshot_store(repo, SNAPSHOT_EVERY)
         .with_upcasters(domain::project::upcast::upcasters())
 }
 
 /// Runs project commands: load, decide, commit.
 ///
 /// cqrs-es' `CqrsFramework` does not report the new version nor check an
-/// expected one, so the bus drives postgres-es' event store directly through
-/// cqrs-es' `EventStore` trait, which gives both.
+/// expected one, so the bus drives the event store directly through
+/// cqrs-es' `EventStore` trait, which gives both. Commits go through the
+/// [`Appender`], which appends concurrent commands in shared transactions
+/// (group commit); each still gets its own outcome.
 pub struct CommandBus {
-    store: PersistedEventStore<PostgresEventRepository, Project>,
+    store: PersistedEventStore<EventRepository, Project>,
     services: ProjectServices,
     pool: PgPool,
-    appended: AppendSignal,
 }
 
 impl CommandBus {
-    /// A bus writing to `pool`, deciding with `services`, waking feed
-    /// runners through `appended` after each commit.
-    pub fn new(pool: PgPool, services: ProjectServices, appended: AppendSignal) -> Self {
+    /// A bus reading from `pool`, deciding with `services` and committing
+    /// through `appender`.
+    pub fn new(pool: PgPool, services: ProjectServices, appender: Appender) -> Self {
         Self {
-            store: project_store(pool.clone()),
+            store: project_store(EventRepository::new(pool.clone(), appender)),
             services,
             pool,
-            appended,
         }
     }
 
@@ -212,7 +210,6 @@ impl CommandBus {
             let count = events.len();
             match self.store.commit(events, context, metadata.to_map()).await {
                 Ok(_) => {
-                    self.appended.notify();
                     return Ok(Executed {
                         version: current + count as u64,
                         events: count,

@@ -5,15 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventStore};
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::{Aggregate, DomainEvent};
 use domain::{IntegrationCommand, IntegrationError, IntegrationEvent};
-use postgres_es::PostgresEventRepository;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::is_unavailable_boxed;
-use crate::feed::AppendSignal;
+use crate::append::{AppendError, Appender, Commit};
 use crate::metadata::CommandMetadata;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -44,47 +41,27 @@ pub enum PublishError {
 }
 
 impl PublishError {
-    fn from_boxed(err: BoxError) -> Self {
-        if is_unavailable_boxed(err.as_ref()) {
-            Self::Unavailable(err)
-        } else {
-            Self::Internal(err)
-        }
-    }
-
-    fn from_aggregate(err: AggregateError<IntegrationError>) -> Self {
+    fn from_append(err: AppendError) -> Self {
         match err {
-            AggregateError::UserError(err) => Self::Rejected(err),
-            AggregateError::DatabaseConnectionError(err) => Self::Unavailable(err),
-            AggregateError::AggregateConflict => {
+            AppendError::Unavailable(err) => Self::Unavailable(err),
+            AppendError::Conflict => {
                 Self::Internal("a new integration event's aggregate id was already taken".into())
             }
-            AggregateError::DeserializationError(err) => Self::Internal(err),
-            AggregateError::UnexpectedError(err) => Self::from_boxed(err),
+            AppendError::Internal(err) => Self::Internal(err),
         }
     }
 }
 
-const READ_BACK: &str = "SELECT event_id, recorded_at FROM events \
-     WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1";
-
-/// Records integration events in the store.
+/// Records integration events in the store, through the [`Appender`]: the
+/// events published at the same time share a transaction (group commit).
 pub struct IntegrationPublisher {
-    store: PersistedEventStore<PostgresEventRepository, IntegrationEvent>,
-    pool: PgPool,
-    appended: AppendSignal,
+    appender: Appender,
 }
 
 impl IntegrationPublisher {
-    /// A publisher writing to `pool` and waking feed runners through
-    /// `appended` after each commit.
-    pub fn new(pool: PgPool, appended: AppendSignal) -> Self {
-        let repo = PostgresEventRepository::new(pool.clone());
-        Self {
-            store: PersistedEventStore::new_event_store(repo),
-            pool,
-            appended,
-        }
+    /// A publisher committing through `appender`.
+    pub fn new(appender: Appender) -> Self {
+        Self { appender }
     }
 
     /// Decides `command` on a new `IntegrationEvent` aggregate and commits
@@ -98,38 +75,50 @@ impl IntegrationPublisher {
         command: IntegrationCommand,
         metadata: &CommandMetadata,
     ) -> Result<Recorded, PublishError> {
+        // A new random id has no events: nothing to load.
         let aggregate_id = Uuid::new_v4();
-        // A new random id has no events: no need to load it.
-        let context = EventStoreAggregateContext {
-            aggregate_id: aggregate_id.to_string(),
-            aggregate: IntegrationEvent::default(),
-            current_sequence: 0,
-            current_snapshot: None,
-        };
         let sink = EventSink::default();
-        context
-            .aggregate
-            .clone()
+        IntegrationEvent::default()
             .handle(command, &(), &sink)
             .await
             .map_err(PublishError::Rejected)?;
-        let events = sink.collect().await;
-        self.store
-            .commit(events, context, metadata.to_map())
+        let metadata = serde_json::to_value(metadata.to_map())
+            .map_err(|err| PublishError::Internal(Box::new(err)))?;
+        let events = sink
+            .collect()
             .await
-            .map_err(PublishError::from_aggregate)?;
-        self.appended.notify();
-        let (event_id, recorded_at): (Uuid, DateTime<Utc>) = sqlx::query_as(READ_BACK)
-            .bind(IntegrationEvent::TYPE)
-            .bind(aggregate_id.to_string())
-            .fetch_one(&self.pool)
+            .into_iter()
+            .zip(1..)
+            .map(|(event, sequence)| {
+                let payload = serde_json::to_value(&event)
+                    .map_err(|err| PublishError::Internal(Box::new(err)))?;
+                Ok(SerializedEvent::new(
+                    aggregate_id.to_string(),
+                    sequence,
+                    IntegrationEvent::TYPE.to_owned(),
+                    event.event_type(),
+                    event.event_version(),
+                    payload,
+                    metadata.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>, PublishError>>()?;
+        let appended = self
+            .appender
+            .append(Commit {
+                events,
+                snapshot: None,
+            })
             .await
-            .map_err(|err| PublishError::from_boxed(Box::new(err)))?;
+            .map_err(PublishError::from_append)?;
+        let event_id = *appended.event_ids.first().ok_or_else(|| {
+            PublishError::Internal("the integration event's command recorded no event".into())
+        })?;
         tracing::debug!(%event_id, %aggregate_id, "integration event recorded");
         Ok(Recorded {
             event_id,
             aggregate_id,
-            recorded_at,
+            recorded_at: appended.recorded_at,
         })
     }
 }

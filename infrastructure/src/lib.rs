@@ -7,6 +7,8 @@
 //! - `error`: [`InfraError`] and the "database unavailable" classification.
 //! - `metadata`: correlation, causation and origin carried by every event.
 //! - `lookup`: slug holders and free ports, for the `Project` aggregate.
+//! - `append`: [`append::Appender`], group commit: concurrent commits appended
+//!   in shared transactions, each with its own outcome.
 //! - `commands`: [`CommandBus`], load/decide/commit with optimistic concurrency.
 //! - `integration`: [`IntegrationPublisher`], recording integration events.
 //! - `feed`: the event feed, its consumers and their runners.
@@ -16,6 +18,7 @@
 //! - `orchestration`: the process manager that runs start/stop requests
 //!   through an [`orchestration::Orchestrator`] (`noop` or `shell`).
 
+pub mod append;
 pub mod commands;
 pub mod db;
 pub mod error;

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use domain::{PortRange, ProjectCommand, ProjectId, ProjectName, ProjectPath, ProjectServices};
+use infrastructure::append::Appender;
 use infrastructure::feed::{
     AppendSignal, ConsumerError, FeedConsumer, PoisonPolicy, RunnerConfig, StoredEvent,
 };
@@ -403,7 +404,7 @@ pub fn command_bus(pool: &PgPool, ports: PortRange) -> CommandBus {
     CommandBus::new(
         pool.clone(),
         ProjectServices::new(PgProjectLookup::new(pool.clone(), ports)),
-        AppendSignal::default(),
+        Appender::start(pool.clone(), AppendSignal::default()),
     )
 }
 

@@ -18,6 +18,7 @@ use hub_tests::feed::{
     RecordingConsumer,
 };
 use hub_tests::{holds_for, wait_until, TestDb};
+use infrastructure::append::Appender;
 use infrastructure::feed::{
     read_after, spawn_runner, AppendSignal, FeedPosition, RunnerConfig, StoredEvent,
 };
@@ -217,7 +218,7 @@ async fn write_concurrently(pool: &PgPool, signal: &AppendSignal, writers: usize
     let bus = Arc::new(CommandBus::new(
         pool.clone(),
         ProjectServices::new(PgProjectLookup::new(pool.clone(), PortRange::default())),
-        signal.clone(),
+        Appender::start(pool.clone(), signal.clone()),
     ));
     let mut tasks = Vec::new();
     for writer in 0..writers {

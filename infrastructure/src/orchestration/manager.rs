@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use postgres_es::PostgresEventRepository;
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinSet;
 
@@ -101,7 +102,7 @@ impl ProcessManager {
     ) -> Self {
         Self {
             worker: Arc::new(Worker {
-                store: crate::commands::project_store(pool.clone()),
+                store: crate::commands::project_store(PostgresEventRepository::new(pool.clone())),
                 pool,
                 bus,
                 orchestrator,
