@@ -2,9 +2,8 @@
 // wait and who holds it, each consumer), redrawn every two seconds.
 
 import { health } from "./client.js";
-import { duration, explain, h, say } from "./view.js";
+import { duration, every, explain, h, say } from "./view.js";
 
-let timer = null;
 
 function yes(value) {
   return value ? "yes" : "no";
@@ -65,14 +64,10 @@ async function refresh() {
   }
 }
 
+const page = every(2000, refresh);
+
 /** The page is shown: redraw now and every two seconds. */
-export function show() {
-  refresh();
-  timer ??= setInterval(refresh, 2000);
-}
+export const show = page.show;
 
 /** The page is hidden: stop asking. */
-export function hide() {
-  clearInterval(timer);
-  timer = null;
-}
+export const hide = page.hide;

@@ -4,7 +4,7 @@
 // has one); redrawn every second while the page is shown.
 
 import { request } from "./client.js";
-import { duration, explain, h, say, when } from "./view.js";
+import { duration, every, explain, h, say, when } from "./view.js";
 
 const PROJECTIONS = `{ projections {
   name handled lagEvents lagSeconds state rebuildDone rebuildTotal version codeVersion outdated parked
@@ -17,7 +17,6 @@ const RETRY = `mutation ($name: String!) { retryParkedEvents(name: $name) {
   name replayed { eventId } stillParked { eventId error }
 } }`;
 
-let timer = null;
 const outcomes = new Map();
 
 function message(text, error = false) {
@@ -117,14 +116,10 @@ async function refresh() {
   }
 }
 
+const page = every(1000, refresh);
+
 /** The page is shown: redraw now and every second. */
-export function show() {
-  refresh();
-  timer ??= setInterval(refresh, 1000);
-}
+export const show = page.show;
 
 /** The page is hidden: stop asking. */
-export function hide() {
-  clearInterval(timer);
-  timer = null;
-}
+export const hide = page.hide;

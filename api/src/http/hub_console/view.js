@@ -63,3 +63,18 @@ export function say(el, text, error = false) {
 export function pretty(value) {
   return JSON.stringify(value, null, 2);
 }
+
+/** Calls `refresh` now and every `ms` while shown: `{ show, hide }`. */
+export function every(ms, refresh) {
+  let timer = null;
+  return {
+    show() {
+      refresh();
+      timer ??= setInterval(refresh, ms);
+    },
+    hide() {
+      clearInterval(timer);
+      timer = null;
+    },
+  };
+}
