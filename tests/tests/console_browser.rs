@@ -617,3 +617,41 @@ async fn the_console_reconnects_after_a_hub_restart_and_catches_up() {
     browser.assert_only_requested(&hub.url()).await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_console_pages_are_served_under_the_strict_policy_and_only_to_loopback_hosts() {
+    let hub = console_hub("console-pages", &[]).await;
+    let addr = hub.addr();
+    let host = [("Host", addr.as_str())];
+    for path in ["/", "/console", "/console/events", "/console/read-models"] {
+        let page = hub_tests::raw::request(&addr, "GET", path, &host, "").await;
+        assert_eq!(page.status, 200, "{path}");
+        assert_eq!(
+            page.header("content-security-policy"),
+            Some(api::http::console::CONTENT_SECURITY_POLICY),
+            "{path}"
+        );
+        assert_eq!(page.header("x-frame-options"), Some("DENY"), "{path}");
+        assert!(page.body.contains("/console/assets/app.js"), "{path}");
+    }
+    let script =
+        hub_tests::raw::request(&addr, "GET", "/console/assets/client.js", &host, "").await;
+    assert_eq!(script.status, 200);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(script.header("x-content-type-options"), Some("nosniff"));
+    for path in [
+        "/console/nope",
+        "/console/assets/nope.js",
+        "/console/assets/..%2Fconsole.rs",
+    ] {
+        let missing = hub_tests::raw::request(&addr, "GET", path, &host, "").await;
+        assert_eq!(missing.status, 404, "{path}");
+    }
+    // DNS rebinding: a page on another name gets no console either.
+    let rebound =
+        hub_tests::raw::request(&addr, "GET", "/", &[("Host", "attacker.example")], "").await;
+    assert_eq!(rebound.status, 421);
+}
