@@ -2,7 +2,8 @@
 # Developer entry point for the hub workspace.
 #
 #   ./scripts/dev.sh run [ARGS...]    PostgreSQL + NATS, then `hub serve ARGS...`
-#   ./scripts/dev.sh test [ARGS...]   PostgreSQL + NATS, then fmt, clippy, `cargo test ARGS...`,
+#   ./scripts/dev.sh test [ARGS...]   PostgreSQL + NATS (+ Chromium for the console's browser
+#                                     tests), then fmt, clippy, `cargo test ARGS...`,
 #                                     schemathesis on the REST API, the fuzz targets briefly,
 #                                     hub-bench --quick
 #   ./scripts/dev.sh stop             stop the private PostgreSQL and NATS started here
@@ -77,6 +78,14 @@ apt_install() {
         APT_UPDATED=1
     fi
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
+# The console's browser tests (tests/tests/console_browser.rs) drive Debian's
+# headless `chromium` through `chromedriver` (package `chromium-driver`).
+ensure_browser() {
+    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+    apt_install --no-install-recommends chromium chromium-driver
+    command -v chromedriver >/dev/null 2>&1 || die "chromedriver not found after installing chromium-driver"
 }
 
 # ---------------------------------------------------------------------------
@@ -397,6 +406,7 @@ cmd_test() {
     [[ "$stop_after" == 1 ]] && trap stop_started EXIT
 
     ensure_services
+    ensure_browser
     cd "$REPO_ROOT"
     log "cargo fmt --all -- --check (workspace and fuzz/)"
     cargo fmt --all -- --check

@@ -30,7 +30,7 @@ use crate::graphql::door::OpenSubscriptions;
 use crate::graphql::{build_schema, ApiState, HubSchema, SchemaLimits};
 use crate::http::access::{self, Access};
 use crate::http::server::{self, Connections, ServerLimits, SocketSlots};
-use crate::http::{console, correlation, graphql, health, limits, ws};
+use crate::http::{console, correlation, graphql, health, hub_console, limits, ws};
 use crate::metrics::{self, Metrics};
 use crate::rebuilds::Rebuilds;
 use crate::rest::{self, RestState};
@@ -306,6 +306,10 @@ impl App {
 /// and `nosniff` on every answer.
 fn router(state: &AppState, max_body: usize) -> Router {
     Router::new()
+        .route("/", get(hub_console::home))
+        .route("/console", get(hub_console::home))
+        .route("/console/{page}", get(hub_console::page))
+        .route("/console/assets/{file}", get(hub_console::file))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/console.js", get(console::script))
         .route("/graphql/console.css", get(console::style))

@@ -30,10 +30,13 @@
 //! - `raw`: HTTP/1.1 by hand, with any `Host` and `Content-Type`.
 //! - `spawned`: [`spawned::SpawnedHub`], a real `hub` process on a database of
 //!   its own, for the tests that replay attacks against it.
+//! - `browser`: [`browser::Browser`], a headless Chromium driven over
+//!   WebDriver, that records every request its pages make.
 //! - `reliability`: real `hub` processes to kill and restart, a command load
 //!   that records what was acknowledged, and the store/stream/read-model
 //!   agreement check (the `reliability` suite).
 
+pub mod browser;
 pub mod cli;
 pub mod db;
 pub mod feed;

@@ -12,6 +12,8 @@ use super::error::{ApiError, ErrorCode};
 use super::{ApiState, RequestContext};
 use crate::rebuilds::{RebuildJob, StartError};
 
+pub use super::parked::ParkedEvent;
+
 /// Whether a read model serves from a table built in one go.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ProjectionStateKind {
@@ -98,6 +100,7 @@ impl From<RebuildJob> for RebuildJobInfo {
 
 /// One read model: where it stands in the event store.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Projection {
     /// Its name (`projects`, `event_log`).
     pub name: String,
@@ -148,51 +151,6 @@ impl Projection {
             rebuild_done,
             rebuild_total,
             last_rebuild: job.map(RebuildJobInfo::from),
-        }
-    }
-}
-
-/// An event a read model parked.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct ParkedEvent {
-    /// The event's id.
-    pub event_id: ID,
-    /// e.g. `Project`.
-    pub aggregate_type: String,
-    /// The aggregate instance (a project id).
-    pub aggregate_id: String,
-    /// Its sequence within the aggregate.
-    pub sequence: i64,
-    /// e.g. `ProjectCreated`.
-    pub event_type: String,
-    /// Whether the projection failed on it (otherwise it waits behind an
-    /// earlier parked event of its aggregate, `heldBehind`). What the
-    /// projection said is in the hub's log and `hub projections retry`.
-    pub failed: bool,
-    /// What the consumer said on the last attempt (for an event whose
-    /// stored row cannot be read back, why), when it failed.
-    pub error: Option<String>,
-    /// The earlier parked event of the same aggregate it waits behind.
-    pub held_behind: Option<ID>,
-    /// Attempts so far.
-    pub attempts: i32,
-    /// When it was parked.
-    pub parked_at: DateTime<Utc>,
-}
-
-impl From<infrastructure::feed::ParkedEvent> for ParkedEvent {
-    fn from(event: infrastructure::feed::ParkedEvent) -> Self {
-        Self {
-            event_id: ID(event.event_id.to_string()),
-            aggregate_type: event.aggregate_type,
-            aggregate_id: event.aggregate_id,
-            sequence: event.sequence,
-            event_type: event.event_type,
-            failed: event.error.is_some(),
-            error: event.error,
-            held_behind: event.held_behind.map(|id| ID(id.to_string())),
-            attempts: event.attempts,
-            parked_at: event.parked_at,
         }
     }
 }

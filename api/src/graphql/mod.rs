@@ -7,6 +7,7 @@ pub mod changes;
 pub mod door;
 pub mod error;
 pub mod mutation;
+pub mod parked;
 pub mod query;
 pub mod subscription;
 pub mod types;

@@ -16,7 +16,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+/// A static asset of the hub's own, revalidated on every use.
+pub fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -27,9 +28,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// The console page.
-pub async fn page() -> Response {
-    let mut response = asset("text/html; charset=utf-8", INDEX);
+/// An HTML page of the hub's own, under [`CONTENT_SECURITY_POLICY`], never
+/// framed and sending no referrer.
+pub fn html_page(body: &'static str) -> Response {
+    let mut response = asset("text/html; charset=utf-8", body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -41,6 +43,11 @@ pub async fn page() -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     response
+}
+
+/// The GraphQL console page.
+pub async fn page() -> Response {
+    html_page(INDEX)
 }
 
 /// The console's script.

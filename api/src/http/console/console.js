@@ -113,3 +113,5 @@ $("stop").addEventListener("click", stop);
 $("query").addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && event.key === "Enter") run();
 });
+// The hub console (GET /) keeps the token for this tab under this key.
+$("token").value = sessionStorage.getItem("hub.token") ?? "";
