@@ -183,7 +183,8 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         // Commands and published events append through one queue: those
         // arriving together share a transaction (group commit).
-        let appender = Appender::start(pool.clone(), appended.clone());
+        let appender =
+            Appender::with_limits(pool.clone(), appended.clone(), config.append_limits());
         let rest = RestState {
             publisher: Arc::new(IntegrationPublisher::new(appender.clone())),
             read: ReadModels::new(pool.clone()),

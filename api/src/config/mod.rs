@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use domain::PortRange;
+use infrastructure::append::AppendLimits;
 use secrecy::SecretString;
 
 mod access;
@@ -197,6 +198,13 @@ pub struct ServeConfig {
     #[arg(long, env = "HUB_FEED_STALL_WARN_SECS", default_value_t = 5)]
     pub feed_stall_warn_secs: u64,
 
+    /// Most commits (commands, published events) appended in one
+    /// transaction, 1 to 64; 1 turns group commit off (one transaction per
+    /// commit, as many at once as the pool has connections).
+    #[arg(long, env = "HUB_GROUP_COMMIT_MAX", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub group_commit_max: u16,
+
     /// GraphQL limits.
     #[command(flatten)]
     pub graphql: GraphqlArgs,
@@ -254,6 +262,7 @@ impl ServeConfig {
             read_your_writes_timeout_ms: 5000,
             feed_poll_ms: 50,
             feed_stall_warn_secs: 5,
+            group_commit_max: 32,
             graphql: GraphqlArgs::default(),
             http: HttpArgs::default(),
             nats: NatsArgs::default(),
@@ -261,6 +270,22 @@ impl ServeConfig {
             log_format: LogFormat::Text,
             rebuild_outdated: false,
             orchestration: OrchestrationArgs::default(),
+        }
+    }
+
+    /// How commits are grouped into transactions.
+    pub fn append_limits(&self) -> AppendLimits {
+        let max_batch = usize::from(self.group_commit_max);
+        if max_batch <= 1 {
+            AppendLimits {
+                max_batch: 1,
+                workers: self.database.db_max_connections.max(1) as usize,
+            }
+        } else {
+            AppendLimits {
+                max_batch,
+                ..AppendLimits::default()
+            }
         }
     }
 

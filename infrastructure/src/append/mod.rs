@@ -4,7 +4,7 @@
 //! A commit is what one command (or one published event) writes: its
 //! events, and the aggregate's snapshot when one is due. Callers hand
 //! commits to an [`Appender`]; a few workers each take every commit waiting
-//! in the queue (up to [`MAX_BATCH`]) and append them with one statement,
+//! in the queue (up to [`MAX_BATCH`] by default) and append them with one statement,
 //! one transaction and one WAL flush (`hub_append_batch`, migration 0008).
 //! While one batch is being written the next one gathers, so the more
 //! commits arrive at once, the more share a flush; a lone commit is written
@@ -45,16 +45,36 @@ pub use repository::EventRepository;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Commits appended in one transaction at most. Each runs in its own
-/// subtransaction; PostgreSQL keeps 64 of their ids per backend in shared
-/// memory before other sessions' snapshots must look them up on disk.
+/// Commits appended in one transaction by default.
 pub const MAX_BATCH: usize = 32;
 
-/// Batches written at the same time, each on its own pooled connection.
-const WORKERS: usize = 4;
+/// The most commits one transaction may take. Each runs in its own
+/// subtransaction; PostgreSQL keeps 64 of their ids per backend in shared
+/// memory before other sessions' snapshots must look them up on disk.
+pub const BATCH_CEILING: usize = 64;
 
-/// Commits waiting for a worker before `append` waits for room.
-const QUEUE: usize = 4 * MAX_BATCH;
+/// Batches written at the same time by default, each on its own pooled
+/// connection.
+pub const WORKERS: usize = 4;
+
+/// How the appender groups commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendLimits {
+    /// Most commits in one transaction (1 to [`BATCH_CEILING`]); 1 turns
+    /// group commit off.
+    pub max_batch: usize,
+    /// Batches written at the same time (at least one).
+    pub workers: usize,
+}
+
+impl Default for AppendLimits {
+    fn default() -> Self {
+        Self {
+            max_batch: MAX_BATCH,
+            workers: WORKERS,
+        }
+    }
+}
 
 /// The snapshot a commit writes beside its events, as postgres-es does:
 /// `current_snapshot` 1 inserts the aggregate's first, a higher one replaces
@@ -123,17 +143,25 @@ impl Appender {
     /// `appended` after each batch that stored events. Must be called within
     /// a Tokio runtime.
     pub fn start(pool: PgPool, appended: AppendSignal) -> Self {
-        Self::with_workers(pool, appended, WORKERS)
+        Self::with_limits(pool, appended, AppendLimits::default())
     }
 
-    /// As [`Appender::start`], with `workers` batches written at the same
-    /// time (at least one). With one, commits that arrive while a batch is
-    /// being written all go into the next.
-    pub fn with_workers(pool: PgPool, appended: AppendSignal, workers: usize) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE);
+    /// As [`Appender::start`], grouping as `limits` say (clamped to their
+    /// bounds). With one worker, commits that arrive while a batch is being
+    /// written all go into the next.
+    pub fn with_limits(pool: PgPool, appended: AppendSignal, limits: AppendLimits) -> Self {
+        let max_batch = limits.max_batch.clamp(1, BATCH_CEILING);
+        let workers = limits.workers.max(1);
+        let (queue, waiting) = mpsc::channel(4 * max_batch * workers);
         let waiting = Arc::new(Mutex::new(waiting));
-        for _ in 0..workers.max(1) {
-            tokio::spawn(work(pool.clone(), appended.clone(), waiting.clone()));
+        for _ in 0..workers {
+            let worker = Worker {
+                pool: pool.clone(),
+                appended: appended.clone(),
+                waiting: waiting.clone(),
+                max_batch,
+            };
+            tokio::spawn(worker.run());
         }
         Self { queue }
     }
@@ -165,22 +193,31 @@ fn stopped() -> AppendError {
     AppendError::Unavailable("the hub is stopping; the commit was not appended".into())
 }
 
-/// One worker: takes everything waiting (up to [`MAX_BATCH`]) and appends
+/// One worker: takes everything waiting (up to `max_batch`) and appends
 /// it, until every [`Appender`] is dropped.
-async fn work(pool: PgPool, appended: AppendSignal, waiting: Arc<Mutex<mpsc::Receiver<Request>>>) {
-    loop {
-        let mut requests = Vec::new();
-        {
-            let mut waiting = waiting.lock().await;
-            if waiting.recv_many(&mut requests, MAX_BATCH).await == 0 {
-                return;
+struct Worker {
+    pool: PgPool,
+    appended: AppendSignal,
+    waiting: Arc<Mutex<mpsc::Receiver<Request>>>,
+    max_batch: usize,
+}
+
+impl Worker {
+    async fn run(self) {
+        loop {
+            let mut requests = Vec::new();
+            {
+                let mut waiting = self.waiting.lock().await;
+                if waiting.recv_many(&mut requests, self.max_batch).await == 0 {
+                    return;
+                }
             }
+            // Callers that have given up are not written for.
+            requests.retain(|request| !request.reply.is_closed());
+            if requests.is_empty() {
+                continue;
+            }
+            batch::append(&self.pool, requests, &self.appended).await;
         }
-        // Callers that have given up are not written for.
-        requests.retain(|request| !request.reply.is_closed());
-        if requests.is_empty() {
-            continue;
-        }
-        batch::append(&pool, requests, &appended).await;
     }
 }
