@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The `hub` binary: built in a Rust image, run in a slim Debian image as a
-# non-root user. Checked by tests/tests/compose_file.rs (no Docker engine
+# non-root user. Checked by tests/it/compose_file.rs (no Docker engine
 # runs on the development machines).
 
 FROM rust:1.89-bookworm AS builder

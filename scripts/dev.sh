@@ -80,7 +80,7 @@ apt_install() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
 }
 
-# The console's browser tests (tests/tests/console_browser.rs) drive Debian's
+# The console's browser tests (tests/it/console_browser.rs) drive Debian's
 # headless `chromium` through `chromedriver` (package `chromium-driver`).
 ensure_browser() {
     command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
@@ -425,7 +425,7 @@ cmd_test() {
 }
 
 # schemathesis fuzzes the REST API from its own /openapi.json, against hubs
-# started by tests/tests/schemathesis.rs (ignored in a plain `cargo test`).
+# started by tests/it/schemathesis.rs (ignored in a plain `cargo test`).
 run_schemathesis() {
     local venv="$DATA_ROOT/schemathesis-$SCHEMATHESIS_VERSION"
     if [[ ! -x "$venv/bin/st" ]]; then
@@ -436,8 +436,8 @@ run_schemathesis() {
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
     fi
-    log "schemathesis on the REST API (tests/tests/schemathesis.rs)"
-    SCHEMATHESIS="$venv/bin/st" cargo test -p hub-tests --test schemathesis -- --ignored
+    log "schemathesis on the REST API (tests/it/schemathesis.rs)"
+    SCHEMATHESIS="$venv/bin/st" cargo test -p hub-tests --test it schemathesis:: -- --ignored
 }
 
 # The parsers of untrusted text (names and slugs, subject patterns and

@@ -18,7 +18,7 @@ use hub_tests::hub::nats_url;
 use hub_tests::jetstream::DeleteStreamOnDrop;
 use hub_tests::reliability::{hub_id, seed, wait_for_agreement, HubProcess, HubSpec, Load, Rng};
 use hub_tests::{wait_until, TestDb};
-use infrastructure::append::{AppendError, Appender, Commit};
+use infrastructure::append::{AppendError, AppendLimits, Appender, Commit};
 use infrastructure::feed::AppendSignal;
 use infrastructure::lookup::PgProjectLookup;
 use infrastructure::{CommandBus, CommandError};
@@ -68,7 +68,14 @@ async fn writers_waiting(pool: &PgPool) -> i64 {
 
 /// A one-worker appender and a bus on it.
 fn one_worker(pool: &PgPool) -> (Appender, Arc<CommandBus>) {
-    let appender = Appender::with_workers(pool.clone(), AppendSignal::default(), 1);
+    let appender = Appender::with_limits(
+        pool.clone(),
+        AppendSignal::default(),
+        AppendLimits {
+            workers: 1,
+            ..AppendLimits::default()
+        },
+    );
     let bus = Arc::new(CommandBus::new(
         pool.clone(),
         ProjectServices::new(PgProjectLookup::new(pool.clone(), PortRange::default())),

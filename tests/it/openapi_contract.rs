@@ -21,7 +21,7 @@ fn the_checked_in_document_matches_the_code() {
     assert!(
         expected == actual,
         "openapi.json is out of date with the code; review the change and regenerate it with \
-         `UPDATE_OPENAPI=1 cargo test -p hub-tests --test openapi_contract`"
+         `UPDATE_OPENAPI=1 cargo test -p hub-tests --test it openapi_contract::`"
     );
 }
 

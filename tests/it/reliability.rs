@@ -7,7 +7,7 @@
 //! aggregate in order (see `hub_tests::reliability`).
 //!
 //! Quick by default (3 crash cycles). Full mode:
-//! `HUB_RELIABILITY_CYCLES=50 cargo test -p hub-tests --test reliability -- --nocapture`.
+//! `HUB_RELIABILITY_CYCLES=50 cargo test -p hub-tests --test it reliability:: -- --nocapture`.
 //! `HUB_RELIABILITY_SEED` replays the random delays of a printed run.
 
 use std::time::{Duration, Instant};

@@ -18,7 +18,7 @@ fn the_checked_in_schema_matches_the_code() {
     assert!(
         expected == actual,
         "schema.graphql is out of date with the code; review the change and regenerate it with \
-         `UPDATE_SCHEMA=1 cargo test -p hub-tests --test schema_contract`"
+         `UPDATE_SCHEMA=1 cargo test -p hub-tests --test it schema_contract::`"
     );
 }
 
