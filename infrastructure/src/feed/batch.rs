@@ -10,9 +10,8 @@ use sqlx::{Connection, PgConnection};
 
 use super::consumer::FeedConsumer;
 use super::event::{FeedPosition, StoredEvent};
-use super::isolate::split_held;
 use super::one_statement::{advance_checkpoint, CheckpointMove};
-use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
+use super::parked::{lock_and_read_held_back, park, split_held, HeldBack, Parking};
 use super::runner::{Runner, StepError};
 
 impl<C: FeedConsumer> Runner<C> {

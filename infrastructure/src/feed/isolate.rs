@@ -2,15 +2,12 @@
 //! over one event per transaction, then parked or halted on according to
 //! the runner's [`PoisonPolicy`].
 
-use std::borrow::Cow;
-
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use super::batch::move_checkpoint;
 use super::consumer::FeedConsumer;
-use super::event::{read_after, FeedPosition, StoredEvent};
-use super::parked::{lock_and_read_held_back, park, HeldBack, Parking};
+use super::event::{read_after, FeedPosition};
+use super::parked::{aggregate_of, lock_and_read_held_back, park, Parking};
 use super::poison::{HaltedOn, PoisonPolicy};
 use super::runner::{Runner, StepError};
 
@@ -104,28 +101,4 @@ impl<C: FeedConsumer> Runner<C> {
         }
         Ok(None)
     }
-}
-
-/// The events to hand to the consumer, and those held behind a parked
-/// event of their aggregate (with that event).
-pub(super) fn split_held<'a>(
-    events: &'a [StoredEvent],
-    held_back: &HeldBack,
-) -> (Cow<'a, [StoredEvent]>, Vec<(&'a StoredEvent, Uuid)>) {
-    if held_back.is_empty() {
-        return (Cow::Borrowed(events), Vec::new());
-    }
-    let mut to_handle = Vec::with_capacity(events.len());
-    let mut held = Vec::new();
-    for event in events {
-        match held_back.get(&aggregate_of(event)) {
-            Some(first) => held.push((event, *first)),
-            None => to_handle.push(event.clone()),
-        }
-    }
-    (Cow::Owned(to_handle), held)
-}
-
-fn aggregate_of(event: &StoredEvent) -> (String, String) {
-    (event.aggregate_type.clone(), event.aggregate_id.clone())
 }

@@ -23,8 +23,8 @@
 //! - `isolate`: finding the event a consumer keeps failing on.
 //! - `poison`: [`PoisonPolicy`], [`HaltedOn`] and [`is_outage`] (an outage
 //!   is never treated as a poison event).
-//! - `parked`: the parked events' table: listing, counting, [`retry_parked`]
-//!   and [`skip_parked`].
+//! - `parked`: the parked events' table: how events are parked and held
+//!   back, listing, counting, [`retry_parked`] and [`skip_parked`].
 
 mod batch;
 mod consumer;

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use super::batch::Saved;
 use super::consumer::{ConsumerError, ConsumerStatus, FeedConsumer, RunnerConfig};
 use super::event::{FeedPosition, StoredEvent};
+use super::parked::has_parked;
 use super::shared::SharedReads;
 
 /// Longest wait between two attempts to reconnect to the database (however
@@ -355,14 +356,6 @@ impl<C: FeedConsumer> Runner<C> {
             tokio::time::sleep(self.config.lock_retry).await;
         }
     }
-}
-
-/// Whether `consumer` has parked events.
-async fn has_parked(conn: &mut PgConnection, consumer: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM parked_events WHERE consumer = $1)")
-        .bind(consumer)
-        .fetch_one(conn)
-        .await
 }
 
 /// Reads a consumer's checkpoint and handled count.
