@@ -3,13 +3,16 @@
 //! (in the row or, for [`BatchPlan::WritesNothing`], in memory) and the
 //! commit reported in the status.
 
+use std::time::Duration;
+
 use sqlx::{Connection as _, PgConnection};
 
+use super::paths;
 use super::plan::{Batch, BatchPlan};
 use super::state::RunnerState;
 use super::{Runner, StepError};
 use crate::feed::consumer::FeedConsumer;
-use crate::feed::event::{FeedPosition, StoredEvent};
+use crate::feed::event::{read_after, FeedPosition, StoredEvent};
 use crate::feed::parked::{lock_and_read_held_back, park, split_held, HeldBack, Parking};
 
 /// What a step did.
@@ -69,6 +72,9 @@ impl<C: FeedConsumer> Runner<C> {
         conn: &mut PgConnection,
         checkpoint: FeedPosition,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        if !paths::SHARED_WINDOW {
+            return read_after(conn, checkpoint, self.config.batch_size).await;
+        }
         let appends = *self.appended.borrow();
         self.reads
             .read_after(conn, checkpoint, self.config.batch_size, appends)
@@ -87,8 +93,13 @@ impl<C: FeedConsumer> Runner<C> {
             .await
             .map_err(StepError::Consumer)?;
         let count = batch.events.len();
+        let delay = if paths::DELAYED_CHECKPOINT {
+            self.config.checkpoint_delay
+        } else {
+            Duration::ZERO
+        };
         state
-            .handled_without_writes(conn, batch.last, count, self.config.checkpoint_delay)
+            .handled_without_writes(conn, batch.last, count, delay)
             .await?;
         self.status.committed(state.checkpoint(), state.handled());
         tracing::debug!(

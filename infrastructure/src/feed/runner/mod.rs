@@ -26,6 +26,7 @@
 
 mod batch;
 mod isolate;
+mod paths;
 mod plan;
 mod session;
 mod state;

@@ -17,6 +17,7 @@
 //!   their aggregates' parked events, and the only one for a durable
 //!   consumer ([`crate::feed::RunnerConfig::durable_commits`]).
 
+use super::paths;
 use crate::feed::consumer::FeedConsumer;
 use crate::feed::event::{FeedPosition, StoredEvent};
 
@@ -84,10 +85,10 @@ impl BatchPlan {
                 hold_back: true,
             };
         }
-        if !consumer.writes(&batch.events) {
+        if paths::WRITES_NOTHING && !consumer.writes(&batch.events) {
             return Self::WritesNothing(batch);
         }
-        if !durable {
+        if paths::ONE_STATEMENT && !durable {
             return Self::OneStatement(batch);
         }
         Self::Transaction {
