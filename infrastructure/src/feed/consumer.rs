@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use super::checkpoint::CheckpointMove;
 use super::event::{FeedPosition, StoredEvent};
-use super::one_statement::CheckpointMove;
 use super::poison::{HaltedOn, PoisonPolicy};
 
 /// An error a consumer returns for a batch; the batch is retried with

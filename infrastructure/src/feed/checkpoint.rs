@@ -1,6 +1,8 @@
-//! The checkpoint's compare-and-set: as a statement of its own
-//! ([`advance_checkpoint`]) or as a `WITH` item in a consumer's statement,
-//! whose write then commits with it (see
+//! A consumer's checkpoint row in `feed_checkpoints`: where it is in the
+//! feed and how many events it has handled. Read once when a runner becomes
+//! active ([`load_checkpoint`]), then moved only by a compare-and-set: as a
+//! statement of its own ([`advance_checkpoint`]) or as a `WITH` item in a
+//! consumer's statement, whose write then commits with it (see
 //! [`super::FeedConsumer::handle_in_one_statement`]).
 
 use std::sync::LazyLock;
@@ -114,4 +116,32 @@ pub async fn advance_checkpoint(
     CheckpointMove::new(consumer, from, to, count).add_to(&mut args)?;
     let moved = sqlx::query_with(&ADVANCE, args).execute(conn).await?;
     Ok(moved.rows_affected() == 1)
+}
+
+/// Reads `consumer`'s checkpoint and handled count, creating its row (at
+/// the start of the feed) when it has none.
+pub(super) async fn load_checkpoint(
+    conn: &mut PgConnection,
+    consumer: &str,
+) -> Result<(FeedPosition, i64), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO feed_checkpoints (consumer) VALUES ($1) ON CONFLICT (consumer) DO NOTHING",
+    )
+    .bind(consumer)
+    .execute(&mut *conn)
+    .await?;
+    let (transaction_id, position, handled): (i64, i64, i64) = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, position, handled \
+         FROM feed_checkpoints WHERE consumer = $1",
+    )
+    .bind(consumer)
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        FeedPosition {
+            transaction_id,
+            position,
+        },
+        handled,
+    ))
 }
