@@ -30,6 +30,32 @@ pub struct Bench {
 }
 
 impl Bench {
+    /// Runs `scenario` against a hub of its own; returns its outcome and
+    /// the hub's peak RSS. The hub and its database are gone afterwards.
+    async fn on_hub<T>(
+        &self,
+        scenario: impl AsyncFnOnce(&HubProcess) -> anyhow::Result<T>,
+    ) -> anyhow::Result<(T, Option<f64>)> {
+        let hub = HubProcess::start(&self.hub_binary, &self.admin_url, &self.nats_url).await?;
+        let outcome = scenario(&hub).await;
+        let peak_rss = hub.peak_rss_mib();
+        hub.shutdown().await;
+        Ok((outcome?, peak_rss))
+    }
+
+    /// Runs `scenario` on a raw database migrated with the hub's schema,
+    /// dropped afterwards.
+    async fn on_raw_database<T>(
+        &self,
+        scenario: impl AsyncFnOnce(&str) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let raw =
+            BenchDatabase::migrated(&self.admin_url, "hub_bench_raw", &self.hub_binary).await?;
+        let outcome = scenario(&raw.url).await;
+        raw.drop_database().await;
+        outcome
+    }
+
     fn levels(&self, concurrency: Option<&[usize]>) -> Vec<usize> {
         match (concurrency, self.quick) {
             (Some(levels), _) => levels.to_vec(),
@@ -61,21 +87,20 @@ impl Bench {
         config: &CommandsConfig,
         framework: bool,
     ) -> anyhow::Result<Reported> {
-        let hub = HubProcess::start(&self.hub_binary, &self.admin_url, &self.nats_url).await?;
-        let raw =
-            BenchDatabase::migrated(&self.admin_url, "hub_bench_raw", &self.hub_binary).await?;
         let baseline = match framework {
             true => Some(Framework::start(&self.admin_url).await?),
             false => None,
         };
-        let outcome = commands::run(&hub, &raw.url, baseline.as_ref(), config).await;
-        let peak_rss = hub.peak_rss_mib();
-        hub.shutdown().await;
-        raw.drop_database().await;
+        let outcome = self
+            .on_raw_database(async |raw| {
+                self.on_hub(async |hub| commands::run(hub, raw, baseline.as_ref(), config).await)
+                    .await
+            })
+            .await;
         if let Some(baseline) = baseline {
             baseline.stop().await;
         }
-        let results = outcome?;
+        let (results, peak_rss) = outcome?;
         report::commands(&results);
         report::rss(peak_rss);
         let produced = results.iter().all(|r| {
@@ -104,14 +129,12 @@ impl Bench {
 
     /// `publish`.
     pub async fn publish(&self, config: &PublishConfig) -> anyhow::Result<Reported> {
-        let hub = HubProcess::start(&self.hub_binary, &self.admin_url, &self.nats_url).await?;
-        let raw =
-            BenchDatabase::migrated(&self.admin_url, "hub_bench_raw", &self.hub_binary).await?;
-        let outcome = publish::run(&hub, &raw.url, config).await;
-        let peak_rss = hub.peak_rss_mib();
-        hub.shutdown().await;
-        raw.drop_database().await;
-        let results = outcome?;
+        let (results, peak_rss) = self
+            .on_raw_database(async |raw| {
+                self.on_hub(async |hub| publish::run(hub, raw, config).await)
+                    .await
+            })
+            .await?;
         report::publish(&results);
         report::rss(peak_rss);
         let produced = results.iter().all(|r| r.api.ops > 0 && r.raw.ops > 0);
@@ -136,11 +159,9 @@ impl Bench {
                 backlog: 100_000,
             }
         };
-        let hub = HubProcess::start(&self.hub_binary, &self.admin_url, &self.nats_url).await?;
-        let outcome = relay::run(&hub, &config).await;
-        let peak_rss = hub.peak_rss_mib();
-        hub.shutdown().await;
-        let result = outcome?;
+        let (result, peak_rss) = self
+            .on_hub(async |hub| relay::run(hub, &config).await)
+            .await?;
         println!("scenario relay");
         println!(
             "  commit-to-stream at {}/s: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms ({} delivered, {} missing)",
@@ -173,11 +194,9 @@ impl Bench {
                 duration: Duration::from_secs(10),
             }
         };
-        let hub = HubProcess::start(&self.hub_binary, &self.admin_url, &self.nats_url).await?;
-        let outcome = subscriptions::run(&hub, &config).await;
-        let peak_rss = hub.peak_rss_mib();
-        hub.shutdown().await;
-        let result = outcome?;
+        let (result, peak_rss) = self
+            .on_hub(async |hub| subscriptions::run(hub, &config).await)
+            .await?;
         println!("scenario subscriptions");
         println!(
             "  {} subscribers, {} mutations: delivery p50 {:.2} ms, p99 {:.2} ms ({} deliveries, {} missing)",
