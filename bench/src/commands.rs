@@ -1,6 +1,8 @@
 //! Scenario `commands`: createProject and start/stop cycles through GraphQL
 //! over HTTP, beside a raw sqlx loop doing the same store work, at the same
-//! concurrency, in the same run.
+//! concurrency, in the same run; with the `framework` scenario, the same
+//! creates through plain cqrs-es too, right after the hub's at each level
+//! (see the `framework` module).
 //!
 //! With orchestration, `startProject` answers STARTING and the process
 //! manager completes it; a cycle's next command waits (retrying) until the
