@@ -1,7 +1,7 @@
 //! Scenario `commands`: createProject and start/stop cycles through GraphQL
 //! over HTTP, beside a raw sqlx loop doing the same store work, at the same
 //! concurrency, in the same run; with the `framework` scenario, the same
-//! creates through plain cqrs-es too, right after the hub's at each level
+//! creates through plain cqrs-es too, in turns with the hub's at each level
 //! (see the `framework` module).
 //!
 //! With orchestration, `startProject` answers STARTING and the process
@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use crate::framework::Framework;
 use crate::hub_process::HubProcess;
-use crate::load::{closed_loop, gather};
+use crate::load::{gather, sampled_loop, Sampled};
 use crate::raw;
 use crate::stats::{summarize, Summary};
 
@@ -44,6 +44,8 @@ use crate::stats::{summarize, Summary};
 const RETRY_FIRST: Duration = Duration::from_millis(1);
 /// Longest wait between two such retries.
 const RETRY_LONGEST: Duration = Duration::from_millis(8);
+/// Turns the hub's and the framework baseline's creates take per level.
+const ROUNDS: usize = 3;
 /// Sizes of one run.
 #[derive(Debug, Clone)]
 pub struct CommandsConfig {
@@ -147,10 +149,10 @@ impl Api {
     }
 }
 
-async fn api_creates(api: &Arc<Api>, clients: usize, per_client: usize) -> Summary {
+async fn api_creates(api: &Arc<Api>, clients: usize, per_client: usize) -> Sampled {
     let run = Uuid::new_v4().simple().to_string();
     let api = api.clone();
-    closed_loop(clients, per_client, move |c, i| {
+    sampled_loop(clients, per_client, move |c, i| {
         let api = api.clone();
         let name = format!("bench {run} {c} {i}");
         async move { api.create(&name).await }
@@ -279,13 +281,21 @@ pub async fn run(
             .await
             .context("while connecting the raw loop")?;
         let per_client = (config.creates_per_level / clients).max(1);
+        // With the baseline, the hub's and the framework's creates take
+        // turns, so that neither has the quieter moments of the machine.
+        let rounds = if framework.is_some() { ROUNDS } else { 1 };
+        let per_round = (per_client / rounds).max(1);
+        let (mut create_api, mut create_framework) = (Sampled::default(), Sampled::default());
         let before = feed_counters(&api).await;
-        let create_api = api_creates(&api, clients, per_client).await;
+        for _ in 0..rounds {
+            create_api.merge(api_creates(&api, clients, per_round).await);
+            if let Some(framework) = framework {
+                create_framework.merge(framework.creates(&api.client, clients, per_round).await?);
+            }
+        }
         let create_batch_sizes = batch_sizes(&before, &feed_counters(&api).await);
-        let create_framework = match framework {
-            Some(framework) => Some(framework.creates(&api.client, clients, per_client).await?),
-            None => None,
-        };
+        let create_api = create_api.summary();
+        let create_framework = framework.map(|_| create_framework.summary());
         let create_raw = raw::creates(&pool, clients, per_client).await;
         let cycles = match config.cycle_duration {
             Some(duration) => {

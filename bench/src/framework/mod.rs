@@ -2,8 +2,9 @@
 //! through plain cqrs-es and postgres-es, served as JSON over axum the way
 //! cqrs-es's demo serves it, on a database of its own with postgres-es's
 //! schema, driven like the hub's `createProject` in the `commands`
-//! scenario (same client, keep-alive connections and concurrency, level by
-//! level between the hub's creates and the raw loop's).
+//! scenario (same client, keep-alive connections and concurrency), taking
+//! turns with the hub's creates at each level (three rounds each), before
+//! the raw loop's.
 //!
 //! Per command the framework loads the (new, empty) aggregate, decides,
 //! commits the event in a transaction of postgres-es's, then updates the
@@ -26,8 +27,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::database::BenchDatabase;
-use crate::load::closed_loop;
-use crate::stats::Summary;
+use crate::load::{sampled_loop, Sampled};
 use server::{create_schema, BaselineServer};
 
 /// The running baseline and its database.
@@ -71,12 +71,12 @@ impl Framework {
         client: &reqwest::Client,
         clients: usize,
         per_client: usize,
-    ) -> anyhow::Result<Summary> {
+    ) -> anyhow::Result<Sampled> {
         let url = Arc::new(format!("{}/projects", self.server.url));
         let client = client.clone();
         let run = Uuid::new_v4().simple().to_string();
         let view_errors = self.server.view_errors();
-        let summary = closed_loop(clients, per_client, move |c, i| {
+        let sampled = sampled_loop(clients, per_client, move |c, i| {
             let (client, url) = (client.clone(), url.clone());
             let body = json!({ "name": format!("bench {run} {c} {i}") });
             async move {
@@ -89,7 +89,7 @@ impl Framework {
         if failed > 0 {
             bail!("{failed} view updates of the framework baseline failed");
         }
-        Ok(summary)
+        Ok(sampled)
     }
 
     /// Stops the server and drops the database.
