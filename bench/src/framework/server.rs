@@ -132,51 +132,57 @@ impl BaselineServer {
             thread: Some(thread),
         })
     }
+
+    /// View updates that failed so far (`GenericQuery` would drop them
+    /// silently otherwise).
+    pub fn view_errors(&self) -> usize {
+        self.view_errors.load(Ordering::Relaxed)
+    }
 }
 
+/// The framework, its view and the route, on a bound loopback listener;
+/// returns them with the listener's URL.
+async fn bind(
+    database_url: &str,
+    view_errors: Arc<AtomicUsize>,
+) -> anyhow::Result<(Router, tokio::net::TcpListener, String)> {
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL_CONNECTIONS)
+        .connect(database_url)
+        .await
+        .context("while connecting the baseline")?;
+    let view = Arc::new(PostgresViewRepository::<ProjectView, BaselineProject>::new(
+        "project_view",
+        pool.clone(),
+    ));
+    let mut query = GenericQuery::new(view);
+    query.use_error_handler(Box::new(move |_| {
+        view_errors.fetch_add(1, Ordering::Relaxed);
+    }));
+    let cqrs = Arc::new(postgres_cqrs(
+        pool,
+        vec![Box::new(query)],
+        PortBlocks::default(),
+    ));
+    let app = Router::new()
+        .route("/projects", post(create))
+        .with_state(cqrs);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((app, listener, url))
+}
+
+/// Serves until `stopped` fires, after telling `ready` the URL (or why not).
 async fn serve(
     database_url: String,
     view_errors: Arc<AtomicUsize>,
     ready: oneshot::Sender<anyhow::Result<String>>,
     stopped: oneshot::Receiver<()>,
 ) {
-    let bound = async {
-        let pool = PgPoolOptions::new()
-            .max_connections(POOL_CONNECTIONS)
-            .connect(&database_url)
-            .await
-            .context("while connecting the baseline")?;
-        let view = Arc::new(PostgresViewRepository::<ProjectView, BaselineProject>::new(
-            "project_view",
-            pool.clone(),
-        ));
-        let mut query = GenericQuery::new(view);
-        query.use_error_handler(Box::new(move |_| {
-            view_errors.fetch_add(1, Ordering::Relaxed);
-        }));
-        let cqrs = Arc::new(postgres_cqrs(
-            pool,
-            vec![Box::new(query)],
-            PortBlocks::default(),
-        ));
-        let app = Router::new()
-            .route("/projects", post(create))
-            .with_state(cqrs);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        anyhow::Ok((app, listener))
-    }
-    .await;
-    let (app, listener) = match bound {
+    let (app, listener, url) = match bind(&database_url, view_errors).await {
         Ok(bound) => bound,
         Err(err) => {
             let _ = ready.send(Err(err));
-            return;
-        }
-    };
-    let url = match listener.local_addr() {
-        Ok(addr) => format!("http://{addr}"),
-        Err(err) => {
-            let _ = ready.send(Err(err.into()));
             return;
         }
     };
@@ -190,14 +196,6 @@ async fn serve(
             }
         }
         _ = stopped => {}
-    }
-}
-
-impl BaselineServer {
-    /// View updates that failed so far (`GenericQuery` would drop them
-    /// silently otherwise).
-    pub fn view_errors(&self) -> usize {
-        self.view_errors.load(Ordering::Relaxed)
     }
 }
 
