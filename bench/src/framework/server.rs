@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use axum::{Json, Router};
 use cqrs_es::persist::GenericQuery;
 use cqrs_es::AggregateError;
@@ -189,6 +190,11 @@ async fn serve(
     let _ = ready.send(Ok(url));
     // Not a graceful shutdown: the bench's client keeps its connections
     // open, and the runtime's end closes them.
+    // TCP_NODELAY, as the hub's own server sets it: without it a small
+    // answer can wait on Nagle's algorithm and the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::select! {
         served = axum::serve(listener, app) => {
             if let Err(err) = served {
