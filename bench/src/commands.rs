@@ -1,6 +1,8 @@
 //! Scenario `commands`: createProject and start/stop cycles through GraphQL
 //! over HTTP, beside a raw sqlx loop doing the same store work, at the same
-//! concurrency, in the same run.
+//! concurrency, in the same run; with the `framework` scenario, the same
+//! creates through plain cqrs-es too, in turns with the hub's at each level
+//! (see the `framework` module).
 //!
 //! With orchestration, `startProject` answers STARTING and the process
 //! manager completes it; a cycle's next command waits (retrying) until the
@@ -31,7 +33,9 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
+use crate::framework::Framework;
 use crate::hub_process::HubProcess;
+use crate::load::{gather, sampled_loop, Sampled};
 use crate::raw;
 use crate::stats::{summarize, Summary};
 
@@ -40,6 +44,8 @@ use crate::stats::{summarize, Summary};
 const RETRY_FIRST: Duration = Duration::from_millis(1);
 /// Longest wait between two such retries.
 const RETRY_LONGEST: Duration = Duration::from_millis(8);
+/// Turns the hub's and the framework baseline's creates take per level.
+const ROUNDS: usize = 3;
 /// Sizes of one run.
 #[derive(Debug, Clone)]
 pub struct CommandsConfig {
@@ -47,8 +53,9 @@ pub struct CommandsConfig {
     pub concurrency: Vec<usize>,
     /// createProject calls per level, spread over the clients.
     pub creates_per_level: usize,
-    /// How long start/stop cycles run per level.
-    pub cycle_duration: Duration,
+    /// How long start/stop cycles run per level; `None`: no cycles (only
+    /// the creates, when the `framework` scenario runs without `commands`).
+    pub cycle_duration: Option<Duration>,
 }
 
 /// The results at one concurrency.
@@ -62,16 +69,27 @@ pub struct CommandsResult {
     pub create_raw: Summary,
     /// API throughput / raw throughput.
     pub create_ratio: f64,
+    /// The same command through plain cqrs-es (scenario `framework`).
+    pub create_framework: Option<Summary>,
+    /// API throughput / framework throughput.
+    pub create_framework_ratio: Option<f64>,
     /// Events per committed batch of each feed consumer during the API
     /// creates (from the hub's `/metrics`): the bigger, the cheaper each
     /// event is to project, publish and checkpoint.
     pub create_batch_sizes: BTreeMap<String, f64>,
-    /// start/stop through the API.
-    pub cycle_api: Summary,
+    /// start/stop through the API, raw, and the ratio, when cycles ran.
+    pub cycles: Option<Cycles>,
+}
+
+/// start/stop cycles at one concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cycles {
+    /// Through the API.
+    pub api: Summary,
     /// The same store work, raw.
-    pub cycle_raw: Summary,
+    pub raw: Summary,
     /// API throughput / raw throughput.
-    pub cycle_ratio: f64,
+    pub ratio: f64,
 }
 
 /// POSTs a GraphQL operation to the hub at `url`; GraphQL errors are errors.
@@ -131,44 +149,15 @@ impl Api {
     }
 }
 
-/// One client's latency samples and error count.
-pub(crate) type Outcome = (Vec<Duration>, usize);
-
-/// Every client's samples and errors together.
-pub(crate) async fn gather(tasks: Vec<tokio::task::JoinHandle<Outcome>>) -> Outcome {
-    let mut samples = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        if let Ok((s, e)) = task.await {
-            samples.extend(s);
-            errors += e;
-        }
-    }
-    (samples, errors)
-}
-
-async fn api_creates(api: &Arc<Api>, clients: usize, per_client: usize) -> Summary {
+async fn api_creates(api: &Arc<Api>, clients: usize, per_client: usize) -> Sampled {
     let run = Uuid::new_v4().simple().to_string();
-    let started = Instant::now();
-    let tasks = (0..clients)
-        .map(|c| {
-            let api = api.clone();
-            let run = run.clone();
-            tokio::spawn(async move {
-                let (mut samples, mut errors) = (Vec::with_capacity(per_client), 0);
-                for i in 0..per_client {
-                    let t = Instant::now();
-                    match api.create(&format!("bench {run} {c} {i}")).await {
-                        Ok(_) => samples.push(t.elapsed()),
-                        Err(_) => errors += 1,
-                    }
-                }
-                (samples, errors)
-            })
-        })
-        .collect();
-    let (samples, errors) = gather(tasks).await;
-    summarize(samples, errors, started.elapsed())
+    let api = api.clone();
+    sampled_loop(clients, per_client, move |c, i| {
+        let api = api.clone();
+        let name = format!("bench {run} {c} {i}");
+        async move { api.create(&name).await }
+    })
+    .await
 }
 
 async fn api_cycles(api: &Arc<Api>, clients: usize, duration: Duration) -> anyhow::Result<Summary> {
@@ -266,13 +255,15 @@ fn batch_sizes(
         .collect()
 }
 
-/// Runs the scenario against `hub`, with the raw loop on `raw_database_url`.
+/// Runs the scenario against `hub`, with the raw loop on `raw_database_url`
+/// and, when given, the framework baseline's creates after the hub's.
 ///
 /// # Errors
-/// When the hub or the raw database cannot be reached.
+/// When the hub, the raw database or the baseline cannot be reached.
 pub async fn run(
     hub: &HubProcess,
     raw_database_url: &str,
+    framework: Option<&Framework>,
     config: &CommandsConfig,
 ) -> anyhow::Result<Vec<CommandsResult>> {
     let api = Arc::new(Api {
@@ -290,25 +281,52 @@ pub async fn run(
             .await
             .context("while connecting the raw loop")?;
         let per_client = (config.creates_per_level / clients).max(1);
+        // With the baseline, the hub's and the framework's creates take
+        // turns, so that neither has the quieter moments of the machine.
+        let rounds = if framework.is_some() { ROUNDS } else { 1 };
+        let per_round = (per_client / rounds).max(1);
+        let (mut create_api, mut create_framework) = (Sampled::default(), Sampled::default());
         let before = feed_counters(&api).await;
-        let create_api = api_creates(&api, clients, per_client).await;
+        for _ in 0..rounds {
+            create_api.merge(api_creates(&api, clients, per_round).await);
+            if let Some(framework) = framework {
+                create_framework.merge(framework.creates(&api.client, clients, per_round).await?);
+            }
+        }
         let create_batch_sizes = batch_sizes(&before, &feed_counters(&api).await);
+        let create_api = create_api.summary();
+        let create_framework = framework.map(|_| create_framework.summary());
         let create_raw = raw::creates(&pool, clients, per_client).await;
-        let cycle_api = api_cycles(&api, clients, config.cycle_duration).await?;
-        let cycle_raw = raw::cycles(&pool, clients, config.cycle_duration).await;
+        let cycles = match config.cycle_duration {
+            Some(duration) => {
+                let api = api_cycles(&api, clients, duration).await?;
+                let raw = raw::cycles(&pool, clients, duration).await;
+                Some(Cycles {
+                    ratio: ratio(&api, &raw),
+                    api,
+                    raw,
+                })
+            }
+            None => None,
+        };
         results.push(CommandsResult {
             concurrency: clients,
-            create_ratio: create_api.throughput / create_raw.throughput.max(1e-9),
+            create_ratio: ratio(&create_api, &create_raw),
+            create_framework_ratio: create_framework.as_ref().map(|f| ratio(&create_api, f)),
+            create_framework,
             create_batch_sizes,
-            cycle_ratio: cycle_api.throughput / cycle_raw.throughput.max(1e-9),
             create_api,
             create_raw,
-            cycle_api,
-            cycle_raw,
+            cycles,
         });
         pool.close().await;
     }
     Ok(results)
+}
+
+/// Throughput of `a` over throughput of `b`.
+pub(crate) fn ratio(a: &Summary, b: &Summary) -> f64 {
+    a.throughput / b.throughput.max(1e-9)
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use infrastructure::nats::StreamSettings;
-use sqlx::{Connection, PgConnection};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
+
+use crate::database::BenchDatabase;
 
 pub use infrastructure::db::with_database;
 
@@ -44,34 +45,40 @@ pub struct HubProcess {
     pub database_url: String,
     /// Its NATS server.
     pub nats_url: String,
-    admin_url: String,
-    database: String,
+    database: BenchDatabase,
 }
 
 impl HubProcess {
-    /// Creates a database and starts `hub serve` on a free port.
+    /// Creates a database and starts `hub serve` on it, on a free port.
     ///
     /// # Errors
     /// When the database cannot be created or the hub does not become healthy.
     pub async fn start(binary: &Path, admin_url: &str, nats_url: &str) -> anyhow::Result<Self> {
-        let database = format!("hub_bench_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(admin_url)
-            .await
-            .with_context(|| format!("while connecting to {admin_url}"))?;
-        sqlx::query(&format!("CREATE DATABASE {database}"))
-            .execute(&mut admin)
-            .await
-            .context("while creating the benchmark database")?;
-        let database_url = with_database(admin_url, &database);
+        let database = BenchDatabase::create(admin_url, "hub_bench").await?;
+        let hub_id = format!("bench-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        Self::start_on(binary, database, &hub_id, nats_url).await
+    }
+
+    /// Starts `hub serve` as `hub_id` on `database` (which it migrates if
+    /// needed, and owns from now on), on a free port.
+    ///
+    /// # Errors
+    /// When the hub does not become healthy.
+    pub async fn start_on(
+        binary: &Path,
+        database: BenchDatabase,
+        hub_id: &str,
+        nats_url: &str,
+    ) -> anyhow::Result<Self> {
+        let database_url = database.url.clone();
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let hub_id = format!("bench-{}", &Uuid::new_v4().simple().to_string()[..8]);
         let child = Command::new(binary)
             .arg("serve")
             .env("DATABASE_URL", &database_url)
             .env("NATS_URL", nats_url)
-            .env("HUB_ID", &hub_id)
+            .env("HUB_ID", hub_id)
             .env("HUB_BIND", format!("127.0.0.1:{port}"))
             .env("HUB_PORT_RANGE", "1024-65535")
             .env("HUB_DB_MAX_CONNECTIONS", "32")
@@ -88,9 +95,8 @@ impl HubProcess {
         let hub = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            hub_id,
+            hub_id: hub_id.to_owned(),
             database_url,
-            admin_url: admin_url.to_owned(),
             database,
             nats_url: nats_url.to_owned(),
         };
@@ -139,14 +145,7 @@ impl HubProcess {
     /// Stops the hub and removes its database and stream.
     pub async fn shutdown(mut self) {
         let _ = self.child.kill().await;
-        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.database
-            ))
-            .execute(&mut admin)
-            .await;
-        }
+        self.database.drop_database().await;
         if let Ok(client) = async_nats::connect(&self.nats_url).await {
             let js = async_nats::jetstream::new(client);
             let _ = js

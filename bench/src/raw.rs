@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::commands::gather;
+use crate::load::{closed_loop, gather};
 use crate::stats::{summarize, Summary};
 
 const LOAD: &str =
@@ -45,28 +45,17 @@ async fn raw_command(
 }
 
 pub(crate) async fn creates(pool: &PgPool, clients: usize, per_client: usize) -> Summary {
-    let started = Instant::now();
-    let tasks = (0..clients)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let (mut samples, mut errors) = (Vec::with_capacity(per_client), 0);
-                for _ in 0..per_client {
-                    let id = Uuid::new_v4().to_string();
-                    let payload = json!({"ProjectCreated": {"project_id": id, "name": id, "slug": id, "path": "/srv/x",
-                        "ports": {"backend": 1, "frontend": 2, "postgres": 3, "redis": 4}}});
-                    let t = Instant::now();
-                    match raw_command(&pool, &id, 1, "ProjectCreated", &payload).await {
-                        Ok(()) => samples.push(t.elapsed()),
-                        Err(_) => errors += 1,
-                    }
-                }
-                (samples, errors)
-            })
-        })
-        .collect();
-    let (samples, errors) = gather(tasks).await;
-    summarize(samples, errors, started.elapsed())
+    let pool = pool.clone();
+    closed_loop(clients, per_client, move |_, _| {
+        let pool = pool.clone();
+        async move {
+            let id = Uuid::new_v4().to_string();
+            let payload = json!({"ProjectCreated": {"project_id": id, "name": id, "slug": id, "path": "/srv/x",
+                "ports": {"backend": 1, "frontend": 2, "postgres": 3, "redis": 4}}});
+            raw_command(&pool, &id, 1, "ProjectCreated", &payload).await
+        }
+    })
+    .await
 }
 
 const RECORD_REQUEST: &str = "INSERT INTO orchestration_requests \

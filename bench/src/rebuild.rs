@@ -15,7 +15,8 @@ use anyhow::{bail, Context as _};
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
-use crate::hub_process::{peak_rss_mib_of, with_database};
+use crate::database::BenchDatabase;
+use crate::hub_process::peak_rss_mib_of;
 
 /// Sizes of one run.
 #[derive(Debug, Clone)]
@@ -57,9 +58,19 @@ SELECT 'Project', md5('p' || p)::uuid::text, s,
 FROM generate_series(1, $1::int) s, generate_series(0, $2::int - 1) p
 ORDER BY s, p";
 
-/// Runs `hub ARGS`; returns the process's peak RSS (sampled until it exits).
-async fn hub(binary: &Path, database_url: &str, args: &[&str]) -> anyhow::Result<Option<f64>> {
-    let mut child = tokio::process::Command::new(binary)
+/// Runs `hub ARGS` on `database_url` (as `hub_id`, when given); returns the
+/// process's peak RSS (sampled until it exits).
+pub(crate) async fn hub(
+    binary: &Path,
+    database_url: &str,
+    hub_id: Option<&str>,
+    args: &[&str],
+) -> anyhow::Result<Option<f64>> {
+    let mut command = tokio::process::Command::new(binary);
+    if let Some(hub_id) = hub_id {
+        command.env("HUB_ID", hub_id);
+    }
+    let mut child = command
         .args(args)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
@@ -93,14 +104,9 @@ pub async fn run(
     admin_url: &str,
     config: &RebuildConfig,
 ) -> anyhow::Result<Vec<RebuildRun>> {
-    let name = format!("hub_bench_rebuild_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(admin_url).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let url = with_database(admin_url, &name);
+    let database = BenchDatabase::migrated(admin_url, "hub_bench_rebuild", binary).await?;
+    let url = database.url.clone();
     let outcome = async {
-        hub(binary, &url, &["migrate"]).await?;
         let mut conn = PgConnection::connect(&url).await?;
         sqlx::query(SEED)
             .bind(config.events_per_project as i32)
@@ -114,7 +120,7 @@ pub async fn run(
         let mut runs = Vec::new();
         for model in ["projects", "event_log"] {
             let began = Instant::now();
-            let peak_rss_mib = hub(binary, &url, &["projections", "rebuild", model]).await?;
+            let peak_rss_mib = hub(binary, &url, None, &["projections", "rebuild", model]).await?;
             let seconds = began.elapsed().as_secs_f64();
             runs.push(RebuildRun {
                 name: model.to_owned(),
@@ -127,8 +133,6 @@ pub async fn run(
         anyhow::Ok(runs)
     }
     .await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
+    database.drop_database().await;
     outcome
 }

@@ -19,6 +19,8 @@ pub struct Summary {
     pub p95_ms: f64,
     /// 99th percentile latency in milliseconds.
     pub p99_ms: f64,
+    /// Slowest operation in milliseconds.
+    pub max_ms: f64,
 }
 
 /// Summarizes `samples` taken over `elapsed`.
@@ -38,6 +40,7 @@ pub fn summarize(mut samples: Vec<Duration>, errors: usize, elapsed: Duration) -
         p50_ms: pct(0.50),
         p95_ms: pct(0.95),
         p99_ms: pct(0.99),
+        max_ms: pct(1.0),
     }
 }
 
@@ -54,5 +57,6 @@ mod tests {
         assert!((s.throughput - 50.0).abs() < 1e-6);
         assert!((s.p50_ms - 51.0).abs() < 1.01);
         assert!((s.p99_ms - 99.0).abs() < 1.01);
+        assert!((s.max_ms - 100.0).abs() < 1e-9);
     }
 }

@@ -43,6 +43,7 @@ mod poison_events;
 mod project_reservations;
 mod read_model_batches;
 mod rebuild;
+mod rebuild_statistics;
 mod relay_checkpoint_loss;
 mod relay_outage;
 mod reliability;

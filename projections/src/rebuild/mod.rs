@@ -12,6 +12,8 @@
 //!
 //! The shadow table and its checkpoint survive a crash or Ctrl-C, so a
 //! rebuild started again continues where the last one stopped.
+//!
+//! The new table is analyzed before it goes live (see `statistics`).
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -21,8 +23,10 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 
 use infrastructure::feed::read_after as read_batch;
 use infrastructure::feed::{held_back, park_unreadable_in_replay, HeldBack};
+use statistics::{analyze, stale_after};
 use tables::{create_deferred_indexes, prepare_shadow, switch};
 
+mod statistics;
 mod tables;
 
 use crate::status::{checkpoint_of, lag_on};
@@ -283,6 +287,10 @@ async fn run(
             create_deferred_indexes(conn, projection).await?;
         }
     }
+    // Statistics before the switch: queries on the new table are planned
+    // well from the first one.
+    analyze(conn, &projection.shadow_table()).await?;
+    let analyzed = replay.progress.done;
     let tail = switch(
         conn,
         projection,
@@ -301,6 +309,9 @@ async fn run(
     sqlx::query(&format!("DROP TABLE IF EXISTS {}", projection.old_table()))
         .execute(&mut *conn)
         .await?;
+    if stale_after(analyzed, tail) {
+        analyze(conn, projection.table()).await?;
+    }
     tracing::info!(events = progress.done, "rebuild switched over");
     Ok(RebuildOutcome::Switched(progress))
 }
