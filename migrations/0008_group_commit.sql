@@ -12,7 +12,9 @@
 -- event took its sequence number, or its slug or ports; see 0002) or a
 -- snapshot that moved on undoes that commit alone and reports it as not
 -- appended, and the others go on. The function answers one row per commit,
--- in the batch's order, with the ids of the events it appended.
+-- in the batch's order, with the ids and positions of the events it
+-- appended and the transaction's id: together, each event's place in the
+-- feed's order.
 --
 -- Any other error aborts the whole statement, so nothing of the batch is
 -- stored; the caller then runs each commit on its own to give each its own
@@ -27,10 +29,12 @@
 CREATE FUNCTION hub_append_batch(batch jsonb)
     RETURNS TABLE
             (
-                commit_ordinal    integer,
-                commit_appended   boolean,
-                commit_event_ids  uuid[],
-                commit_recorded_at timestamptz
+                commit_ordinal        integer,
+                commit_appended       boolean,
+                commit_event_ids      uuid[],
+                commit_positions      bigint[],
+                commit_transaction_id bigint,
+                commit_recorded_at    timestamptz
             )
     LANGUAGE plpgsql AS
 $$
@@ -61,9 +65,11 @@ BEGIN
                         ORDER BY e.sequence
                         RETURNING events.event_id, events.position, events.recorded_at)
                 SELECT array_agg(inserted.event_id ORDER BY inserted.position),
+                       array_agg(inserted.position ORDER BY inserted.position),
                        min(inserted.recorded_at)
-                INTO commit_event_ids, commit_recorded_at
+                INTO commit_event_ids, commit_positions, commit_recorded_at
                 FROM inserted;
+                commit_transaction_id := pg_current_xact_id()::text::bigint;
 
                 snapshot := one -> 'snapshot';
                 IF snapshot IS NOT NULL AND jsonb_typeof(snapshot) = 'object' THEN
@@ -94,6 +100,8 @@ BEGIN
                 WHEN unique_violation THEN
                     commit_appended := false;
                     commit_event_ids := NULL;
+                    commit_positions := NULL;
+                    commit_transaction_id := NULL;
                     commit_recorded_at := NULL;
             END;
             RETURN NEXT;

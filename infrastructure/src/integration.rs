@@ -11,6 +11,7 @@ use domain::{IntegrationCommand, IntegrationError, IntegrationEvent};
 use uuid::Uuid;
 
 use crate::append::{AppendError, Appender, Commit};
+use crate::feed::FeedPosition;
 use crate::metadata::CommandMetadata;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -24,6 +25,8 @@ pub struct Recorded {
     pub aggregate_id: Uuid,
     /// When the row was written.
     pub recorded_at: DateTime<Utc>,
+    /// Where it is in the feed's order.
+    pub position: FeedPosition,
 }
 
 /// Why an integration event was not recorded.
@@ -119,6 +122,7 @@ impl IntegrationPublisher {
             event_id,
             aggregate_id,
             recorded_at: appended.recorded_at,
+            position: appended.last,
         })
     }
 }

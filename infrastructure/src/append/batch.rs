@@ -8,14 +8,22 @@ use uuid::Uuid;
 
 use super::{AppendError, Appended, Commit, Request};
 use crate::error::is_unavailable;
-use crate::feed::AppendSignal;
+use crate::feed::{AppendSignal, FeedPosition};
 
 /// Deadlock detected: two batches took row locks in opposite orders. The
 /// one PostgreSQL aborted wrote nothing and may simply run again.
 const DEADLOCK: &str = "40P01";
 
 /// `hub_append_batch`'s answer for one commit.
-type Row = (i32, bool, Option<Vec<Uuid>>, Option<DateTime<Utc>>);
+#[derive(sqlx::FromRow)]
+struct Row {
+    commit_ordinal: i32,
+    commit_appended: bool,
+    commit_event_ids: Option<Vec<Uuid>>,
+    commit_positions: Option<Vec<i64>>,
+    commit_transaction_id: Option<i64>,
+    commit_recorded_at: Option<DateTime<Utc>>,
+}
 
 /// Appends `requests` in one transaction and answers each. A batch that
 /// fails as a whole is run again one commit per transaction, so that one
@@ -53,7 +61,8 @@ async fn write(pool: &PgPool, requests: &[Request]) -> Result<Vec<Row>, sqlx::Er
         .map(|request| commit_json(&request.commit))
         .collect();
     sqlx::query_as(
-        "SELECT commit_ordinal, commit_appended, commit_event_ids, commit_recorded_at \
+        "SELECT commit_ordinal, commit_appended, commit_event_ids, commit_positions, \
+                commit_transaction_id, commit_recorded_at \
          FROM hub_append_batch($1) ORDER BY commit_ordinal",
     )
     .bind(Value::Array(batch))
@@ -97,7 +106,7 @@ fn answer(requests: Vec<Request>, rows: Vec<Row>, appended: &AppendSignal) {
     let mut rows = rows.into_iter().peekable();
     let mut any = false;
     for (ordinal, request) in (1..).zip(requests) {
-        let row = rows.next_if(|row| row.0 == ordinal);
+        let row = rows.next_if(|row| row.commit_ordinal == ordinal);
         let outcome = outcome_of(row);
         any |= outcome.is_ok();
         let _ = request.reply.send(outcome);
@@ -108,16 +117,29 @@ fn answer(requests: Vec<Request>, rows: Vec<Row>, appended: &AppendSignal) {
 }
 
 fn outcome_of(row: Option<Row>) -> Result<Appended, AppendError> {
-    match row {
-        Some((_, true, Some(event_ids), Some(recorded_at))) => Ok(Appended {
-            event_ids,
-            recorded_at,
-        }),
-        Some((_, false, _, _)) => Err(AppendError::Conflict),
-        _ => Err(AppendError::Internal(
-            "hub_append_batch gave no complete answer for a commit".into(),
-        )),
+    let incomplete =
+        || AppendError::Internal("hub_append_batch gave no complete answer for a commit".into());
+    let row = row.ok_or_else(incomplete)?;
+    if !row.commit_appended {
+        return Err(AppendError::Conflict);
     }
+    let (Some(event_ids), Some(positions), Some(transaction_id), Some(recorded_at)) = (
+        row.commit_event_ids,
+        row.commit_positions,
+        row.commit_transaction_id,
+        row.commit_recorded_at,
+    ) else {
+        return Err(incomplete());
+    };
+    let last = positions.last().map(|&position| FeedPosition {
+        transaction_id,
+        position,
+    });
+    Ok(Appended {
+        event_ids,
+        last: last.ok_or_else(incomplete)?,
+        recorded_at,
+    })
 }
 
 fn error_of(err: sqlx::Error) -> AppendError {

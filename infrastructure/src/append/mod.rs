@@ -39,7 +39,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
-use crate::feed::AppendSignal;
+use crate::feed::{AppendSignal, FeedPosition};
 
 pub use repository::EventRepository;
 
@@ -104,6 +104,9 @@ pub struct Commit {
 pub struct Appended {
     /// The stored events' ids (`events.event_id`), in sequence order.
     pub event_ids: Vec<Uuid>,
+    /// Where the last of them is in the feed's order: a consumer whose
+    /// checkpoint reached it has seen all of them.
+    pub last: FeedPosition,
     /// When the first of them was written.
     pub recorded_at: DateTime<Utc>,
 }
