@@ -9,6 +9,11 @@
 #   ./scripts/dev.sh stop             stop the private PostgreSQL and NATS started here
 #   ./scripts/dev.sh services         start (or reuse) the services and print their URLs
 #
+# Tools: `run` and `test` first check what they need and install what is
+# missing with apt-get (--no-install-recommends), the C linker `cc` before
+# anything else: it is what every Rust build needs. `cargo` itself must be
+# there (https://rustup.rs).
+#
 # Services: when DATABASE_URL / NATS_URL are set they are used as given.
 # Otherwise this script runs PRIVATE instances for this checkout (data under
 # .data/, ports 31543 and 31422), installing Debian's `postgresql` and
@@ -48,6 +53,8 @@ SCHEMATHESIS_VERSION=4.32.5
 STARTED_PG=0
 STARTED_NATS=0
 APT_UPDATED=0
+# The steps of `test` that failed, reported at the end.
+FAILED_STEPS=()
 
 log() { printf '[dev.sh] %s\n' "$*" >&2; }
 die() {
@@ -77,14 +84,57 @@ apt_install() {
         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
         APT_UPDATED=1
     fi
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+# ---------------------------------------------------------------------------
+# Tools (checked before anything is installed, started or built)
+# ---------------------------------------------------------------------------
+
+# cc_links: the C compiler named `cc` links a program against the C library
+# (gcc without libc6-dev has no crt1.o, and rustc's link step fails late).
+cc_links() {
+    command -v cc >/dev/null 2>&1 || return 1
+    local dir status=0
+    dir="$(mktemp -d)"
+    printf 'int main(void) { return 0; }\n' >"$dir/probe.c"
+    cc "$dir/probe.c" -o "$dir/probe" >/dev/null 2>&1 || status=1
+    rm -rf "$dir"
+    return "$status"
+}
+
+# ensure_tools [test]: what `run` needs (cargo, a C linker, TLS roots for
+# cargo's downloads, and curl for the README's examples); with `test`, also
+# what the test command needs later (a C++ compiler for libFuzzer, Python's
+# venv for schemathesis), so a missing tool stops nothing half-way.
+ensure_tools() {
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo not found: install the Rust toolchain (https://rustup.rs) and retry"
+    cc_links || apt_install gcc libc6-dev
+    cc_links || die "the C compiler 'cc' still cannot link a program after installing gcc and libc6-dev"
+    local missing=()
+    [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    if [[ "${1:-}" == test ]]; then
+        if [[ "${HUB_FUZZ_SECONDS:-15}" != 0 ]]; then
+            command -v c++ >/dev/null 2>&1 || missing+=(g++)
+        fi
+        if [[ ! -x "$DATA_ROOT/schemathesis-$SCHEMATHESIS_VERSION/bin/st" ]]; then
+            command -v python3 >/dev/null 2>&1 || missing+=(python3)
+            # ensurepip is what `python3 -m venv` needs (python3-venv).
+            python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+        fi
+    fi
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        apt_install "${missing[@]}"
+    fi
 }
 
 # The console's browser tests (tests/it/console_browser.rs) drive Debian's
 # headless `chromium` through `chromedriver` (package `chromium-driver`).
 ensure_browser() {
     command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
-    apt_install --no-install-recommends chromium chromium-driver
+    apt_install chromium chromium-driver
     command -v chromedriver >/dev/null 2>&1 || die "chromedriver not found after installing chromium-driver"
 }
 
@@ -392,6 +442,7 @@ stop_started() {
 }
 
 cmd_run() {
+    ensure_tools
     ensure_services
     cd "$REPO_ROOT"
     log "cargo run --release -p api --bin hub -- serve $*"
@@ -405,23 +456,45 @@ cmd_test() {
     fi
     [[ "$stop_after" == 1 ]] && trap stop_started EXIT
 
-    ensure_services
+    ensure_tools test
     ensure_browser
+    ensure_services
     cd "$REPO_ROOT"
-    log "cargo fmt --all -- --check (workspace and fuzz/)"
-    cargo fmt --all -- --check
-    cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-    log "cargo clippy --workspace --all-targets -- -D warnings"
-    cargo clippy --workspace --all-targets -- -D warnings
-    log "cargo test --workspace $*"
-    cargo test --workspace "$@"
-    run_schemathesis
-    run_fuzzers
+    step "cargo fmt --check (workspace and fuzz/)" check_format
+    step "cargo clippy --workspace --all-targets -- -D warnings" \
+        cargo clippy --workspace --all-targets -- -D warnings
+    # --no-fail-fast: one failing test binary must not hide the others.
+    step "cargo test --workspace --no-fail-fast $*" cargo test --workspace --no-fail-fast "$@"
+    step "schemathesis on the REST API (tests/it/schemathesis.rs)" run_schemathesis
+    step "the fuzz targets" run_fuzzers
     # The benchmark harness in quick mode: proves it still runs and produces
     # numbers (it asserts no speed).
-    log "hub-bench --quick"
-    cargo build -p api --bin hub -p bench --bin hub-bench
-    ./target/debug/hub-bench --quick
+    step "hub-bench --quick" run_bench
+    if [[ ${#FAILED_STEPS[@]} -gt 0 ]]; then
+        log "failed steps:"
+        printf '[dev.sh]   %s\n' "${FAILED_STEPS[@]}" >&2
+        exit 1
+    fi
+    log "every step passed"
+}
+
+# step NAME COMMAND...: one step of `test`. A failure is recorded and the
+# later steps still run, so one failure never hides the others.
+step() {
+    local name="$1"
+    shift
+    log "$name"
+    if ! "$@"; then
+        log "FAILED: $name"
+        FAILED_STEPS+=("$name")
+    fi
+}
+
+# Steps run under `if`, where bash ignores `set -e`: each checks its
+# commands itself.
+check_format() {
+    cargo fmt --all -- --check || return 1
+    cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 }
 
 # schemathesis fuzzes the REST API from its own /openapi.json, against hubs
@@ -429,14 +502,12 @@ cmd_test() {
 run_schemathesis() {
     local venv="$DATA_ROOT/schemathesis-$SCHEMATHESIS_VERSION"
     if [[ ! -x "$venv/bin/st" ]]; then
-        command -v python3 >/dev/null 2>&1 || apt_install python3
-        python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
         log "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
         rm -rf "$venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+        python3 -m venv "$venv" || return 1
+        "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            "schemathesis==$SCHEMATHESIS_VERSION" || return 1
     fi
-    log "schemathesis on the REST API (tests/it/schemathesis.rs)"
     SCHEMATHESIS="$venv/bin/st" cargo test -p hub-tests --test it schemathesis:: -- --ignored
 }
 
@@ -445,24 +516,33 @@ run_schemathesis() {
 # schema's door), each fuzzed for HUB_FUZZ_SECONDS (default 15;
 # 0 skips). `--sanitizer none` builds on the stable toolchain; the targets
 # check invariants and panics, which need no sanitizer in safe Rust.
+# libFuzzer itself is C++ (ensure_tools installed g++).
 run_fuzzers() {
-    local seconds="${HUB_FUZZ_SECONDS:-15}" target
+    local seconds="${HUB_FUZZ_SECONDS:-15}" target status=0
     [[ "$seconds" == 0 ]] && return 0
     if ! cargo fuzz --version >/dev/null 2>&1; then
         log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
-        cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+        cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked || return 1
     fi
-    # libFuzzer itself is C++.
-    command -v c++ >/dev/null 2>&1 || apt_install g++
     log "cargo clippy (fuzz/) -- -D warnings"
-    cargo clippy --manifest-path "$REPO_ROOT/fuzz/Cargo.toml" --all-targets -- -D warnings
+    cargo clippy --manifest-path "$REPO_ROOT/fuzz/Cargo.toml" --all-targets -- -D warnings ||
+        status=1
     for target in project_name subject_pattern event_subject graphql_door; do
         log "cargo fuzz run $target (${seconds} s)"
         # libFuzzer reports every new coverage point; the end of its output
         # (stats, or the panic and the saved crash input) is what matters.
         (cd "$REPO_ROOT/fuzz" && cargo fuzz run --sanitizer none --release "$target" -- \
-            -max_total_time="$seconds" 2>&1 | tail -n 40)
+            -max_total_time="$seconds" 2>&1 | tail -n 40) || {
+            log "FAILED: cargo fuzz run $target"
+            status=1
+        }
     done
+    return "$status"
+}
+
+run_bench() {
+    cargo build -p api --bin hub -p bench --bin hub-bench || return 1
+    ./target/debug/hub-bench --quick
 }
 
 cmd_services() {

@@ -1,20 +1,26 @@
-//! The hub's API: GraphQL (queries, mutations, subscriptions), REST and
-//! health over axum, and the application that wires the store, the feed and
-//! the read models together. `main.rs` only parses the configuration and calls into here.
+//! The hub's API: GraphQL queries and mutations over HTTP, GraphQL
+//! subscriptions over WebSocket (`/graphql/ws`: `projectChanged`,
+//! `projectsChanged`, `events`), REST with its event stream (WebSocket or
+//! Server-Sent Events), health and metrics over axum, and the application
+//! that wires the store, the feed, the live feed from NATS and the read
+//! models together. `main.rs` only parses the configuration and calls into
+//! here.
 //!
 //! Layout:
 //! - `config`: flags and environment variables.
 //! - `app`: [`App`], building and serving the application.
 //! - `cli`: `hub projections list`, `rebuild`, `retry` and `skip`; `hub
 //!   events query`, `follow` and `export` (over HTTP).
-//! - `graphql`: schema, query, mutation and subscription roots, types,
-//!   client errors, and the door (the limits every operation meets).
+//! - `graphql`: schema, query, mutation and subscription roots, the project
+//!   changes the subscriptions stream (`changes`), types, client errors, and
+//!   the door (the limits every operation meets, subscriptions included).
 //! - `http`: the server and its bounds, access rules (host, origin, token),
-//!   GraphQL over HTTP and WebSocket, the console, body limits, health.
+//!   GraphQL over HTTP and WebSocket (both subscription protocols), the
+//!   console, body limits, health.
 //! - `rest`: the REST event API (`/api/events`) and its event stream
 //!   (WebSocket or Server-Sent Events).
 //! - `live_events`: events replayed from the store from a point on, then
-//!   live, with no gap at the seam (GraphQL's `events` subscription, SSE).
+//!   live, with no gap at the seam (the subscriptions, the SSE stream).
 //! - `metrics`: Prometheus metrics (`/metrics`).
 //! - `natural_time`: instants as people type them (`1h ago`, `yesterday`).
 //! - `rebuilds`: read-model rebuilds a serving hub runs in the background.

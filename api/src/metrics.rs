@@ -16,6 +16,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use cqrs_es::Aggregate as _;
+use domain::Project;
 use infrastructure::nats::NatsRelay;
 use infrastructure::{CommandError, Executed};
 use prometheus::{
@@ -264,7 +266,7 @@ impl Metrics {
         let result = call.await;
         self.observe_command(command, Outcome::of(&result), started.elapsed());
         if let Ok(executed) = &result {
-            self.appended("Project", executed.events);
+            self.appended(Project::TYPE, executed.events);
         }
         result
     }
@@ -473,8 +475,8 @@ mod tests {
     fn recorded_values_appear_in_the_text_format() {
         let metrics = Metrics::new();
         metrics.observe_command("StartProject", Outcome::Rejected, Duration::from_millis(3));
-        metrics.appended("Project", 2);
-        metrics.appended("Project", 0);
+        metrics.appended(Project::TYPE, 2);
+        metrics.appended(Project::TYPE, 0);
         metrics.observe_http("GET", "/health", StatusCode::OK, Duration::from_millis(1));
         let text = metrics.encode().unwrap();
         assert!(

@@ -9,18 +9,19 @@
 
 use std::borrow::Cow;
 
+use cqrs_es::Aggregate as _;
 use domain::project::upcast::{is_outdated, upcast_event};
+use domain::Project;
 
 use crate::feed::StoredEvent;
-
-/// The aggregate type whose events have upcasters.
-const PROJECT: &str = "Project";
 
 impl StoredEvent {
     /// This event in today's shape, with the version it now has; borrowed
     /// when no upcaster applies (nearly always).
     pub fn in_current_shape(&self) -> Cow<'_, StoredEvent> {
-        if self.aggregate_type != PROJECT || !is_outdated(&self.event_type, &self.event_version) {
+        if self.aggregate_type != Project::TYPE
+            || !is_outdated(&self.event_type, &self.event_version)
+        {
             return Cow::Borrowed(self);
         }
         let (event_version, payload) =
@@ -61,7 +62,7 @@ mod tests {
 
     #[test]
     fn an_old_project_event_is_read_in_today_s_shape() {
-        let event = stored(PROJECT, "0.9");
+        let event = stored(Project::TYPE, "0.9");
         let current = event.in_current_shape();
         assert!(matches!(current, Cow::Owned(_)));
         assert_eq!(
@@ -74,10 +75,10 @@ mod tests {
 
     #[test]
     fn current_events_and_other_aggregates_are_borrowed_as_they_are() {
-        let current = stored(PROJECT, domain::project::upcast::CURRENT_VERSION);
+        let current = stored(Project::TYPE, domain::project::upcast::CURRENT_VERSION);
         assert!(matches!(current.in_current_shape(), Cow::Borrowed(_)));
         // An integration event may use any type name and version.
-        let other = stored("IntegrationEvent", "0.9");
+        let other = stored(domain::IntegrationEvent::TYPE, "0.9");
         assert!(matches!(other.in_current_shape(), Cow::Borrowed(_)));
     }
 }

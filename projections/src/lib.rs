@@ -18,8 +18,6 @@
 //!   version and state of each read model; [`status::outdated`].
 //! - `recent`: the latest committed project rows, in memory.
 //! - `cursor`: opaque pagination cursors.
-//! - `subject`, `subject_filter`: the domain's subject patterns and
-//!   filters (`domain::subject`), re-exported under their old paths.
 
 pub mod board;
 pub mod cursor;
@@ -30,8 +28,6 @@ pub mod rebuild;
 pub mod recent;
 mod since;
 pub mod status;
-pub use domain::subject::filter as subject_filter;
-pub use domain::subject::pattern as subject;
 
 pub use board::Board;
 pub use event_log::EventLogProjection;
@@ -43,5 +39,3 @@ pub use queries::{
 pub use rebuild::{rebuild, Progress, RebuildError, RebuildOptions, RebuildOutcome, Rebuildable};
 pub use recent::RecentRows;
 pub use status::{ConsumerLine, ProjectionState, ProjectionStatus};
-pub use subject::{SubjectError, SubjectPattern};
-pub use subject_filter::SubjectFilter;

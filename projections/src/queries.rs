@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::ProjectStatus;
+use domain::subject::pattern::escape_like;
+use domain::{ProjectStatus, SubjectFilter};
 use infrastructure::feed::{ConsumerStatus, FeedPosition};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -17,8 +18,6 @@ use crate::cursor::{
 };
 use crate::projects::ProjectRow;
 use crate::recent::RecentRows;
-use crate::subject::escape_like;
-use crate::subject_filter::SubjectFilter;
 
 /// One page of a cursor-paginated list.
 #[derive(Debug, Clone)]

@@ -5,14 +5,14 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use hub_tests::process::{cargo_executable, signal, Output};
+use hub_tests::process::{cargo_executable, signal, Output, Signal};
 use hub_tests::rest::{self, subject};
 use hub_tests::{TestDb, TestHub};
 use serde_json::json;
 
 const ARRIVES: Duration = Duration::from_secs(20);
 
-async fn consumer_prints_and_stops_on(stop_with: &str) {
+async fn consumer_prints_and_stops_on(stop_with: Signal) {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
     let consumer = cargo_executable(&["-p", "api", "--example", "event_consumer"]).await;
@@ -67,10 +67,10 @@ async fn consumer_prints_and_stops_on(stop_with: &str) {
 
 #[tokio::test]
 async fn the_example_consumer_prints_a_published_event_and_stops_on_sigterm() {
-    consumer_prints_and_stops_on("TERM").await;
+    consumer_prints_and_stops_on(Signal::Term).await;
 }
 
 #[tokio::test]
 async fn the_example_consumer_stops_on_ctrl_c_with_its_count() {
-    consumer_prints_and_stops_on("INT").await;
+    consumer_prints_and_stops_on(Signal::Int).await;
 }

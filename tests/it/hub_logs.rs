@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use hub_tests::jetstream::DeleteStreamOnDrop;
-use hub_tests::process::{cargo_executable, signal, Output};
+use hub_tests::process::{cargo_executable, signal, Output, Signal};
 use hub_tests::TestDb;
 use infrastructure::nats::StreamSettings;
 use serde_json::{json, Value};
@@ -98,7 +98,7 @@ async fn json_logs_carry_the_correlation_id_and_never_the_token() {
     assert_eq!(logged["span"]["correlation_id"], "log-corr-1", "{logged}");
     assert_eq!(logged["level"], "INFO", "{logged}");
 
-    signal(&child, "TERM");
+    signal(&child, Signal::Term);
     let status = tokio::time::timeout(STARTS, child.wait())
         .await
         .expect("the hub stops")

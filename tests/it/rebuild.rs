@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use domain::{ProjectCommand, ProjectId, ProjectName};
 use hub_tests::feed::{migrated_pool, run, store_0_9_project_created};
+use hub_tests::process::Signal;
 use hub_tests::rebuild::{
     bus, caught_up, generate_history, live_runners, models, rebuild_fully, schema_names, snapshot,
     table_exists, HUB_ID,
@@ -418,7 +419,7 @@ async fn interrupt_rebuild(
     pool: &sqlx::PgPool,
     hub: &std::path::Path,
     db: &TestDb,
-    signal: &str,
+    signal: Signal,
 ) -> (i64, String) {
     // This run's own batches, past where the last run stopped.
     let from = hub_tests::feed::checkpoint_handled(pool, "projects@rebuild").await;
@@ -468,7 +469,7 @@ async fn interrupt_rebuild(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    if signal == "KILL" {
+    if signal == Signal::Kill {
         assert!(!status.success(), "killed: {status:?}");
     } else {
         assert!(
@@ -497,7 +498,7 @@ async fn a_rebuild_killed_or_interrupted_mid_way_continues_from_its_checkpoint()
     // kill -9, then Ctrl-C: each time the shadow table and the rebuild's
     // checkpoint stay, and nothing switched.
     let mut committed = 0;
-    for signal in ["KILL", "INT"] {
+    for signal in [Signal::Kill, Signal::Int] {
         let (done, output) = interrupt_rebuild(&pool, &hub, &db, signal).await;
         assert!(
             done > committed && done < total,
@@ -506,7 +507,7 @@ async fn a_rebuild_killed_or_interrupted_mid_way_continues_from_its_checkpoint()
         committed = done;
         assert!(table_exists(&pool, "projects__rebuild").await);
         assert_eq!(models(&pool).await, before, "the live table is untouched");
-        if signal == "INT" {
+        if signal == Signal::Int {
             assert!(output.contains("run it again to continue"), "{output}");
         }
     }

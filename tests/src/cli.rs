@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
 
-use crate::process::{cargo_executable, signal, Output};
+use crate::process::{cargo_executable, signal, Output, Signal};
 use crate::wait_until;
 
 /// The `hub` binary, built once per test process.
@@ -189,7 +189,7 @@ impl Follower {
 
     /// Ctrl-C; returns the count line from stderr.
     pub async fn interrupt(mut self) -> (Vec<Value>, String) {
-        signal(&self.child, "INT");
+        signal(&self.child, Signal::Int);
         let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
             .expect("follow exits on Ctrl-C")

@@ -129,15 +129,41 @@ impl Output {
     }
 }
 
-/// Sends `signal` (`TERM`, `INT`, ...) to `child` with `kill(1)`.
+/// A signal a test sends to a child process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// `SIGTERM`: what a service manager sends to stop a process.
+    Term,
+    /// `SIGINT`: Ctrl-C.
+    Int,
+    /// `SIGKILL`: a crash, as the process sees it (it cannot react).
+    Kill,
+}
+
+impl Signal {
+    fn number(self) -> libc::c_int {
+        match self {
+            Self::Term => libc::SIGTERM,
+            Self::Int => libc::SIGINT,
+            Self::Kill => libc::SIGKILL,
+        }
+    }
+}
+
+/// Sends `signal` to `child` with `kill(2)` (no `kill` program needed).
 ///
 /// # Panics
 /// When the child has exited or the signal cannot be sent.
-pub fn signal(child: &Child, signal: &str) {
+pub fn signal(child: &Child, signal: Signal) {
     let pid = child.id().expect("the child is still running");
-    let status = std::process::Command::new("kill")
-        .args(["-s", signal, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -s {signal} {pid} failed");
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours;
+    // `pid` is a child this process spawned and has not reaped.
+    let sent = unsafe { libc::kill(pid, signal.number()) };
+    assert_eq!(
+        sent,
+        0,
+        "kill({pid}, {signal:?}) failed: {}",
+        std::io::Error::last_os_error()
+    );
 }

@@ -2,7 +2,8 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, Result, ID};
-use projections::{ProjectFilter, SubjectFilter};
+use domain::SubjectFilter;
+use projections::ProjectFilter;
 use uuid::Uuid;
 
 use super::admin::{self, Projection};

@@ -35,10 +35,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use domain::SubjectFilter;
 use futures::StreamExt as _;
 use infrastructure::feed::{last_readable, position_of, FeedPosition};
 use infrastructure::nats::Envelope;
-use projections::{EventFilter, QueryError, SubjectFilter};
+use projections::{EventFilter, QueryError};
 
 use super::error::RestError;
 use super::params::{correlation_id, event_types, timestamp};

@@ -20,9 +20,9 @@ use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpg
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
+use domain::SubjectFilter;
 use futures::{SinkExt as _, StreamExt as _};
 use infrastructure::nats::Envelope;
-use projections::SubjectFilter;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};

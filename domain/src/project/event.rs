@@ -20,6 +20,13 @@ use crate::{Ports, ProjectId, ProjectName, ProjectPath, Slug};
 /// Changing an existing variant's shape means a new version and an
 /// upcaster, never editing history.
 ///
+/// # Read by SQL
+///
+/// The reservation trigger (`migrations/0002`) reads `ProjectCreated`'s
+/// `slug` and `ports` and `ProjectRenamed`'s `slug` from the stored JSON,
+/// and matches `ProjectDeleted` by type. The `reservation_trigger` tests
+/// pin that shape; a change of it needs a migration replacing the trigger.
+///
 /// # Lifecycle, old and new
 ///
 /// Since orchestration, a start is `ProjectStartRequested` followed by

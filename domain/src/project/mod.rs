@@ -4,7 +4,7 @@
 //! - [`command`]: [`ProjectCommand`], what a caller asks for.
 //! - [`event`]: [`ProjectEvent`], what was decided and is stored.
 //! - [`error`]: [`ProjectError`], why a command was refused (or failed).
-//! - [`services`]: [`ProjectLookup`], the port for facts the aggregate
+//! - [`services`]: [`ProjectLookup`], the interface for facts the aggregate
 //!   cannot know by itself, wrapped in [`ProjectServices`].
 //! - [`status`]: [`ProjectStatus`], where a project is in its lifecycle.
 //! - [`lifecycle`]: start, stop, restart and delete as requests an

@@ -1,4 +1,4 @@
-//! The port through which the aggregate asks for facts it cannot know.
+//! The interface through which the aggregate asks for facts it cannot know.
 //!
 //! Whether a slug is taken or which ports are free depends on every other
 //! project, not on this aggregate's events. The infrastructure answers from

@@ -93,8 +93,10 @@ fn created_ports_nested(mut payload: Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use cqrs_es::Aggregate as _;
+
     use super::*;
-    use crate::ProjectEvent;
+    use crate::{Project, ProjectEvent};
     use serde_json::json;
 
     fn old_created() -> Value {
@@ -156,7 +158,7 @@ mod tests {
         let event = SerializedEvent::new(
             "id".into(),
             1,
-            "Project".into(),
+            Project::TYPE.into(),
             "ProjectCreated".into(),
             "0.9".into(),
             old_created(),

@@ -324,6 +324,8 @@ pub async fn position_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cqrs_es::Aggregate as _;
+    use domain::Project;
 
     fn event(aggregate_type: &str, event_type: &str) -> StoredEvent {
         StoredEvent {
@@ -345,11 +347,11 @@ mod tests {
     #[test]
     fn subjects_are_built_from_the_aggregate_and_event_type() {
         assert_eq!(
-            event("Project", "ProjectCreated").subject("local-hub"),
+            event(Project::TYPE, "ProjectCreated").subject("local-hub"),
             "hub.local-hub.project.created"
         );
         assert_eq!(
-            event("Project", "ProjectStartRequested").subject("h"),
+            event(Project::TYPE, "ProjectStartRequested").subject("h"),
             "hub.h.project.start_requested"
         );
     }
@@ -378,7 +380,7 @@ mod tests {
     #[test]
     fn the_body_is_the_payload_without_its_tag() {
         assert_eq!(
-            event("Project", "ProjectCreated").body(),
+            event(Project::TYPE, "ProjectCreated").body(),
             &serde_json::json!({"x": 1})
         );
     }

@@ -136,6 +136,8 @@ pub fn parse_feed_position(value: &str) -> Option<FeedPosition> {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
+    use cqrs_es::Aggregate as _;
+    use domain::Project;
     use serde_json::json;
 
     use super::*;
@@ -168,7 +170,7 @@ mod tests {
     #[test]
     fn a_project_event_is_the_stored_event_again_after_its_envelope() {
         let event = stored(
-            "Project",
+            Project::TYPE,
             "ProjectRenamed",
             json!({"ProjectRenamed": {"name": "New", "slug": "new"}}),
         );

@@ -14,7 +14,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::port::{Orchestrator, ProjectSpec};
+use super::orchestrator::{Orchestrator, ProjectSpec};
 use super::requests::{self, Outcome, QueuedRequest};
 use crate::commands::{CommandBus, CommandError};
 use crate::error::is_unavailable;

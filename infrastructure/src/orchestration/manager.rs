@@ -11,7 +11,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinSet;
 
 use super::job::Worker;
-use super::port::Orchestrator;
+use super::orchestrator::Orchestrator;
 use super::requests::{self, QueuedRequest, RequestKey};
 use crate::commands::CommandBus;
 use crate::feed::{ConsumerError, FeedConsumer, StoredEvent};

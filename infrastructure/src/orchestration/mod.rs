@@ -8,7 +8,7 @@
 //! likewise. See [`ProcessManager`] for the crash and idempotency rules.
 //!
 //! Layout:
-//! - `port`: the [`Orchestrator`] trait, [`ProjectSpec`],
+//! - `orchestrator`: the [`Orchestrator`] trait, [`ProjectSpec`],
 //!   [`OrchestrationFailure`] and the [`NoopOrchestrator`].
 //! - `shell`: [`ShellOrchestrator`], which runs configured command lines.
 //! - `manager`: the [`ProcessManager`] feed consumer.
@@ -17,12 +17,12 @@
 
 mod job;
 mod manager;
-mod port;
+mod orchestrator;
 mod requests;
 mod shell;
 
 pub use job::INTERRUPTED;
 pub use manager::{OrchestrationConfig, ProcessManager};
-pub use port::{NoopOrchestrator, OrchestrationFailure, Orchestrator, ProjectSpec};
+pub use orchestrator::{NoopOrchestrator, OrchestrationFailure, Orchestrator, ProjectSpec};
 pub use requests::RequestKey;
 pub use shell::ShellOrchestrator;

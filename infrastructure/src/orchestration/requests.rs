@@ -222,6 +222,8 @@ fn request_kind(event: &StoredEvent) -> Option<RequestKind> {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
+    use cqrs_es::Aggregate as _;
+    use domain::Project;
 
     use super::*;
     use crate::metadata::CommandMetadata;
@@ -253,8 +255,9 @@ mod tests {
             ("ProjectStopRequested", RequestKind::Stop),
             ("ProjectRestartRequested", RequestKind::Restart),
         ] {
-            let request = QueuedRequest::from_event(&event("Project", &id.to_string(), event_type))
-                .expect("a request");
+            let request =
+                QueuedRequest::from_event(&event(Project::TYPE, &id.to_string(), event_type))
+                    .expect("a request");
             assert_eq!(
                 request.key,
                 RequestKey {
@@ -273,10 +276,10 @@ mod tests {
     fn other_events_and_malformed_ids_are_not_requests() {
         let id = Uuid::new_v4().to_string();
         for stored in [
-            event("Project", &id, "ProjectStarted"),
-            event("Project", &id, "ProjectCreated"),
+            event(Project::TYPE, &id, "ProjectStarted"),
+            event(Project::TYPE, &id, "ProjectCreated"),
             event("Other", &id, "ProjectStartRequested"),
-            event("Project", "not-a-uuid", "ProjectStartRequested"),
+            event(Project::TYPE, "not-a-uuid", "ProjectStartRequested"),
         ] {
             assert_eq!(QueuedRequest::from_event(&stored), None, "{stored:?}");
         }

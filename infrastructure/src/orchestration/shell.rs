@@ -37,7 +37,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::process::Command;
 
-use super::port::{OrchestrationFailure, Orchestrator, ProjectSpec};
+use super::orchestrator::{OrchestrationFailure, Orchestrator, ProjectSpec};
 
 /// Whether the variable `name` is one of the hub's own settings, which a
 /// command must not see: every `HUB_*` variable (the token among them),

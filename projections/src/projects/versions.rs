@@ -177,7 +177,9 @@ impl ProjectVersions {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
+    use cqrs_es::Aggregate as _;
     use domain::project::upcast::CURRENT_VERSION;
+    use domain::Project;
     use infrastructure::CommandMetadata;
     use serde_json::{json, Value};
 
@@ -188,7 +190,7 @@ mod tests {
             event_id: Uuid::new_v4(),
             position: sequence,
             transaction_id: sequence,
-            aggregate_type: "Project".to_owned(),
+            aggregate_type: Project::TYPE.to_owned(),
             aggregate_id: id.to_string(),
             sequence,
             event_type: event_type.to_owned(),

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cqrs_es::Aggregate as _;
+use domain::Project;
 use futures::{Stream, StreamExt as _};
 use infrastructure::nats::Envelope;
 use projections::projects::Version;
@@ -20,9 +22,6 @@ use crate::live_events::LiveError;
 
 /// Events taken from the stream at most at once (those ready together).
 const BATCH: usize = 256;
-
-/// The aggregate type of projects' events.
-const PROJECT: &str = "Project";
 
 /// Only the last version of each project, in the order of those last ones.
 pub(super) fn latest_per_project(versions: Vec<Version>) -> Vec<Version> {
@@ -63,7 +62,7 @@ pub(super) fn versions(
                         break;
                     }
                 };
-                if event.aggregate_type != PROJECT {
+                if event.aggregate_type != Project::TYPE {
                     continue;
                 }
                 let Ok(id) = Uuid::parse_str(&event.aggregate_id) else {
@@ -184,7 +183,7 @@ mod tests {
             event_id: Uuid::new_v4(),
             position: sequence,
             transaction_id: sequence,
-            aggregate_type: PROJECT.to_owned(),
+            aggregate_type: Project::TYPE.to_owned(),
             aggregate_id: id.to_string(),
             sequence,
             event_type: event_type.to_owned(),

@@ -1,5 +1,6 @@
 //! Given / when / then tests of the project rules, against an in-memory
-//! lookup.
+//! lookup, and (`reservation_trigger`) the stored event JSON the
+//! reservation trigger in `migrations/0002` reads.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ mod create;
 mod history;
 mod lifecycle;
 mod rename;
+mod reservation_trigger;
 mod state;
 
 /// An in-memory [`ProjectLookup`] whose answers each test sets up.

@@ -1,5 +1,5 @@
-//! The port the process manager drives: what an orchestrator is asked to
-//! do, and the one that does nothing.
+//! The interface the process manager drives ([`Orchestrator`]): what an
+//! orchestrator is asked to do, and the one that does nothing.
 
 use domain::{Ports, Project, ProjectId, ProjectName, ProjectPath, Slug};
 
