@@ -84,8 +84,9 @@ impl HubProcess {
             .env("HUB_DB_MAX_CONNECTIONS", "32")
             // WebSockets may take three quarters of the connections: the
             // default 1,024 would hold the `subscriptions` scenario's 1,000
-            // subscribers at 768.
-            .env("HUB_MAX_CONNECTIONS", "2048")
+            // subscribers at 768, and 10,000 need more than 13,334 (the hub
+            // keeps the cap below its open-file limit).
+            .env("HUB_MAX_CONNECTIONS", "16000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

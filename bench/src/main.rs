@@ -79,6 +79,9 @@ struct Args {
     /// Events published per concurrency level in `publish` (default 2000; quick 20).
     #[arg(long)]
     publishes: Option<usize>,
+    /// WebSocket subscribers in `subscriptions`, e.g. 10000 (default 1000; quick 20).
+    #[arg(long)]
+    subscribers: Option<usize>,
     /// Integration events seeded for `queries`, e.g. 10000000 (default 1000000; quick 5000).
     #[arg(long)]
     query_events: Option<i64>,
@@ -161,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
         record("relay", bench.relay().await?);
     }
     if has(Scenario::Subscriptions) {
-        record("subscriptions", bench.subscriptions().await?);
+        record("subscriptions", bench.subscriptions(args.subscribers).await?);
     }
     if has(Scenario::Rebuild) {
         record("rebuild", bench.rebuild().await?);

@@ -180,8 +180,8 @@ impl Bench {
     }
 
     /// `subscriptions`.
-    pub async fn subscriptions(&self) -> anyhow::Result<Reported> {
-        let config = if self.quick {
+    pub async fn subscriptions(&self, subscribers: Option<usize>) -> anyhow::Result<Reported> {
+        let mut config = if self.quick {
             subscriptions::SubscriptionsConfig {
                 subscribers: 20,
                 rate: 10,
@@ -194,6 +194,9 @@ impl Bench {
                 duration: Duration::from_secs(10),
             }
         };
+        if let Some(subscribers) = subscribers {
+            config.subscribers = subscribers.max(1);
+        }
         let (result, peak_rss) = self
             .on_hub(async |hub| subscriptions::run(hub, &config).await)
             .await?;
