@@ -1,29 +1,42 @@
 //! The hub console (`GET /`) in a real headless Chromium against a real
 //! `hub` process: projects change live with no reload, events published
 //! over REST reach the tail, a rebuild switches over, a parked event is
-//! retried, the token is asked for once, a hub restart is survived, and no
+//! retried, a command on a stale board is told CONFLICT with the current
+//! state, the token is asked for once, a hub restart is survived, and no
 //! page asks anything of any origin but the hub's. Screenshots of each page
 //! go to `target/console-screenshots/<test>/`.
 
 use hub_tests::browser::Browser;
+use hub_tests::nats_server::NatsServer;
 use hub_tests::orchestration::{counted_and_gated, ScratchDir};
-use hub_tests::spawned::SpawnedHub;
+use hub_tests::reliability::HubSpec;
+use hub_tests::spawned::{hub_id, SpawnedHub};
+use hub_tests::TestDb;
 use serde_json::{json, Value};
 
 /// A hub serving on a port of its own that a restart keeps (so the page's
 /// origin stays the same), with the further variables `env`.
 async fn console_hub(prefix: &str, env: &[(&str, &str)]) -> SpawnedHub {
+    console_hub_on(&hub_tests::hub::nats_url(), prefix, env).await
+}
+
+/// A hub as [`console_hub`] gives, on the NATS server at `nats_url`.
+async fn console_hub_on(nats_url: &str, prefix: &str, env: &[(&str, &str)]) -> SpawnedHub {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
-    let bind = format!("127.0.0.1:{port}");
-    let mut all = vec![
-        ("HUB_BIND", bind.as_str()),
+    let db = TestDb::create().await;
+    let mut spec = HubSpec::new(db.url(), nats_url, &hub_id(prefix));
+    spec.env = [
+        ("HUB_BIND", format!("127.0.0.1:{port}").as_str()),
         ("HUB_READ_YOUR_WRITES_TIMEOUT_MS", "1000"),
-    ];
-    all.extend_from_slice(env);
-    SpawnedHub::start(prefix, &all).await
+    ]
+    .iter()
+    .chain(env)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    SpawnedHub::start_spec(db, spec).await
 }
 
 /// A script that gives the status of the project row named `name`.
@@ -83,6 +96,20 @@ async fn act(browser: &Browser, name: &str, action: &str) {
         .await;
 }
 
+/// Renames the project `id` to "Renamed elsewhere" over GraphQL, as
+/// another client; returns its new version.
+async fn rename_elsewhere(hub: &SpawnedHub, id: &str) -> i64 {
+    let renamed = hub
+        .graphql(
+            "mutation($id: ID!) { renameProject(id: $id, name: \"Renamed elsewhere\") { project { version } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    renamed.body["data"]["renameProject"]["project"]["version"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("the rename failed: {}", renamed.body))
+}
+
 /// Publishes an integration event over REST; returns its subject.
 async fn publish(hub: &SpawnedHub, action: &str, correlation: &str) -> String {
     let subject = format!("hub.{}.audit.{action}", hub.hub_id());
@@ -130,6 +157,20 @@ async fn wait_for_names(browser: &Browser, what: &str, names: &[&str]) {
         json!(names)
     );
     browser.wait_for(what, &script).await;
+}
+
+/// Waits until the projects page shows an error containing `part`;
+/// returns the whole message.
+async fn projects_error(browser: &Browser, part: &str) -> String {
+    let script = format!(
+        "const m = document.getElementById('projects-message');\
+         return m.classList.contains('error') && m.textContent.includes({}) && m.textContent;",
+        json!(part)
+    );
+    let said = browser
+        .wait_for(&format!("an error saying {part}"), &script)
+        .await;
+    said.as_str().expect("the message").to_owned()
 }
 
 async fn text(browser: &Browser, css: &str) -> String {
@@ -208,13 +249,7 @@ async fn a_project_created_and_started_in_the_console_goes_starting_then_running
             &has_status("Made elsewhere", "STOPPED"),
         )
         .await;
-    let renamed = hub
-        .graphql(
-            "mutation($id: ID!) { renameProject(id: $id, name: \"Renamed elsewhere\") { project { name } } }",
-            json!({ "id": other }),
-        )
-        .await;
-    assert!(renamed.body["errors"].is_null(), "{}", renamed.body);
+    rename_elsewhere(&hub, &other).await;
     browser
         .wait_for(
             "another client's rename",
@@ -230,17 +265,9 @@ async fn a_project_created_and_started_in_the_console_goes_starting_then_running
     browser.fill("#create-name", "Console demo").await;
     browser.fill("#create-path", "/srv/again").await;
     browser.click("#create-form button[type=submit]").await;
-    let said = browser
-        .wait_for(
-            "the NAME_TAKEN message",
-            "const m = document.getElementById('projects-message');\
-             return m.classList.contains('error') && m.textContent.includes('NAME_TAKEN') && m.textContent;",
-        )
-        .await;
+    let said = projects_error(&browser, "NAME_TAKEN").await;
     assert!(
-        said.as_str()
-            .unwrap()
-            .contains("Another project already has this name"),
+        said.contains("Another project already has this name"),
         "{said}"
     );
     let rows = browser
@@ -300,6 +327,100 @@ async fn a_project_created_and_started_in_the_console_goes_starting_then_running
         )
         .await;
     browser.screenshot("query").await;
+    assert_clean(&browser, &hub, &[]).await;
+    browser.close().await;
+}
+
+/// The board is fed through NATS while commands and their answers go
+/// through PostgreSQL only: with the hub's NATS server frozen, another
+/// client's change does not reach the board, so the console's next command
+/// carries a stale `expectedVersion` every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_a_stale_board_says_conflict_with_the_current_state_then_catches_up() {
+    let nats = NatsServer::start().await;
+    let hub = console_hub_on(&nats.url(), "console-conflict", &[]).await;
+    let browser = Browser::start("conflict").await;
+    open(&browser, &hub, "/").await;
+    let id = hub.create_project("Shown here").await;
+    browser
+        .wait_for(
+            "the project on the board",
+            &has_status("Shown here", "STOPPED"),
+        )
+        .await;
+
+    let frozen = nats.freeze();
+    let current = rename_elsewhere(&hub, &id).await;
+    let shown_version = browser
+        .run(
+            "return [...document.querySelectorAll('#projects-body tr')]\
+               .find((r) => r.dataset.id === arguments[0]).querySelector('.version').textContent;",
+            vec![json!(id)],
+        )
+        .await;
+    assert_eq!(
+        shown_version,
+        json!((current - 1).to_string()),
+        "the board still shows the version before the rename"
+    );
+    hub.create_project("Made while frozen").await;
+
+    act(&browser, "Shown here", "rename").await;
+    browser
+        .wait_for(
+            "the rename dialog",
+            "return document.getElementById('rename-dialog').open;",
+        )
+        .await;
+    browser.fill("#rename-input", "Renamed here").await;
+    browser.click("#rename-form button[type=submit]").await;
+    let said = projects_error(&browser, "current state").await;
+    assert!(said.contains("Someone else changed this project"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "it is now “Renamed elsewhere”, STOPPED, version {current}"
+        )),
+        "{said}"
+    );
+    // The console read the project again; the rest of the board is as stale
+    // as the feed.
+    browser
+        .wait_for(
+            "the current state on the board",
+            &has_status("Renamed elsewhere", "STOPPED"),
+        )
+        .await;
+    assert_eq!(
+        browser.run(&status_of("Made while frozen"), vec![]).await,
+        Value::Null,
+        "nothing reached the board through the frozen NATS server"
+    );
+    browser.screenshot("projects-conflict").await;
+
+    drop(frozen);
+    browser
+        .wait_for(
+            "the board to catch up",
+            &has_status("Made while frozen", "STOPPED"),
+        )
+        .await;
+    wait_for_names(
+        &browser,
+        "both projects, with the other client's name",
+        &["Renamed elsewhere", "Made while frozen"],
+    )
+    .await;
+    let stored = hub
+        .graphql(
+            "query($id: ID!) { project(id: $id) { name version } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        stored.body["data"]["project"],
+        json!({ "name": "Renamed elsewhere", "version": current }),
+        "the refused rename changed nothing"
+    );
     assert_clean(&browser, &hub, &[]).await;
     browser.close().await;
 }

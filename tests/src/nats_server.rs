@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 use uuid::Uuid;
 
+use crate::process::{signal_pid, Signal};
+
 /// How long the server may take to accept clients after it was started.
 const STARTS_WITHIN: Duration = Duration::from_secs(15);
 
@@ -125,6 +127,18 @@ impl NatsServer {
         );
     }
 
+    /// Freezes the server with `SIGSTOP`: its clients stay connected but
+    /// hear nothing until the returned guard is dropped, which resumes it
+    /// with `SIGCONT` (also when the test panics).
+    ///
+    /// # Panics
+    /// When the server is not running.
+    pub fn freeze(&self) -> Frozen<'_> {
+        let pid = self.child.as_ref().expect("the server is running").id();
+        signal_pid(pid, Signal::Stop);
+        Frozen { _server: self, pid }
+    }
+
     fn log_path(&self) -> PathBuf {
         self.store.join("nats-server.log")
     }
@@ -168,6 +182,18 @@ impl NatsServer {
         }
         self.stop();
         false
+    }
+}
+
+/// A [`NatsServer`] frozen by [`NatsServer::freeze`]; resumed when dropped.
+pub struct Frozen<'a> {
+    _server: &'a NatsServer,
+    pid: u32,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        signal_pid(self.pid, Signal::Cont);
     }
 }
 

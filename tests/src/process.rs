@@ -138,6 +138,11 @@ pub enum Signal {
     Int,
     /// `SIGKILL`: a crash, as the process sees it (it cannot react).
     Kill,
+    /// `SIGSTOP`: the process freezes (its sockets stay open, it answers
+    /// nothing) until it is sent [`Signal::Cont`].
+    Stop,
+    /// `SIGCONT`: a frozen process carries on.
+    Cont,
 }
 
 impl Signal {
@@ -146,6 +151,8 @@ impl Signal {
             Self::Term => libc::SIGTERM,
             Self::Int => libc::SIGINT,
             Self::Kill => libc::SIGKILL,
+            Self::Stop => libc::SIGSTOP,
+            Self::Cont => libc::SIGCONT,
         }
     }
 }
@@ -155,7 +162,15 @@ impl Signal {
 /// # Panics
 /// When the child has exited or the signal cannot be sent.
 pub fn signal(child: &Child, signal: Signal) {
-    let pid = child.id().expect("the child is still running");
+    signal_pid(child.id().expect("the child is still running"), signal);
+}
+
+/// Sends `signal` to the child process `pid` with `kill(2)`: for children
+/// spawned with `std::process` rather than tokio.
+///
+/// # Panics
+/// When the signal cannot be sent.
+pub fn signal_pid(pid: u32, signal: Signal) {
     let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
     // SAFETY: kill(2) takes plain integers and touches no memory of ours;
     // `pid` is a child this process spawned and has not reaped.
