@@ -164,7 +164,10 @@ async fn main() -> anyhow::Result<()> {
         record("relay", bench.relay().await?);
     }
     if has(Scenario::Subscriptions) {
-        record("subscriptions", bench.subscriptions(args.subscribers).await?);
+        record(
+            "subscriptions",
+            bench.subscriptions(args.subscribers).await?,
+        );
     }
     if has(Scenario::Rebuild) {
         record("rebuild", bench.rebuild().await?);
