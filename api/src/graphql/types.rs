@@ -9,8 +9,13 @@ use projections::{EventRow, ProjectRow};
 use super::error::ApiError;
 use super::ApiState;
 
+// The domain's `ProjectStatus` as GraphQL shows it (the doc comment is the
+// schema's description): `remote` derives the conversions both ways, each
+// an exhaustive match, so a status added to the domain does not compile
+// until it is listed here.
 /// Lifecycle state of a project.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::ProjectStatus")]
 pub enum ProjectStatus {
     /// Not running.
     Stopped,
@@ -24,34 +29,6 @@ pub enum ProjectStatus {
     Error,
     /// Deleted: readable, never changeable.
     Deleted,
-}
-
-impl From<domain::ProjectStatus> for ProjectStatus {
-    fn from(status: domain::ProjectStatus) -> Self {
-        use domain::ProjectStatus as S;
-        match status {
-            S::Stopped => Self::Stopped,
-            S::Starting => Self::Starting,
-            S::Running => Self::Running,
-            S::Stopping => Self::Stopping,
-            S::Error => Self::Error,
-            S::Deleted => Self::Deleted,
-        }
-    }
-}
-
-impl From<ProjectStatus> for domain::ProjectStatus {
-    fn from(status: ProjectStatus) -> Self {
-        use domain::ProjectStatus as S;
-        match status {
-            ProjectStatus::Stopped => S::Stopped,
-            ProjectStatus::Starting => S::Starting,
-            ProjectStatus::Running => S::Running,
-            ProjectStatus::Stopping => S::Stopping,
-            ProjectStatus::Error => S::Error,
-            ProjectStatus::Deleted => S::Deleted,
-        }
-    }
 }
 
 /// The four ports a project owns.
@@ -126,17 +103,12 @@ impl Project {
 
 impl From<ProjectRow> for Project {
     fn from(row: ProjectRow) -> Self {
-        let status = row
-            .status
-            .parse::<domain::ProjectStatus>()
-            .map(ProjectStatus::from)
-            .unwrap_or(ProjectStatus::Error);
         Self {
             id: ID(row.id.to_string()),
             name: row.name,
             slug: row.slug,
             path: row.path,
-            status,
+            status: row.status.into(),
             ports: Ports {
                 backend: row.backend_port,
                 frontend: row.frontend_port,
