@@ -1,10 +1,12 @@
 //! GraphQL object types, built from the read models' rows.
 
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Result, SimpleObject, ID};
+use std::sync::Arc;
+
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use infrastructure::nats::Envelope;
 use projections::cursor::encode_event_cursor;
-use projections::{EventRow, ProjectRow};
+use projections::ProjectRow;
 
 use super::error::ApiError;
 use super::ApiState;
@@ -174,94 +176,100 @@ pub struct Origin {
     pub user: String,
 }
 
-/// A recorded domain event.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Event {
-    /// Event id (also the NATS message id).
-    pub id: ID,
-    /// Opaque cursor of the event in commit order: pass it as `after` to
-    /// `events` (query or subscription) to continue after this event.
-    pub cursor: String,
-    /// `hub.<hub_id>.<domain>.<action>`.
-    pub subject: String,
-    /// e.g. `ProjectCreated`.
-    pub event_type: String,
-    /// e.g. `1.0`.
-    pub event_version: String,
-    /// e.g. `Project`.
-    pub aggregate_type: String,
-    /// The aggregate instance.
-    pub aggregate_id: String,
-    /// 1-based sequence within the aggregate.
-    pub sequence: i64,
-    /// Global insert position in the store.
-    pub position: i64,
-    /// Shared by everything one request caused.
-    pub correlation_id: Option<String>,
-    /// The message that caused this event.
-    pub causation_id: Option<String>,
-    /// Who and where.
-    pub origin: Origin,
-    /// The event's fields.
-    pub payload: async_graphql::Json<serde_json::Value>,
-    /// When it was recorded.
-    pub timestamp: DateTime<Utc>,
-}
+/// A recorded event as GraphQL shows it: the event's one view
+/// ([`Envelope`]), from the event log or from the live feed alike.
+#[derive(Clone, Debug)]
+pub struct Event(Arc<Envelope>);
 
-impl From<EventRow> for Event {
-    fn from(row: EventRow) -> Self {
-        let origin = |key: &str| {
-            row.origin
-                .get(key)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Self {
-            id: ID(row.id.to_string()),
-            cursor: encode_event_cursor(row.feed_position()),
-            subject: row.subject.clone(),
-            event_type: row.event_type.clone(),
-            event_version: row.event_version.clone(),
-            aggregate_type: row.aggregate_type.clone(),
-            aggregate_id: row.aggregate_id.clone(),
-            sequence: row.sequence,
-            position: row.position,
-            correlation_id: row.correlation_id.clone(),
-            causation_id: row.causation_id.clone(),
-            origin: Origin {
-                hub_id: origin("hub_id"),
-                service: origin("service"),
-                user: origin("user"),
-            },
-            payload: async_graphql::Json(row.payload.clone()),
-            timestamp: row.timestamp,
-        }
+impl From<Envelope> for Event {
+    fn from(envelope: Envelope) -> Self {
+        Self(Arc::new(envelope))
     }
 }
 
-impl From<&Envelope> for Event {
-    fn from(e: &Envelope) -> Self {
-        Self {
-            id: ID(e.id.to_string()),
-            cursor: encode_event_cursor(e.feed_position()),
-            subject: e.subject.clone(),
-            event_type: e.event_type.clone(),
-            event_version: e.event_version.clone(),
-            aggregate_type: e.aggregate_type.clone(),
-            aggregate_id: e.aggregate_id.clone(),
-            sequence: e.sequence,
-            position: e.position,
-            correlation_id: e.correlation_id.clone(),
-            causation_id: e.causation_id.clone(),
-            origin: Origin {
-                hub_id: e.origin.hub_id.clone(),
-                service: e.origin.service.clone(),
-                user: e.origin.user.clone(),
-            },
-            payload: async_graphql::Json(e.payload.clone()),
-            timestamp: e.timestamp,
+impl From<Arc<Envelope>> for Event {
+    fn from(envelope: Arc<Envelope>) -> Self {
+        Self(envelope)
+    }
+}
+
+/// A recorded domain event.
+#[Object]
+impl Event {
+    /// Event id (also the NATS message id).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Opaque cursor of the event in commit order: pass it as `after` to
+    /// `events` (query or subscription) to continue after this event.
+    async fn cursor(&self) -> String {
+        encode_event_cursor(self.0.feed_position())
+    }
+
+    /// `hub.<hub_id>.<domain>.<action>`.
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// e.g. `ProjectCreated`.
+    async fn event_type(&self) -> &str {
+        &self.0.event_type
+    }
+
+    /// e.g. `1.0`.
+    async fn event_version(&self) -> &str {
+        &self.0.event_version
+    }
+
+    /// e.g. `Project`.
+    async fn aggregate_type(&self) -> &str {
+        &self.0.aggregate_type
+    }
+
+    /// The aggregate instance.
+    async fn aggregate_id(&self) -> &str {
+        &self.0.aggregate_id
+    }
+
+    /// 1-based sequence within the aggregate.
+    async fn sequence(&self) -> i64 {
+        self.0.sequence
+    }
+
+    /// Global insert position in the store.
+    async fn position(&self) -> i64 {
+        self.0.position
+    }
+
+    /// Shared by everything one request caused.
+    async fn correlation_id(&self) -> Option<&str> {
+        self.0.correlation_id.as_deref()
+    }
+
+    /// The message that caused this event.
+    async fn causation_id(&self) -> Option<&str> {
+        self.0.causation_id.as_deref()
+    }
+
+    /// Who and where.
+    async fn origin(&self) -> Origin {
+        let origin = &self.0.origin;
+        Origin {
+            hub_id: origin.hub_id.clone(),
+            service: origin.service.clone(),
+            user: origin.user.clone(),
         }
+    }
+
+    /// The event's fields.
+    async fn payload(&self) -> async_graphql::Json<&serde_json::Value> {
+        async_graphql::Json(&self.0.payload)
+    }
+
+    /// When it was recorded.
+    async fn timestamp(&self) -> DateTime<Utc> {
+        self.0.timestamp
     }
 }
 
