@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use infrastructure::nats::Envelope;
 use projections::cursor::encode_event_cursor;
@@ -46,43 +46,89 @@ pub struct Ports {
     pub redis: i32,
 }
 
-/// A project as the `projects` read model has it.
-#[derive(SimpleObject, Clone, Debug)]
-#[graphql(complex)]
-pub struct Project {
-    /// Project id.
-    pub id: ID,
-    /// Display name.
-    pub name: String,
-    /// Unique URL-safe name derived from the name.
-    pub slug: String,
-    /// Absolute path of the project's directory.
-    pub path: String,
-    /// Lifecycle state.
-    pub status: ProjectStatus,
-    /// Ports the project owns.
-    pub ports: Ports,
-    /// Number of events recorded for the project; pass it as
-    /// `expectedVersion` to guard against concurrent changes.
-    pub version: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// When it last started.
-    pub last_started_at: Option<DateTime<Utc>>,
-    /// When it last stopped.
-    pub last_stopped_at: Option<DateTime<Utc>>,
-    /// Why the last start or stop failed, if it did.
-    pub last_error: Option<String>,
+/// A project as GraphQL shows it: its `projects` row, rendered.
+#[derive(Clone, Debug)]
+pub struct Project(ProjectRow);
+
+impl From<ProjectRow> for Project {
+    fn from(row: ProjectRow) -> Self {
+        Self(row)
+    }
 }
 
-#[ComplexObject]
+/// A project as the `projects` read model has it.
+#[Object]
 impl Project {
+    /// Project id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Unique URL-safe name derived from the name.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    /// Absolute path of the project's directory.
+    async fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// Lifecycle state.
+    async fn status(&self) -> ProjectStatus {
+        self.0.status.into()
+    }
+
+    /// Ports the project owns.
+    async fn ports(&self) -> Ports {
+        Ports {
+            backend: self.0.backend_port,
+            frontend: self.0.frontend_port,
+            postgres: self.0.postgres_port,
+            redis: self.0.redis_port,
+        }
+    }
+
+    /// Number of events recorded for the project; pass it as
+    /// `expectedVersion` to guard against concurrent changes.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// When it last started.
+    async fn last_started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_started_at
+    }
+
+    /// When it last stopped.
+    async fn last_stopped_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_stopped_at
+    }
+
+    /// Why the last start or stop failed, if it did.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+
     /// Whether the project is deleted (status `DELETED`): a subscriber's
     /// last message about a project says so; evict the project then.
     async fn deleted(&self) -> bool {
-        self.status == ProjectStatus::Deleted
+        self.0.status == domain::ProjectStatus::Deleted
     }
 
     /// The project's events, oldest first.
@@ -96,34 +142,10 @@ impl Project {
         let state = ctx.data::<ApiState>()?;
         let rows = state
             .read
-            .history(&self.id, first)
+            .history(&self.0.id.to_string(), first)
             .await
             .map_err(ApiError::from)?;
         Ok(rows.into_iter().map(Event::from).collect())
-    }
-}
-
-impl From<ProjectRow> for Project {
-    fn from(row: ProjectRow) -> Self {
-        Self {
-            id: ID(row.id.to_string()),
-            name: row.name,
-            slug: row.slug,
-            path: row.path,
-            status: row.status.into(),
-            ports: Ports {
-                backend: row.backend_port,
-                frontend: row.frontend_port,
-                postgres: row.postgres_port,
-                redis: row.redis_port,
-            },
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            last_started_at: row.last_started_at,
-            last_stopped_at: row.last_stopped_at,
-            last_error: row.last_error,
-        }
     }
 }
 
@@ -139,29 +161,25 @@ impl Project {
         previous: Option<ProjectRow>,
         now: DateTime<Utc>,
     ) -> Option<Self> {
-        let id = project.id()?;
         let ports = project.ports()?;
-        let row =
-            |field: fn(&ProjectRow) -> Option<DateTime<Utc>>| previous.as_ref().and_then(field);
-        Some(Self {
-            id: ID(id.to_string()),
+        let previous = previous.as_ref();
+        Some(Self(ProjectRow {
+            id: project.id()?.as_uuid(),
             name: project.name()?.as_str().to_owned(),
             slug: project.slug()?.as_str().to_owned(),
             path: project.path()?.as_str().to_owned(),
-            status: project.status()?.into(),
-            ports: Ports {
-                backend: i32::from(ports.backend),
-                frontend: i32::from(ports.frontend),
-                postgres: i32::from(ports.postgres),
-                redis: i32::from(ports.redis),
-            },
+            backend_port: i32::from(ports.backend),
+            frontend_port: i32::from(ports.frontend),
+            postgres_port: i32::from(ports.postgres),
+            redis_port: i32::from(ports.redis),
+            status: project.status()?,
             version: i64::try_from(project.version()).unwrap_or(i64::MAX),
-            created_at: row(|r| Some(r.created_at)).unwrap_or(now),
+            created_at: previous.map_or(now, |r| r.created_at),
             updated_at: now,
-            last_started_at: row(|r| r.last_started_at),
-            last_stopped_at: row(|r| r.last_stopped_at),
-            last_error: previous.and_then(|r| r.last_error),
-        })
+            last_started_at: previous.and_then(|r| r.last_started_at),
+            last_stopped_at: previous.and_then(|r| r.last_stopped_at),
+            last_error: previous.and_then(|r| r.last_error.clone()),
+        }))
     }
 }
 
