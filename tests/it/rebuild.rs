@@ -139,6 +139,42 @@ async fn the_status_column_admits_exactly_the_domain_statuses_also_after_a_rebui
 }
 
 #[tokio::test]
+async fn a_shadow_table_left_by_an_interrupted_rebuild_gets_the_status_constraint_too() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    // The schema as it was before the constraint, with a rebuild's shadow
+    // table left half done.
+    let all = &infrastructure::db::MIGRATOR.migrations;
+    let before = all
+        .iter()
+        .position(|m| m.description.contains("project status check"))
+        .expect("the status constraint's migration");
+    let older = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all[..before].to_vec()),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    older.run(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE projects__rebuild (LIKE projects INCLUDING ALL EXCLUDING INDEXES)")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    infrastructure::db::migrate(&pool).await.unwrap();
+    for table in ["projects", "projects__rebuild"] {
+        let constraints: Vec<String> = sqlx::query_scalar(
+            "SELECT conname::text FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'",
+        )
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(constraints, ["projects_status_known"], "{table}");
+    }
+}
+
+#[tokio::test]
 async fn queries_are_answered_throughout_a_rebuild_while_events_keep_arriving() {
     let db = TestDb::create().await;
     let pool = migrated_pool(&db).await;
