@@ -6,7 +6,8 @@
 //! - `projects`: the `projects` table and its projection (statistics are a
 //!   view over it), and [`ProjectVersions`], one project's row at each
 //!   version.
-//! - `event_log`: the queryable event history and its projection.
+//! - `event_log`: the queryable event history and its projection; its
+//!   rows read back as the one view of an event, `infrastructure::nats::Envelope`.
 //! - `queries`: [`ReadModels`], every read the API makes.
 //! - `board`: [`ReadModels::board`], every live project and the feed
 //!   position the rows are at, read together.
@@ -33,8 +34,7 @@ pub use board::Board;
 pub use event_log::EventLogProjection;
 pub use projects::{ProjectRow, ProjectVersions, ProjectsProjection};
 pub use queries::{
-    EventFilter, EventRow, Page, ProjectFilter, ProjectStats, ProjectsProgress, QueryError,
-    ReadModels,
+    EventFilter, Page, ProjectFilter, ProjectStats, ProjectsProgress, QueryError, ReadModels,
 };
 pub use rebuild::{rebuild, Progress, RebuildError, RebuildOptions, RebuildOutcome, Rebuildable};
 pub use recent::RecentRows;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use domain::subject::pattern::escape_like;
 use domain::{ProjectStatus, SubjectFilter};
 use infrastructure::feed::{ConsumerStatus, FeedPosition};
+use infrastructure::nats::Envelope;
 use sqlx::PgPool;
 use std::sync::Arc;
 
@@ -54,49 +55,6 @@ pub struct ProjectFilter {
     pub status: Option<ProjectStatus>,
     /// Case-insensitive substring of the name or slug.
     pub search: Option<String>,
-}
-
-/// A row of `event_log`.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct EventRow {
-    /// Event id.
-    pub id: Uuid,
-    /// `hub.<hub_id>.<domain>.<action>`.
-    pub subject: String,
-    /// e.g. `Project`.
-    pub aggregate_type: String,
-    /// The aggregate instance.
-    pub aggregate_id: String,
-    /// Sequence within the aggregate.
-    pub sequence: i64,
-    /// e.g. `ProjectCreated`.
-    pub event_type: String,
-    /// e.g. `1.0`.
-    pub event_version: String,
-    /// Global insert position.
-    pub position: i64,
-    /// Writing transaction.
-    pub transaction_id: i64,
-    /// Correlation id, when the command had one.
-    pub correlation_id: Option<String>,
-    /// Causation id, when the command had one.
-    pub causation_id: Option<String>,
-    /// `{hub_id, service, user}`.
-    pub origin: serde_json::Value,
-    /// The event's fields.
-    pub payload: serde_json::Value,
-    /// When it was recorded.
-    pub timestamp: DateTime<Utc>,
-}
-
-impl EventRow {
-    /// The row's place in feed order.
-    pub fn feed_position(&self) -> FeedPosition {
-        FeedPosition {
-            transaction_id: self.transaction_id,
-            position: self.position,
-        }
-    }
 }
 
 /// Which events to list. Every field narrows the result.
@@ -257,12 +215,12 @@ impl ReadModels {
         filter: &EventFilter,
         first: u32,
         after: Option<&str>,
-    ) -> Result<Page<EventRow>, QueryError> {
+    ) -> Result<Page<Envelope>, QueryError> {
         let after = after
             .map(decode_event_cursor)
             .transpose()?
             .unwrap_or(FeedPosition::START);
-        let mut rows: Vec<EventRow> = sqlx::query_as(EVENT_LIST)
+        let mut rows: Vec<Envelope> = sqlx::query_as(EVENT_LIST)
             .bind(filter.subject.as_ref().map(SubjectFilter::sql_like))
             .bind(filter.subject.as_ref().map(SubjectFilter::sql_regex))
             .bind(filter.aggregate_id.as_deref())
@@ -290,7 +248,7 @@ impl ReadModels {
     ///
     /// # Errors
     /// When the database fails.
-    pub async fn event(&self, id: Uuid) -> Result<Option<EventRow>, QueryError> {
+    pub async fn event(&self, id: Uuid) -> Result<Option<Envelope>, QueryError> {
         Ok(sqlx::query_as("SELECT * FROM event_log WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -305,7 +263,7 @@ impl ReadModels {
         &self,
         aggregate_id: &str,
         first: u32,
-    ) -> Result<Vec<EventRow>, QueryError> {
+    ) -> Result<Vec<Envelope>, QueryError> {
         Ok(sqlx::query_as(
             "SELECT * FROM event_log WHERE aggregate_id = $1 ORDER BY sequence LIMIT $2",
         )

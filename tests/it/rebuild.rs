@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{ProjectCommand, ProjectId, ProjectName};
+use domain::{ProjectCommand, ProjectId, ProjectName, ProjectStatus};
 use hub_tests::feed::{migrated_pool, run, store_0_9_project_created};
 use hub_tests::process::Signal;
 use hub_tests::rebuild::{
@@ -15,7 +15,9 @@ use hub_tests::rebuild::{
     table_exists, HUB_ID,
 };
 use hub_tests::{wait_until, TestDb};
-use projections::{rebuild, status, ProjectionState, RebuildOptions, RebuildOutcome, Rebuildable};
+use projections::{
+    rebuild, status, ProjectionState, ReadModels, RebuildOptions, RebuildOutcome, Rebuildable,
+};
 
 #[tokio::test]
 async fn a_rebuild_equals_the_live_read_models_and_the_live_runner_carries_on() {
@@ -30,7 +32,7 @@ async fn a_rebuild_equals_the_live_read_models_and_the_live_runner_carries_on() 
     let schema_before = schema_names(&pool).await;
     assert_eq!(before.0.len(), 200);
     // A projection bug, as a rebuild is there to repair.
-    sqlx::query("UPDATE projects SET status = 'BROKEN', name = 'wrong'")
+    sqlx::query("UPDATE projects SET status = 'ERROR', name = 'wrong'")
         .execute(&pool)
         .await
         .unwrap();
@@ -87,6 +89,89 @@ async fn a_rebuild_equals_the_live_read_models_and_the_live_runner_carries_on() 
     )
     .await;
     caught_up(&pool).await;
+}
+
+#[tokio::test]
+async fn the_status_column_admits_exactly_the_domain_statuses_also_after_a_rebuild() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    let ids = generate_history(&bus(&pool), 1).await;
+    caught_up(&pool).await;
+    for projection in Rebuildable::all(HUB_ID) {
+        rebuild_fully(&pool, &projection).await;
+    }
+    let set_status = |status: &str| {
+        sqlx::query("UPDATE projects SET status = $2 WHERE id = $1")
+            .bind(ids[0].as_uuid())
+            .bind(status.to_owned())
+            .execute(&pool)
+    };
+    for status in ProjectStatus::ALL {
+        set_status(status.as_str())
+            .await
+            .unwrap_or_else(|err| panic!("{status} is refused: {err}"));
+    }
+    for unknown in ["BROKEN", "running", ""] {
+        let refused = set_status(unknown).await.expect_err(unknown);
+        let constraint = refused
+            .as_database_error()
+            .and_then(|db| db.constraint())
+            .map(str::to_owned);
+        assert_eq!(
+            constraint.as_deref(),
+            Some("projects_status_known"),
+            "{unknown:?}: {refused}"
+        );
+    }
+
+    // Were a value to get past the column, reading it is an error, not a
+    // status guessed for it.
+    sqlx::query("ALTER TABLE projects DROP CONSTRAINT projects_status_known")
+        .execute(&pool)
+        .await
+        .unwrap();
+    set_status("BROKEN").await.unwrap();
+    let read = ReadModels::new(pool.clone())
+        .project(ids[0].as_uuid())
+        .await;
+    assert!(read.is_err(), "an unknown status was read as {read:?}");
+}
+
+#[tokio::test]
+async fn a_shadow_table_left_by_an_interrupted_rebuild_gets_the_status_constraint_too() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    // The schema as it was before the constraint, with a rebuild's shadow
+    // table left half done.
+    let all = &infrastructure::db::MIGRATOR.migrations;
+    let before = all
+        .iter()
+        .position(|m| m.description.contains("project status check"))
+        .expect("the status constraint's migration");
+    let older = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all[..before].to_vec()),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    older.run(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE projects__rebuild (LIKE projects INCLUDING ALL EXCLUDING INDEXES)")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    infrastructure::db::migrate(&pool).await.unwrap();
+    for table in ["projects", "projects__rebuild"] {
+        let constraints: Vec<String> = sqlx::query_scalar(
+            "SELECT conname::text FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'",
+        )
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(constraints, ["projects_status_known"], "{table}");
+    }
 }
 
 #[tokio::test]

@@ -181,7 +181,7 @@ impl SubscriptionRoot {
             OnLag::End,
         );
         Ok(events.map(|event| match event {
-            Ok(event) => Ok(Event::from(event.as_ref())),
+            Ok(event) => Ok(Event::from(event)),
             Err(err) => Err(live_error(err)),
         }))
     }

@@ -1,16 +1,23 @@
 //! GraphQL object types, built from the read models' rows.
 
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Result, SimpleObject, ID};
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use infrastructure::nats::Envelope;
 use projections::cursor::encode_event_cursor;
-use projections::{EventRow, ProjectRow};
+use projections::ProjectRow;
 
 use super::error::ApiError;
 use super::ApiState;
 
+// The domain's `ProjectStatus` as GraphQL shows it (the doc comment is the
+// schema's description): `remote` derives the conversions both ways, each
+// an exhaustive match, so a status added to the domain does not compile
+// until it is listed here.
 /// Lifecycle state of a project.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::ProjectStatus")]
 pub enum ProjectStatus {
     /// Not running.
     Stopped,
@@ -26,34 +33,6 @@ pub enum ProjectStatus {
     Deleted,
 }
 
-impl From<domain::ProjectStatus> for ProjectStatus {
-    fn from(status: domain::ProjectStatus) -> Self {
-        use domain::ProjectStatus as S;
-        match status {
-            S::Stopped => Self::Stopped,
-            S::Starting => Self::Starting,
-            S::Running => Self::Running,
-            S::Stopping => Self::Stopping,
-            S::Error => Self::Error,
-            S::Deleted => Self::Deleted,
-        }
-    }
-}
-
-impl From<ProjectStatus> for domain::ProjectStatus {
-    fn from(status: ProjectStatus) -> Self {
-        use domain::ProjectStatus as S;
-        match status {
-            ProjectStatus::Stopped => S::Stopped,
-            ProjectStatus::Starting => S::Starting,
-            ProjectStatus::Running => S::Running,
-            ProjectStatus::Stopping => S::Stopping,
-            ProjectStatus::Error => S::Error,
-            ProjectStatus::Deleted => S::Deleted,
-        }
-    }
-}
-
 /// The four ports a project owns.
 #[derive(SimpleObject, Clone, Copy, Debug)]
 pub struct Ports {
@@ -67,43 +46,89 @@ pub struct Ports {
     pub redis: i32,
 }
 
-/// A project as the `projects` read model has it.
-#[derive(SimpleObject, Clone, Debug)]
-#[graphql(complex)]
-pub struct Project {
-    /// Project id.
-    pub id: ID,
-    /// Display name.
-    pub name: String,
-    /// Unique URL-safe name derived from the name.
-    pub slug: String,
-    /// Absolute path of the project's directory.
-    pub path: String,
-    /// Lifecycle state.
-    pub status: ProjectStatus,
-    /// Ports the project owns.
-    pub ports: Ports,
-    /// Number of events recorded for the project; pass it as
-    /// `expectedVersion` to guard against concurrent changes.
-    pub version: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// When it last started.
-    pub last_started_at: Option<DateTime<Utc>>,
-    /// When it last stopped.
-    pub last_stopped_at: Option<DateTime<Utc>>,
-    /// Why the last start or stop failed, if it did.
-    pub last_error: Option<String>,
+/// A project as GraphQL shows it: its `projects` row, rendered.
+#[derive(Clone, Debug)]
+pub struct Project(ProjectRow);
+
+impl From<ProjectRow> for Project {
+    fn from(row: ProjectRow) -> Self {
+        Self(row)
+    }
 }
 
-#[ComplexObject]
+/// A project as the `projects` read model has it.
+#[Object]
 impl Project {
+    /// Project id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Display name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Unique URL-safe name derived from the name.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    /// Absolute path of the project's directory.
+    async fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// Lifecycle state.
+    async fn status(&self) -> ProjectStatus {
+        self.0.status.into()
+    }
+
+    /// Ports the project owns.
+    async fn ports(&self) -> Ports {
+        Ports {
+            backend: self.0.backend_port,
+            frontend: self.0.frontend_port,
+            postgres: self.0.postgres_port,
+            redis: self.0.redis_port,
+        }
+    }
+
+    /// Number of events recorded for the project; pass it as
+    /// `expectedVersion` to guard against concurrent changes.
+    async fn version(&self) -> i64 {
+        self.0.version
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// When it last started.
+    async fn last_started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_started_at
+    }
+
+    /// When it last stopped.
+    async fn last_stopped_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_stopped_at
+    }
+
+    /// Why the last start or stop failed, if it did.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+
     /// Whether the project is deleted (status `DELETED`): a subscriber's
     /// last message about a project says so; evict the project then.
     async fn deleted(&self) -> bool {
-        self.status == ProjectStatus::Deleted
+        self.0.status == domain::ProjectStatus::Deleted
     }
 
     /// The project's events, oldest first.
@@ -117,39 +142,10 @@ impl Project {
         let state = ctx.data::<ApiState>()?;
         let rows = state
             .read
-            .history(&self.id, first)
+            .history(&self.0.id.to_string(), first)
             .await
             .map_err(ApiError::from)?;
         Ok(rows.into_iter().map(Event::from).collect())
-    }
-}
-
-impl From<ProjectRow> for Project {
-    fn from(row: ProjectRow) -> Self {
-        let status = row
-            .status
-            .parse::<domain::ProjectStatus>()
-            .map(ProjectStatus::from)
-            .unwrap_or(ProjectStatus::Error);
-        Self {
-            id: ID(row.id.to_string()),
-            name: row.name,
-            slug: row.slug,
-            path: row.path,
-            status,
-            ports: Ports {
-                backend: row.backend_port,
-                frontend: row.frontend_port,
-                postgres: row.postgres_port,
-                redis: row.redis_port,
-            },
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            last_started_at: row.last_started_at,
-            last_stopped_at: row.last_stopped_at,
-            last_error: row.last_error,
-        }
     }
 }
 
@@ -165,29 +161,25 @@ impl Project {
         previous: Option<ProjectRow>,
         now: DateTime<Utc>,
     ) -> Option<Self> {
-        let id = project.id()?;
         let ports = project.ports()?;
-        let row =
-            |field: fn(&ProjectRow) -> Option<DateTime<Utc>>| previous.as_ref().and_then(field);
-        Some(Self {
-            id: ID(id.to_string()),
+        let previous = previous.as_ref();
+        Some(Self(ProjectRow {
+            id: project.id()?.as_uuid(),
             name: project.name()?.as_str().to_owned(),
             slug: project.slug()?.as_str().to_owned(),
             path: project.path()?.as_str().to_owned(),
-            status: project.status()?.into(),
-            ports: Ports {
-                backend: i32::from(ports.backend),
-                frontend: i32::from(ports.frontend),
-                postgres: i32::from(ports.postgres),
-                redis: i32::from(ports.redis),
-            },
+            backend_port: i32::from(ports.backend),
+            frontend_port: i32::from(ports.frontend),
+            postgres_port: i32::from(ports.postgres),
+            redis_port: i32::from(ports.redis),
+            status: project.status()?,
             version: i64::try_from(project.version()).unwrap_or(i64::MAX),
-            created_at: row(|r| Some(r.created_at)).unwrap_or(now),
+            created_at: previous.map_or(now, |r| r.created_at),
             updated_at: now,
-            last_started_at: row(|r| r.last_started_at),
-            last_stopped_at: row(|r| r.last_stopped_at),
-            last_error: previous.and_then(|r| r.last_error),
-        })
+            last_started_at: previous.and_then(|r| r.last_started_at),
+            last_stopped_at: previous.and_then(|r| r.last_stopped_at),
+            last_error: previous.and_then(|r| r.last_error.clone()),
+        }))
     }
 }
 
@@ -202,94 +194,100 @@ pub struct Origin {
     pub user: String,
 }
 
-/// A recorded domain event.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Event {
-    /// Event id (also the NATS message id).
-    pub id: ID,
-    /// Opaque cursor of the event in commit order: pass it as `after` to
-    /// `events` (query or subscription) to continue after this event.
-    pub cursor: String,
-    /// `hub.<hub_id>.<domain>.<action>`.
-    pub subject: String,
-    /// e.g. `ProjectCreated`.
-    pub event_type: String,
-    /// e.g. `1.0`.
-    pub event_version: String,
-    /// e.g. `Project`.
-    pub aggregate_type: String,
-    /// The aggregate instance.
-    pub aggregate_id: String,
-    /// 1-based sequence within the aggregate.
-    pub sequence: i64,
-    /// Global insert position in the store.
-    pub position: i64,
-    /// Shared by everything one request caused.
-    pub correlation_id: Option<String>,
-    /// The message that caused this event.
-    pub causation_id: Option<String>,
-    /// Who and where.
-    pub origin: Origin,
-    /// The event's fields.
-    pub payload: async_graphql::Json<serde_json::Value>,
-    /// When it was recorded.
-    pub timestamp: DateTime<Utc>,
-}
+/// A recorded event as GraphQL shows it: the event's one view
+/// ([`Envelope`]), from the event log or from the live feed alike.
+#[derive(Clone, Debug)]
+pub struct Event(Arc<Envelope>);
 
-impl From<EventRow> for Event {
-    fn from(row: EventRow) -> Self {
-        let origin = |key: &str| {
-            row.origin
-                .get(key)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Self {
-            id: ID(row.id.to_string()),
-            cursor: encode_event_cursor(row.feed_position()),
-            subject: row.subject.clone(),
-            event_type: row.event_type.clone(),
-            event_version: row.event_version.clone(),
-            aggregate_type: row.aggregate_type.clone(),
-            aggregate_id: row.aggregate_id.clone(),
-            sequence: row.sequence,
-            position: row.position,
-            correlation_id: row.correlation_id.clone(),
-            causation_id: row.causation_id.clone(),
-            origin: Origin {
-                hub_id: origin("hub_id"),
-                service: origin("service"),
-                user: origin("user"),
-            },
-            payload: async_graphql::Json(row.payload.clone()),
-            timestamp: row.timestamp,
-        }
+impl From<Envelope> for Event {
+    fn from(envelope: Envelope) -> Self {
+        Self(Arc::new(envelope))
     }
 }
 
-impl From<&Envelope> for Event {
-    fn from(e: &Envelope) -> Self {
-        Self {
-            id: ID(e.id.to_string()),
-            cursor: encode_event_cursor(e.feed_position()),
-            subject: e.subject.clone(),
-            event_type: e.event_type.clone(),
-            event_version: e.event_version.clone(),
-            aggregate_type: e.aggregate_type.clone(),
-            aggregate_id: e.aggregate_id.clone(),
-            sequence: e.sequence,
-            position: e.position,
-            correlation_id: e.correlation_id.clone(),
-            causation_id: e.causation_id.clone(),
-            origin: Origin {
-                hub_id: e.origin.hub_id.clone(),
-                service: e.origin.service.clone(),
-                user: e.origin.user.clone(),
-            },
-            payload: async_graphql::Json(e.payload.clone()),
-            timestamp: e.timestamp,
+impl From<Arc<Envelope>> for Event {
+    fn from(envelope: Arc<Envelope>) -> Self {
+        Self(envelope)
+    }
+}
+
+/// A recorded domain event.
+#[Object]
+impl Event {
+    /// Event id (also the NATS message id).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Opaque cursor of the event in commit order: pass it as `after` to
+    /// `events` (query or subscription) to continue after this event.
+    async fn cursor(&self) -> String {
+        encode_event_cursor(self.0.feed_position())
+    }
+
+    /// `hub.<hub_id>.<domain>.<action>`.
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// e.g. `ProjectCreated`.
+    async fn event_type(&self) -> &str {
+        &self.0.event_type
+    }
+
+    /// e.g. `1.0`.
+    async fn event_version(&self) -> &str {
+        &self.0.event_version
+    }
+
+    /// e.g. `Project`.
+    async fn aggregate_type(&self) -> &str {
+        &self.0.aggregate_type
+    }
+
+    /// The aggregate instance.
+    async fn aggregate_id(&self) -> &str {
+        &self.0.aggregate_id
+    }
+
+    /// 1-based sequence within the aggregate.
+    async fn sequence(&self) -> i64 {
+        self.0.sequence
+    }
+
+    /// Global insert position in the store.
+    async fn position(&self) -> i64 {
+        self.0.position
+    }
+
+    /// Shared by everything one request caused.
+    async fn correlation_id(&self) -> Option<&str> {
+        self.0.correlation_id.as_deref()
+    }
+
+    /// The message that caused this event.
+    async fn causation_id(&self) -> Option<&str> {
+        self.0.causation_id.as_deref()
+    }
+
+    /// Who and where.
+    async fn origin(&self) -> Origin {
+        let origin = &self.0.origin;
+        Origin {
+            hub_id: origin.hub_id.clone(),
+            service: origin.service.clone(),
+            user: origin.user.clone(),
         }
+    }
+
+    /// The event's fields.
+    async fn payload(&self) -> async_graphql::Json<&serde_json::Value> {
+        async_graphql::Json(&self.0.payload)
+    }
+
+    /// When it was recorded.
+    async fn timestamp(&self) -> DateTime<Utc> {
+        self.0.timestamp
     }
 }
 

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use domain::SubjectFilter;
-use projections::{EventFilter, EventRow};
+use infrastructure::nats::Envelope;
+use infrastructure::Origin;
+use projections::EventFilter;
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -88,6 +90,10 @@ impl ListParams {
     }
 }
 
+// The event's one view (`Envelope`) without its store coordinates
+// (`event_version`, `position`, `transaction_id`), which this API has never
+// shown; the OpenAPI schema is derived from this struct (the doc comment is
+// its description).
 /// One event as the REST API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventBody {
@@ -97,7 +103,7 @@ pub struct EventBody {
     subject: String,
     /// Who recorded it: `{hub_id, service, user}`.
     #[schema(value_type = Object)]
-    origin: serde_json::Value,
+    origin: Origin,
     /// The request it belongs to.
     correlation_id: Option<String>,
     /// The event or request that caused it.
@@ -117,20 +123,20 @@ pub struct EventBody {
     sequence: i64,
 }
 
-impl From<EventRow> for EventBody {
-    fn from(row: EventRow) -> Self {
+impl From<Envelope> for EventBody {
+    fn from(event: Envelope) -> Self {
         Self {
-            id: row.id,
-            subject: row.subject,
-            origin: row.origin,
-            correlation_id: row.correlation_id,
-            causation_id: row.causation_id,
-            payload: row.payload,
-            timestamp: row.timestamp,
-            event_type: row.event_type,
-            aggregate_type: row.aggregate_type,
-            aggregate_id: row.aggregate_id,
-            sequence: row.sequence,
+            id: event.id,
+            subject: event.subject,
+            origin: event.origin,
+            correlation_id: event.correlation_id,
+            causation_id: event.causation_id,
+            payload: event.payload,
+            timestamp: event.timestamp,
+            event_type: event.event_type,
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            sequence: event.sequence,
         }
     }
 }

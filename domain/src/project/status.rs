@@ -72,6 +72,15 @@ impl FromStr for ProjectStatus {
     }
 }
 
+impl TryFrom<String> for ProjectStatus {
+    type Error = ParseStatusError;
+
+    /// Parses an owned code, as a column read from the database holds it.
+    fn try_from(input: String) -> Result<Self, ParseStatusError> {
+        input.parse()
+    }
+}
+
 /// A string that is not one of the [`ProjectStatus`] codes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("'{input}' is not a project status; expected one of STOPPED, STARTING, RUNNING, STOPPING, ERROR, DELETED")]
@@ -87,6 +96,7 @@ mod tests {
     fn every_status_round_trips_through_its_code() {
         for status in ProjectStatus::ALL {
             assert_eq!(status.as_str().parse::<ProjectStatus>(), Ok(status));
+            assert_eq!(ProjectStatus::try_from(status.to_string()), Ok(status));
             assert_eq!(status.to_string(), status.as_str());
         }
     }
@@ -107,6 +117,10 @@ mod tests {
     fn an_unknown_or_lower_case_code_is_rejected() {
         for input in ["", "running", "RUN", "DELETED "] {
             assert!(input.parse::<ProjectStatus>().is_err(), "{input:?}");
+            assert!(
+                ProjectStatus::try_from(input.to_owned()).is_err(),
+                "{input:?}"
+            );
         }
     }
 

@@ -1,5 +1,7 @@
-//! The JSON body of every event published to NATS (and streamed to clients):
-//! the original event-system design's envelope plus the store's coordinates.
+//! The one public view of an event: the original event-system design's
+//! envelope plus the store's coordinates. It is the JSON published to NATS
+//! and streamed to clients (SSE, WebSocket), a row of the `event_log` read
+//! model, and what the GraphQL `Event` and the REST body render.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,14 +20,16 @@ pub const CAUSATION_HEADER: &str = "Hub-Causation-Id";
 /// Header carrying the event type.
 pub const EVENT_TYPE_HEADER: &str = "Hub-Event-Type";
 
-/// One event as published.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One event as published, and as `event_log` holds it (its columns have
+/// these names; `origin` is JSON there).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Envelope {
     /// Event id (also the `Nats-Msg-Id`).
     pub id: Uuid,
     /// `hub.<hub_id>.<domain>.<action>`.
     pub subject: String,
     /// Who and where.
+    #[sqlx(json)]
     pub origin: Origin,
     /// Shared by everything one request caused.
     pub correlation_id: Option<String>,

@@ -48,7 +48,7 @@ pub(super) fn apply(
             frontend_port: i32::from(ports.frontend),
             postgres_port: i32::from(ports.postgres),
             redis_port: i32::from(ports.redis),
-            status: ProjectStatus::Stopped.as_str().to_owned(),
+            status: ProjectStatus::Stopped,
             version: event.sequence,
             created_at: at,
             updated_at: at,
@@ -77,24 +77,24 @@ pub(super) fn apply(
     match parsed {
         ProjectEvent::ProjectCreated { .. } => {}
         ProjectEvent::ProjectStartRequested {} => {
-            row.status = ProjectStatus::Starting.as_str().to_owned();
+            row.status = ProjectStatus::Starting;
         }
         ProjectEvent::ProjectStopRequested {} | ProjectEvent::ProjectRestartRequested {} => {
-            row.status = ProjectStatus::Stopping.as_str().to_owned();
+            row.status = ProjectStatus::Stopping;
         }
         ProjectEvent::ProjectStarted {} => {
-            row.status = ProjectStatus::Running.as_str().to_owned();
+            row.status = ProjectStatus::Running;
             row.last_started_at = Some(at);
             row.last_error = None;
         }
         ProjectEvent::ProjectStopped {} => {
-            row.status = ProjectStatus::Stopped.as_str().to_owned();
+            row.status = ProjectStatus::Stopped;
             row.last_stopped_at = Some(at);
             row.last_error = None;
         }
         ProjectEvent::ProjectStartFailed { reason }
         | ProjectEvent::ProjectStopFailed { reason } => {
-            row.status = ProjectStatus::Error.as_str().to_owned();
+            row.status = ProjectStatus::Error;
             row.last_error = Some(reason.as_str().to_owned());
         }
         ProjectEvent::ProjectRenamed { name, slug } => {
@@ -102,7 +102,7 @@ pub(super) fn apply(
             row.slug = slug.as_str().to_owned();
         }
         ProjectEvent::ProjectDeleted {} => {
-            row.status = ProjectStatus::Deleted.as_str().to_owned();
+            row.status = ProjectStatus::Deleted;
         }
     }
     row.version = event.sequence;

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use domain::ProjectStatus;
 use infrastructure::feed::{
     checkpoint_cte, CheckpointMove, ConsumerError, FeedConsumer, StoredEvent,
 };
@@ -44,8 +45,11 @@ pub struct ProjectRow {
     pub postgres_port: i32,
     /// Port of the project's Redis.
     pub redis_port: i32,
-    /// `STOPPED`, `RUNNING`, ..., `DELETED`.
-    pub status: String,
+    /// Where the project is in its lifecycle. The column holds its code
+    /// ([`ProjectStatus::as_str`]), and its CHECK constraint admits no
+    /// other, so reading anything else is a decode error, never a guess.
+    #[sqlx(try_from = "String")]
+    pub status: ProjectStatus,
     /// Sequence of the last event applied.
     pub version: i64,
     /// When the project was created.
@@ -298,7 +302,7 @@ fn upsert_arguments(rows: &[ProjectRow]) -> Result<PgArguments, BoxDynError> {
     args.add(col(rows, |r| r.frontend_port))?;
     args.add(col(rows, |r| r.postgres_port))?;
     args.add(col(rows, |r| r.redis_port))?;
-    args.add(col(rows, |r| r.status.clone()))?;
+    args.add(col(rows, |r| r.status.as_str()))?;
     args.add(col(rows, |r| r.version))?;
     args.add(col(rows, |r| r.created_at))?;
     args.add(col(rows, |r| r.updated_at))?;

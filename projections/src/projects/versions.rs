@@ -231,7 +231,7 @@ mod tests {
                 .apply(&e)
                 .expect("a project event")
                 .expect("a change");
-            seen.push((row.status.clone(), row.version));
+            seen.push((row.status, row.version));
         }
         let seen: Vec<(&str, i64)> = seen.iter().map(|(s, v)| (s.as_str(), *v)).collect();
         assert_eq!(

@@ -244,7 +244,7 @@ mod tests {
                 frontend_port: 2,
                 postgres_port: 3,
                 redis_port: 4,
-                status: "STOPPED".to_owned(),
+                status: domain::ProjectStatus::Stopped,
                 version: n,
                 created_at: now,
                 updated_at: now,

@@ -89,7 +89,7 @@ impl ProjectChange {
 }
 
 fn is_deleted(row: &ProjectRow) -> bool {
-    row.status == domain::ProjectStatus::Deleted.as_str()
+    row.status == domain::ProjectStatus::Deleted
 }
 
 /// The events after `start` that pass `filter`: from the store, then live
