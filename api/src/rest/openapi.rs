@@ -36,7 +36,7 @@ use crate::app::AppState;
         super::stream::stream,
         crate::http::health::health,
         crate::http::health::nats,
-        crate::metrics::scrape,
+        crate::metrics::scrape::scrape,
         document,
     ),
     modifiers(&Refusals),

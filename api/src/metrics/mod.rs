@@ -8,25 +8,28 @@
 //! NATS and database reachability.
 //! Each [`Metrics`] has its own registry, so several hubs in one process
 //! (tests) do not mix their numbers.
+//!
+//! Layout: this file holds the registry and what is counted as it happens;
+//! `http` the middleware that counts requests; `scrape` the `GET /metrics`
+//! endpoint, which reads the scrape-time gauges.
+
+mod http;
+pub mod scrape;
+
+pub use http::track_http;
+pub use scrape::scrape;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use cqrs_es::Aggregate as _;
 use domain::Project;
-use infrastructure::nats::NatsRelay;
 use infrastructure::{CommandError, Executed};
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
-use std::sync::Arc;
-
-use crate::app::AppState;
 
 /// How a command ended, as the `outcome` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,161 +315,6 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts each request by method, matched route and status.
-/// Every label has a bounded set of values, so probing cannot grow the
-/// series: requests that match no route are counted under
-/// `route="unmatched"`, and methods other than the standard ones under
-/// `method="other"`.
-pub async fn track_http(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    metrics.observe_http(method, &route, response.status(), started.elapsed());
-    response
-}
-
-/// The `method` label: a standard method's name, or `other`.
-fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    [
-        (Method::GET, "GET"),
-        (Method::HEAD, "HEAD"),
-        (Method::POST, "POST"),
-        (Method::PUT, "PUT"),
-        (Method::DELETE, "DELETE"),
-        (Method::CONNECT, "CONNECT"),
-        (Method::OPTIONS, "OPTIONS"),
-        (Method::TRACE, "TRACE"),
-        (Method::PATCH, "PATCH"),
-    ]
-    .into_iter()
-    .find(|(standard, _)| standard == method)
-    .map_or("other", |(_, name)| name)
-}
-
-/// `GET /metrics`: refreshes the scrape-time gauges, then answers the
-/// registry in the Prometheus text format. Needs the token when one is set.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    operation_id = "getMetrics",
-    tag = "meta",
-    summary = "Metrics in the Prometheus text format",
-    responses(
-        (status = 200, description = "The metrics (`docs/EVENT_SYSTEM.md` lists them).",
-            content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
-        (status = 401, description = "A token is configured and was not sent.", body = crate::rest::error::ErrorBody),
-    ),
-    security((), ("token" = []))
-)]
-pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    // Prometheus scrapes with `authorization: Bearer <token>`.
-    if !state.access.can_write(&headers) {
-        return crate::http::access::unauthenticated();
-    }
-    let metrics = &state.metrics;
-    let database_up = infrastructure::db::ping(&state.pool).await;
-    metrics.database_up.set(i64::from(database_up));
-    metrics
-        .nats_connected
-        .set(i64::from(infrastructure::nats::is_connected(&state.nats)));
-    metrics
-        .subscriptions
-        .set(state.rest.live.subscribers() as i64);
-    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    metrics.connections.set(count(state.connections.open()));
-    metrics.sockets.set(count(state.sockets.open()));
-    // Stale lags would mislead: without an answer, the series disappear.
-    metrics.feed_lag.reset();
-    metrics.feed_parked.reset();
-    metrics.relay_lag.set(0);
-    metrics.feed_wait.set(0.0);
-    if database_up {
-        match infrastructure::feed::fence_holders(&state.pool, 1).await {
-            Ok(holders) => {
-                if let Some(oldest) = holders.first() {
-                    metrics.feed_wait.set(oldest.open_seconds);
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "could not read the feed's fence holders for /metrics")
-            }
-        }
-    }
-    let parked = if database_up {
-        infrastructure::feed::parked_counts(&state.pool)
-            .await
-            .inspect_err(
-                |err| tracing::warn!(error = %err, "could not count parked events for /metrics"),
-            )
-            .ok()
-    } else {
-        None
-    };
-    for feed in state.feeds.iter() {
-        let name = feed.name();
-        let status = feed.status();
-        metrics
-            .feed_handled
-            .with_label_values(&[name])
-            .set(status.handled);
-        metrics
-            .feed_batches
-            .with_label_values(&[name])
-            .set(i64::try_from(status.batches).unwrap_or(i64::MAX));
-        if let Some(parked) = &parked {
-            metrics
-                .feed_parked
-                .with_label_values(&[name])
-                .set(parked.get(name).copied().unwrap_or(0));
-        }
-        metrics
-            .feed_active
-            .with_label_values(&[name])
-            .set(i64::from(status.active));
-        metrics
-            .feed_failures
-            .with_label_values(&[name])
-            .set(i64::from(status.consecutive_failures));
-        if !database_up {
-            continue;
-        }
-        match infrastructure::feed::consumer_lag(&state.pool, name).await {
-            Ok(lag) => {
-                metrics.feed_lag.with_label_values(&[name]).set(lag);
-                if name == NatsRelay::NAME {
-                    metrics.relay_lag.set(lag);
-                }
-            }
-            Err(err) => {
-                tracing::warn!(consumer = name, error = %err, "could not read a feed consumer's lag for /metrics")
-            }
-        }
-    }
-    match metrics.encode() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "could not encode the metrics");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,19 +339,5 @@ mod tests {
             "hub_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1"
         ));
         assert!(text.contains("# TYPE hub_relay_lag_events gauge"));
-    }
-
-    #[test]
-    fn invented_methods_share_one_label() {
-        use axum::http::Method;
-        assert_eq!(method_label(&Method::POST), "POST");
-        assert_eq!(
-            method_label(&Method::from_bytes(b"PURGE").unwrap()),
-            "other"
-        );
-        assert_eq!(
-            method_label(&Method::from_bytes(b"X1234").unwrap()),
-            "other"
-        );
     }
 }
