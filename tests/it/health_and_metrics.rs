@@ -74,10 +74,13 @@ async fn metrics_count_commands_events_requests_and_report_lags_and_subscription
     let _ = rest::get(&hub, "/no/such/route").await;
     let _socket = open_stream(&hub, "", &[], None).await.expect("upgrade");
 
+    // A loaded NATS server may drop the client for a moment (it then
+    // reconnects): the scrape to check is one taken while it is connected.
     let text = wait_until("the relay and read models to catch up", SETTLES, || async {
         let text = metrics(&hub).await;
         (sample(&text, "hub_relay_lag_events") == Some(0.0)
-            && sample(&text, "hub_feed_lag_events{consumer=\"event_log\"}") == Some(0.0))
+            && sample(&text, "hub_feed_lag_events{consumer=\"event_log\"}") == Some(0.0)
+            && sample(&text, "hub_nats_connected") == Some(1.0))
         .then_some(text)
     })
     .await;
