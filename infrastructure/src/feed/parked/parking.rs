@@ -141,18 +141,19 @@ pub(crate) async fn park(
 /// inside `tx`, the events of `events` whose rows cannot be read back and
 /// the later events of their aggregates (and of the aggregates already in
 /// `held`, which it extends), as a runner would; returns the others, to be
-/// handed to the consumer.
+/// handed to the consumer (borrowed when that is all of them, as nearly
+/// always: a rebuild's batch is not copied).
 ///
 /// # Errors
 /// Fails when the database fails.
-pub async fn park_unreadable_in_replay(
+pub async fn park_unreadable_in_replay<'a>(
     tx: &mut PgConnection,
     consumer: &str,
-    events: &[StoredEvent],
+    events: &'a [StoredEvent],
     held: &mut HeldBack,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
+) -> Result<Cow<'a, [StoredEvent]>, sqlx::Error> {
     if held.is_empty() && events.iter().all(|e| e.unreadable.is_none()) {
-        return Ok(events.to_vec());
+        return Ok(Cow::Borrowed(events));
     }
     let mut to_handle = Vec::with_capacity(events.len());
     for event in events {
@@ -166,5 +167,5 @@ pub async fn park_unreadable_in_replay(
             to_handle.push(event.clone());
         }
     }
-    Ok(to_handle)
+    Ok(Cow::Owned(to_handle))
 }
