@@ -61,6 +61,16 @@ impl SubjectFilter {
         }
     }
 
+    /// Whether [`Self::sql_like`] alone decides: a literal NATS subject (its
+    /// `LIKE` pattern is the subject itself) or a `LIKE` pattern. Then
+    /// [`Self::sql_regex`] adds nothing, and a query can leave it out.
+    pub fn is_decided_by_like(&self) -> bool {
+        match self {
+            Self::Nats(pattern) => pattern.is_literal(),
+            Self::Like(_) => true,
+        }
+    }
+
     /// A PostgreSQL regular expression that decides after [`Self::sql_like`]:
     /// the NATS pattern's equivalent, or for a `LIKE` pattern the empty
     /// expression, which every subject matches.
@@ -152,5 +162,17 @@ mod tests {
         let nats = SubjectFilter::parse("hub.x.>").unwrap();
         assert_eq!(nats.sql_like(), "hub.x.%");
         assert_eq!(nats.sql_regex(), "^hub\\.x\\..+$");
+    }
+
+    #[test]
+    fn only_a_literal_subject_or_a_like_pattern_is_decided_by_like_alone() {
+        let decided = |p: &str| SubjectFilter::parse(p).unwrap().is_decided_by_like();
+        assert!(decided("hub.h.audit.done"));
+        assert!(decided("hub.h.%"));
+        assert!(!decided("hub.h.*.done"));
+        assert!(!decided("hub.h.>"));
+        // A literal's `LIKE` pattern matches exactly that subject.
+        let literal = SubjectFilter::parse("hub.a_b.c").unwrap();
+        assert_eq!(literal.sql_like(), "hub.a\\_b.c");
     }
 }
