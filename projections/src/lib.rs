@@ -9,6 +9,8 @@
 //! - `event_log`: the queryable event history and its projection; its
 //!   rows read back as the one view of an event, `infrastructure::nats::Envelope`.
 //! - `queries`: [`ReadModels`], every read the API makes.
+//! - `event_list`: the event log's filtered pages, and why each stays
+//!   bounded as the log grows.
 //! - `board`: [`ReadModels::board`], every live project and the feed
 //!   position the rows are at, read together.
 //! - `since`: where a replay of the events recorded since a time starts
@@ -22,6 +24,7 @@
 
 pub mod board;
 pub mod cursor;
+mod event_list;
 pub mod event_log;
 pub mod projects;
 pub mod queries;

@@ -114,18 +114,6 @@ WHERE (CASE WHEN $1::text IS NULL THEN status <> 'DELETED' ELSE status = $1 END)
 ORDER BY created_at, id
 LIMIT $5";
 
-const EVENT_LIST: &str = "\
-SELECT * FROM event_log
-WHERE ($1::text IS NULL OR (subject LIKE $1 ESCAPE '\\' AND subject ~ $2))
-  AND ($3::text IS NULL OR aggregate_id = $3)
-  AND ($4::text IS NULL OR correlation_id = $4)
-  AND ($5::text[] IS NULL OR event_type = ANY($5))
-  AND ($6::timestamptz IS NULL OR \"timestamp\" >= $6)
-  AND ($7::timestamptz IS NULL OR \"timestamp\" < $7)
-  AND (transaction_id, position) > ($8, $9)
-ORDER BY transaction_id, position
-LIMIT $10";
-
 impl ReadModels {
     /// Reads from `pool`.
     pub fn new(pool: PgPool) -> Self {
@@ -206,7 +194,8 @@ impl ReadModels {
             .await?)
     }
 
-    /// A page of events in feed order.
+    /// A page of events in feed order (how each filter's page stays
+    /// bounded: `event_list`).
     ///
     /// # Errors
     /// A foreign cursor, or the database fails.
@@ -220,19 +209,8 @@ impl ReadModels {
             .map(decode_event_cursor)
             .transpose()?
             .unwrap_or(FeedPosition::START);
-        let mut rows: Vec<Envelope> = sqlx::query_as(EVENT_LIST)
-            .bind(filter.subject.as_ref().map(SubjectFilter::sql_like))
-            .bind(filter.subject.as_ref().map(SubjectFilter::sql_regex))
-            .bind(filter.aggregate_id.as_deref())
-            .bind(filter.correlation_id.as_deref())
-            .bind(filter.event_types.as_deref())
-            .bind(filter.since)
-            .bind(filter.until)
-            .bind(after.transaction_id)
-            .bind(after.position)
-            .bind(i64::from(first) + 1)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut rows =
+            crate::event_list::page_rows(&self.pool, filter, after, i64::from(first) + 1).await?;
         let has_next_page = rows.len() > first as usize;
         rows.truncate(first as usize);
         Ok(Page {

@@ -13,6 +13,7 @@ mod contention;
 mod database_outage;
 mod event_consumer;
 mod event_feed;
+mod event_pages;
 mod feed_runners;
 mod graphql_admin;
 mod graphql_concurrency;

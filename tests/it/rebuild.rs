@@ -386,8 +386,8 @@ async fn an_outdated_read_model_is_listed_and_a_rebuild_records_the_code_version
     let listed = status::list(&pool, HUB_ID).await.unwrap();
     assert_eq!(
         versions(&listed),
-        vec![("projects", 1, 1, false), ("event_log", 1, 1, false)],
-        "a fresh install counts as version 1"
+        vec![("projects", 1, 1, false), ("event_log", 2, 2, false)],
+        "a fresh install is at the current versions (migration 0010 moved an empty log to 2)"
     );
     assert!(status::outdated(&pool, HUB_ID).await.unwrap().is_empty());
 
@@ -399,7 +399,7 @@ async fn an_outdated_read_model_is_listed_and_a_rebuild_records_the_code_version
     let listed = status::list(&pool, HUB_ID).await.unwrap();
     assert_eq!(
         versions(&listed),
-        vec![("projects", 0, 1, true), ("event_log", 1, 1, false)]
+        vec![("projects", 0, 1, true), ("event_log", 2, 2, false)]
     );
     assert_eq!(
         status::outdated(&pool, HUB_ID).await.unwrap(),
@@ -419,13 +419,13 @@ async fn an_outdated_read_model_is_listed_and_a_rebuild_records_the_code_version
             .unwrap();
     assert_eq!(stored, Rebuildable::Projects.code_version());
 
-    // A row lost (e.g. deleted by hand) counts as version 1 too.
+    // A row lost (e.g. deleted by hand) counts as version 1: outdated.
     sqlx::query("DELETE FROM read_model_versions WHERE read_model = 'event_log'")
         .execute(&pool)
         .await
         .unwrap();
     let listed = status::list(&pool, HUB_ID).await.unwrap();
-    assert_eq!(versions(&listed)[1], ("event_log", 1, 1, false));
+    assert_eq!(versions(&listed)[1], ("event_log", 1, 2, true));
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 //! The `event_log` read model: the queryable history of every event, each
 //! in today's shape (older shapes are upcast on the way in).
+//!
+//! Layout: this module's projection writes batches with one multi-row
+//! insert; `copy` writes a rebuild's bulk with a binary `COPY`.
 
 use std::borrow::Cow;
 
@@ -9,6 +12,10 @@ use infrastructure::feed::{
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments as _, PgConnection};
+
+pub(crate) use copy::EventLogCopy;
+
+mod copy;
 
 /// Feeds `event_log` from the store, one multi-row insert per batch (with
 /// the checkpoint's move in the same statement when the runner allows).
@@ -77,12 +84,34 @@ impl EventLogProjection {
 
 /// The batch's rows, from 14 arrays; `{table}` is replaced by the target
 /// table.
+///
+/// Each row also gets its `timestamp_high_water` (migration 0010): a row
+/// after the table's last row in feed order (every row of a batch, as
+/// batches come in feed order) gets the latest timestamp of itself, of the
+/// batch's rows before it, and of the table's in-order rows (the last
+/// row's mark; the table's highest when the last row has none, which is
+/// rare: rows written before the column existed). A row before the table's
+/// last row (a parked event handled later) gets none: marks stay
+/// non-decreasing in feed order, and such rows are searched apart.
 const ROWS: &str = "\
 INSERT INTO {table} (id, subject, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                       position, transaction_id, correlation_id, causation_id, origin, payload, \"timestamp\")
-SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
-                     $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
-                     $14::timestamptz[])";
+                       position, transaction_id, correlation_id, causation_id, origin, payload, \"timestamp\",
+                       timestamp_high_water)
+SELECT e.id, e.subject, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version,
+       e.position, e.transaction_id, e.correlation_id, e.causation_id, e.origin, e.payload, e.at,
+       CASE WHEN e.in_order THEN greatest(e.high_water, max(e.at) FILTER (WHERE e.in_order)
+                                                        OVER (ORDER BY e.transaction_id, e.position)) END
+FROM (SELECT b.*, last.high_water,
+             last.position IS NULL OR (b.transaction_id, b.position) > (last.transaction_id, last.position) AS in_order
+      FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+                  $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
+                  $14::timestamptz[])
+               AS b (id, subject, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                     position, transaction_id, correlation_id, causation_id, origin, payload, at)
+      LEFT JOIN (SELECT transaction_id, position,
+                        coalesce(timestamp_high_water,
+                                 (SELECT max(timestamp_high_water) FROM {table})) AS high_water
+                 FROM {table} ORDER BY transaction_id DESC, position DESC LIMIT 1) AS last ON true) AS e";
 
 /// An event already in the log (its batch handled again) stays as it is.
 const ON_CONFLICT: &str = "ON CONFLICT (id) DO NOTHING";

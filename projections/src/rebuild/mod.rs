@@ -10,6 +10,12 @@
 //! views over the table and hands the rebuild's checkpoint to the live
 //! consumer. The old table is dropped afterwards.
 //!
+//! The shadow table starts without its secondary indexes (`event_log`'s
+//! without any index: its rows are copied in with a binary `COPY`), and
+//! they are built once the bulk of the log is in: building an index over a
+//! full table is much cheaper than keeping it up to date row by row (see
+//! `replay`).
+//!
 //! The shadow table and its checkpoint survive a crash or Ctrl-C, so a
 //! rebuild started again continues where the last one stopped.
 //!
@@ -18,14 +24,14 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use infrastructure::feed::{advance_checkpoint, ConsumerError, FeedConsumer, FeedPosition};
+use infrastructure::feed::{held_back, ConsumerError, FeedConsumer};
 use sqlx::{Connection as _, PgConnection, PgPool};
 
-use infrastructure::feed::read_after as read_batch;
-use infrastructure::feed::{held_back, park_unreadable_in_replay, HeldBack};
+use replay::{Pass, Replay};
 use statistics::{analyze, stale_after};
 use tables::{create_deferred_indexes, prepare_shadow, switch};
 
+mod replay;
 mod statistics;
 mod tables;
 
@@ -35,8 +41,9 @@ use crate::{EventLogProjection, ProjectsProjection};
 /// The code version of the `projects` projection (see
 /// [`Rebuildable::code_version`]).
 const PROJECTS_CODE_VERSION: i32 = 1;
-/// The code version of the `event_log` projection.
-const EVENT_LOG_CODE_VERSION: i32 = 1;
+/// The code version of the `event_log` projection (2: rows carry their
+/// timestamps' high-water mark, migration 0010).
+const EVENT_LOG_CODE_VERSION: i32 = 2;
 
 /// A read model that can be rebuilt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +91,13 @@ impl Rebuildable {
             Rebuildable::Projects => PROJECTS_CODE_VERSION,
             Rebuildable::EventLog { .. } => EVENT_LOG_CODE_VERSION,
         }
+    }
+
+    /// Whether the projection's bulk pass needs the shadow table's primary
+    /// key: `projects` upserts on it; `event_log`'s rows are copied into a
+    /// table without any index, and its key is built with the others.
+    pub(crate) fn bulk_needs_primary_key(&self) -> bool {
+        matches!(self, Rebuildable::Projects)
     }
 
     /// The live table.
@@ -255,24 +269,20 @@ async fn run(
     prepare_shadow(conn, projection).await?;
     let (checkpoint, done) = checkpoint_of(conn, &key).await?;
     let (remaining, _) = lag_on(conn, &key).await?;
-    let mut replay = Replay {
-        consumer: projection.consumer(&projection.shadow_table()),
-        held: held_back(conn, &key).await?,
-        checkpoint,
-        progress: Progress {
-            done,
-            total: done + remaining,
-            this_run: 0,
-            elapsed: Duration::ZERO,
-        },
-        started,
+    let progress = Progress {
+        done,
+        total: done + remaining,
+        this_run: 0,
+        elapsed: Duration::ZERO,
     };
+    let held = held_back(conn, &key).await?;
+    let mut replay = Replay::new(conn, projection, held, checkpoint, progress, started).await?;
     tracing::info!(done, total = replay.progress.total, "rebuild started");
     // Secondary indexes are built once at the end: much cheaper than keeping
     // them up to date row by row. Then the events that arrived meanwhile.
     for pass in [Pass::Bulk, Pass::AfterIndexes] {
         if replay
-            .catch_up(conn, reader, projection, options, on_batch)
+            .catch_up(pass, conn, reader, projection, options, on_batch)
             .await?
             .is_break()
         {
@@ -314,83 +324,4 @@ async fn run(
     }
     tracing::info!(events = progress.done, "rebuild switched over");
     Ok(RebuildOutcome::Switched(progress))
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    Bulk,
-    AfterIndexes,
-}
-
-/// A replay into the shadow table in progress.
-struct Replay {
-    consumer: Box<dyn FeedConsumer>,
-    /// Aggregates with an event that cannot be read back: their events are
-    /// parked under the rebuild's key, and move to the live consumer's at
-    /// the switch.
-    held: HeldBack,
-    checkpoint: FeedPosition,
-    progress: Progress,
-    started: Instant,
-}
-
-impl Replay {
-    /// Replays batches until the head of the log, or until `on_batch` breaks.
-    ///
-    /// Batch `n + 1` is read on `reader` while batch `n` is written on
-    /// `conn`. That read cannot see past the write's own transaction (the
-    /// feed's fence), so an empty read is repeated once the write committed
-    /// before the log counts as caught up.
-    async fn catch_up(
-        &mut self,
-        conn: &mut PgConnection,
-        reader: &mut PgConnection,
-        projection: &Rebuildable,
-        options: &RebuildOptions,
-        on_batch: &mut impl FnMut(&Progress) -> ControlFlow<()>,
-    ) -> Result<ControlFlow<()>, RebuildError> {
-        let key = projection.rebuild_consumer();
-        let mut next = read_batch(reader, self.checkpoint, options.batch_size).await?;
-        loop {
-            let events = std::mem::take(&mut next);
-            let Some(last) = events.last().map(|e| e.feed_position()) else {
-                return Ok(ControlFlow::Continue(()));
-            };
-            let count = events.len() as i64;
-            let from = self.checkpoint;
-            let consumer = self.consumer.as_ref();
-            let held = &mut self.held;
-            let write = async {
-                let mut tx = conn.begin().await?;
-                let readable = park_unreadable_in_replay(&mut tx, &key, &events, held).await?;
-                consumer
-                    .handle(&mut tx, &readable)
-                    .await
-                    .map_err(|source| RebuildError::Consumer {
-                        name: projection.name(),
-                        source,
-                    })?;
-                if !advance_checkpoint(&mut tx, &key, from, last, count).await? {
-                    return Err(RebuildError::LostCheckpoint(key.clone()));
-                }
-                tx.commit().await?;
-                Ok::<_, RebuildError>(())
-            };
-            let (written, read) = tokio::join!(write, read_batch(reader, last, options.batch_size));
-            written?;
-            next = read?;
-            if next.is_empty() {
-                next = read_batch(reader, last, options.batch_size).await?;
-            }
-            self.checkpoint = last;
-            let progress = &mut self.progress;
-            progress.this_run += count;
-            progress.done += count;
-            progress.total = progress.total.max(progress.done);
-            progress.elapsed = self.started.elapsed();
-            if on_batch(progress).is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
-        }
-    }
 }

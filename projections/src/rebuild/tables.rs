@@ -42,25 +42,16 @@ pub(super) async fn prepare_shadow(
     sqlx::query(&format!("DROP TABLE IF EXISTS {shadow}"))
         .execute(&mut *tx)
         .await?;
-    // Only the primary key now (the projections upsert on it); the other
-    // indexes are built once the bulk of the log is in.
+    // At most the primary key now (when the projection's bulk upserts on
+    // it); the other indexes are built once the bulk of the log is in.
     sqlx::query(&format!(
         "CREATE TABLE {shadow} (LIKE {} INCLUDING ALL EXCLUDING INDEXES)",
         projection.table()
     ))
     .execute(&mut *tx)
     .await?;
-    let primary_key: Option<String> = sqlx::query_scalar(
-        "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
-         WHERE conrelid = $1::regclass AND contype = 'p'",
-    )
-    .bind(projection.table())
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(primary_key) = primary_key {
-        sqlx::query(&format!("ALTER TABLE {shadow} ADD {primary_key}"))
-            .execute(&mut *tx)
-            .await?;
+    if projection.bulk_needs_primary_key() {
+        add_primary_key(&mut tx, projection).await?;
     }
     sqlx::query(
         "INSERT INTO feed_checkpoints (consumer) VALUES ($1) \
@@ -79,13 +70,15 @@ pub(super) async fn prepare_shadow(
     Ok(())
 }
 
-/// Builds on the shadow table every index of the live table it lacks
-/// (named `<index>__rebuild` until the switch renames them). Idempotent, so
-/// an interrupted rebuild can run it again.
+/// Builds on the shadow table its primary key, if it has none yet, and
+/// every index of the live table it lacks (named `<index>__rebuild` until
+/// the switch renames them). Idempotent, so an interrupted rebuild can run
+/// it again.
 pub(super) async fn create_deferred_indexes(
     conn: &mut PgConnection,
     projection: &Rebuildable,
 ) -> Result<(), sqlx::Error> {
+    add_primary_key(conn, projection).await?;
     let shadow = projection.shadow_table();
     let existing: Vec<Option<(String, String)>> = table_indexes(conn, &shadow)
         .await?
@@ -105,6 +98,39 @@ pub(super) async fn create_deferred_indexes(
         .await?;
     }
     Ok(())
+}
+
+/// Gives the shadow table the live table's primary key (a constraint, as
+/// the live table's is), unless it has one.
+async fn add_primary_key(
+    conn: &mut PgConnection,
+    projection: &Rebuildable,
+) -> Result<(), sqlx::Error> {
+    let shadow = projection.shadow_table();
+    let primary_key = |table: String| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = $1::regclass AND contype = 'p'",
+        )
+        .bind(table)
+    };
+    if primary_key(shadow.clone())
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let Some(definition) = primary_key(projection.table().to_owned())
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(());
+    };
+    sqlx::query(&format!("ALTER TABLE {shadow} ADD {definition}"))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Applies the last events and makes the shadow table the live one, in one

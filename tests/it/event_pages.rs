@@ -1,0 +1,429 @@
+//! The event log's filtered pages hold exactly the right events, in feed
+//! order, however the timestamps are ordered: pages `since` a time start
+//! their walk at the timestamps' high-water mark (see
+//! `projections/src/event_list.rs`), and rows written out of feed order (a
+//! parked event handled later) have no mark and are read apart. Every page
+//! is checked against the table itself, filtered and ordered here.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::SubjectFilter;
+use hub_tests::feed::migrated_pool;
+use hub_tests::rebuild::{live_runners, rebuild_fully, HUB_ID};
+use hub_tests::{wait_until, TestDb};
+use infrastructure::feed::{consumer_lag, read_after, FeedConsumer, FeedPosition};
+use projections::cursor::encode_event_cursor;
+use projections::{EventFilter, EventLogProjection, ReadModels, Rebuildable};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Events the store is seeded with.
+const EVENTS: i64 = 240;
+/// Events per page while a filter's pages are followed to the end.
+const PAGE: u32 = 25;
+
+/// One row of `event_log`, as the checks need it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    transaction_id: i64,
+    position: i64,
+    timestamp: DateTime<Utc>,
+    correlation_id: Option<String>,
+    subject: String,
+    timestamp_high_water: Option<DateTime<Utc>>,
+}
+
+impl Row {
+    fn at(&self) -> FeedPosition {
+        FeedPosition {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
+/// The time of event `i` before disorder: 100 ms apart.
+fn base() -> DateTime<Utc> {
+    "2025-03-01T10:00:00Z".parse().expect("a time")
+}
+
+/// When event `i` is recorded: 100 ms apart, shaken by up to ±300 ms (a
+/// fixed pseudo-random jitter), with a stretch recorded an hour early (a
+/// clock stepped back), one event a day late (a clock stepped forward
+/// once: every mark after it is that day), and pairs recorded at the same
+/// microsecond.
+fn recorded_at(i: i64) -> DateTime<Utc> {
+    let jitter = (i * 7919 % 601) - 300;
+    let mut at = base() + chrono::Duration::milliseconds(i * 100 + jitter);
+    if (100..120).contains(&i) {
+        at -= chrono::Duration::hours(1);
+    }
+    if i == 170 {
+        at += chrono::Duration::days(1);
+    }
+    if i % 50 == 1 {
+        at = recorded_at(i - 1);
+    }
+    at
+}
+
+/// Seeds the store with integration events `numbers`, one to five per
+/// transaction, each with its [`recorded_at`] time moved by `shift`, a
+/// subject and one of seven correlation ids (some events without).
+async fn seed(pool: &PgPool, numbers: std::ops::Range<i64>, shift: chrono::Duration) {
+    let mut i = numbers.start;
+    while i < numbers.end {
+        let size = 1 + (i * 31 % 5);
+        let numbers: Vec<i64> = (i..(i + size).min(numbers.end)).collect();
+        let times: Vec<DateTime<Utc>> = numbers.iter().map(|&n| recorded_at(n) + shift).collect();
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                                 payload, metadata, recorded_at) \
+             SELECT 'IntegrationEvent', gen_random_uuid()::text, 1, 'IntegrationEventPublished', '1.0', \
+                    json_build_object('IntegrationEventPublished', json_build_object( \
+                        'subject', 'hub.' || $3 || '.' || (ARRAY['deploy','build','test'])[n % 3 + 1] \
+                                   || '.' || (ARRAY['started','failed'])[n % 2 + 1], \
+                        'payload', json_build_object('n', n))), \
+                    CASE WHEN n % 11 = 0 THEN '{}'::json \
+                         ELSE json_build_object('correlation_id', 'corr-' || (n % 7)) END, \
+                    at \
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS seed(n, at) ORDER BY n",
+        )
+        .bind(&numbers)
+        .bind(&times)
+        .bind(HUB_ID)
+        .execute(pool)
+        .await
+        .expect("seed the store");
+        i += size;
+    }
+}
+
+/// Every row of the log, in feed order.
+async fn rows(pool: &PgPool) -> Vec<Row> {
+    sqlx::query_as(
+        "SELECT id, transaction_id, position, \"timestamp\", correlation_id, subject, \
+                timestamp_high_water \
+         FROM event_log ORDER BY transaction_id, position",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("read the log")
+}
+
+/// Follows `filter`'s pages from `after` to the end, checking each page's
+/// size and `has_next_page`; returns the events in order.
+async fn follow(read: &ReadModels, filter: &EventFilter, after: Option<String>) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut after = after;
+    for _ in 0..=EVENTS {
+        let page = read
+            .events(filter, PAGE, after.as_deref())
+            .await
+            .expect("a page");
+        assert!(page.items.len() <= PAGE as usize);
+        ids.extend(page.items.iter().map(|(_, event)| event.id));
+        if !page.has_next_page {
+            return ids;
+        }
+        assert_eq!(
+            page.items.len(),
+            PAGE as usize,
+            "a page before the last is full"
+        );
+        after = page.items.last().map(|(cursor, _)| cursor.clone());
+    }
+    panic!("the pages never ended");
+}
+
+/// Checks `filter`'s pages from the start and from a few cursors (the
+/// first row, the middle, the last row, each filter's own last event, and
+/// past the end) against the rows that pass `keep`.
+async fn check(
+    read: &ReadModels,
+    rows: &[Row],
+    name: &str,
+    filter: EventFilter,
+    keep: impl Fn(&Row) -> bool,
+) {
+    let matching: Vec<&Row> = rows.iter().filter(|row| keep(row)).collect();
+    let mut cursors = vec![None, Some(rows[0].at()), Some(rows[rows.len() / 2].at())];
+    cursors.push(rows.last().map(Row::at));
+    cursors.push(matching.last().map(|row| row.at()));
+    cursors.push(Some(FeedPosition {
+        transaction_id: i64::MAX,
+        position: i64::MAX,
+    }));
+    for cursor in cursors {
+        let expected: Vec<Uuid> = matching
+            .iter()
+            .filter(|row| cursor.is_none_or(|after| row.at() > after))
+            .map(|row| row.id)
+            .collect();
+        let got = follow(read, &filter, cursor.map(encode_event_cursor)).await;
+        assert_eq!(got, expected, "{name}, after {cursor:?}");
+    }
+}
+
+/// Checks every kind of filter against `rows` (the whole log).
+async fn check_every_filter(read: &ReadModels, rows: &[Row]) {
+    let mut times: Vec<DateTime<Utc>> = rows.iter().map(|row| row.timestamp).collect();
+    times.sort();
+    // Around every twentieth timestamp (exactly at it, and a microsecond
+    // on either side), and before and after them all.
+    let mut instants = vec![times[0] - chrono::Duration::seconds(1)];
+    for at in times.iter().step_by(20) {
+        let micro = chrono::Duration::microseconds(1);
+        instants.extend([*at - micro, *at, *at + micro]);
+    }
+    instants.push(times[times.len() - 1] + chrono::Duration::seconds(1));
+    for &since in &instants {
+        let filter = EventFilter {
+            since: Some(since),
+            ..EventFilter::default()
+        };
+        check(read, rows, "since", filter, |row| row.timestamp >= since).await;
+    }
+    for &until in instants.iter().step_by(3) {
+        let filter = EventFilter {
+            until: Some(until),
+            ..EventFilter::default()
+        };
+        check(read, rows, "until", filter, |row| row.timestamp < until).await;
+        let since = until - chrono::Duration::seconds(5);
+        let filter = EventFilter {
+            since: Some(since),
+            until: Some(until),
+            ..EventFilter::default()
+        };
+        check(read, rows, "since and until", filter, |row| {
+            row.timestamp >= since && row.timestamp < until
+        })
+        .await;
+    }
+    for n in 0..8 {
+        let correlation = format!("corr-{n}");
+        let filter = EventFilter {
+            correlation_id: Some(correlation.clone()),
+            ..EventFilter::default()
+        };
+        let own = |row: &Row| row.correlation_id.as_deref() == Some(correlation.as_str());
+        check(read, rows, "correlation id", filter, own).await;
+        let since = instants[instants.len() / 2];
+        let filter = EventFilter {
+            correlation_id: Some(correlation.clone()),
+            since: Some(since),
+            ..EventFilter::default()
+        };
+        check(read, rows, "correlation id since", filter, |row| {
+            own(row) && row.timestamp >= since
+        })
+        .await;
+    }
+    let since = instants[instants.len() / 3];
+    for pattern in ["deploy.failed", "*.failed", "build.>"] {
+        let subject = SubjectFilter::parse(&format!("hub.{HUB_ID}.{pattern}")).expect("a pattern");
+        let filter = EventFilter {
+            subject: Some(subject.clone()),
+            since: Some(since),
+            ..EventFilter::default()
+        };
+        check(read, rows, pattern, filter, |row| {
+            subject.matches(&row.subject) && row.timestamp >= since
+        })
+        .await;
+    }
+}
+
+/// No row written in feed order is later than its mark, and the marks of
+/// those rows never decrease in feed order.
+fn assert_marks_hold(rows: &[Row]) {
+    let mut previous: Option<DateTime<Utc>> = None;
+    for row in rows {
+        let Some(mark) = row.timestamp_high_water else {
+            continue;
+        };
+        assert!(row.timestamp <= mark, "{row:?} is later than its mark");
+        assert!(
+            previous.is_none_or(|p| p <= mark),
+            "the mark went down at {row:?}"
+        );
+        previous = Some(mark);
+    }
+}
+
+async fn caught_up(pool: &PgPool) {
+    wait_until(
+        "the event log caught up",
+        Duration::from_secs(30),
+        || async { (consumer_lag(pool, EventLogProjection::NAME).await.ok()? == 0).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    seed(&pool, 0..EVENTS, chrono::Duration::zero()).await;
+    let read = ReadModels::new(pool.clone());
+
+    // Written by the live runner, batch by batch.
+    let _runners = live_runners(&db);
+    caught_up(&pool).await;
+    let logged = rows(&pool).await;
+    assert_eq!(logged.len() as i64, EVENTS);
+    assert!(
+        logged.windows(2).any(|w| w[1].timestamp < w[0].timestamp),
+        "the seed has timestamps out of feed order"
+    );
+    assert!(logged.iter().all(|row| row.timestamp_high_water.is_some()));
+    assert_marks_hold(&logged);
+    check_every_filter(&read, &logged).await;
+
+    // A log written before the marks existed (migration 0010 leaves its
+    // rows without), then events the runner appends after it, recorded as
+    // early as the log's first ones.
+    sqlx::query("UPDATE event_log SET timestamp_high_water = NULL")
+        .execute(&pool)
+        .await
+        .expect("remove the marks");
+    check_every_filter(&read, &rows(&pool).await).await;
+    seed(&pool, EVENTS..EVENTS + 20, chrono::Duration::seconds(-20)).await;
+    caught_up(&pool).await;
+    let logged = rows(&pool).await;
+    assert_eq!(logged.len() as i64, EVENTS + 20);
+    assert!(logged[EVENTS as usize..]
+        .iter()
+        .all(|row| row.timestamp_high_water.is_some()));
+    assert_marks_hold(&logged);
+    check_every_filter(&read, &logged).await;
+
+    // Rows written after rows that follow them, as a parked event is when
+    // it is handled later: old ones (the first, the one a day late, some in
+    // the stretch an hour early) and two with marks; and the last row,
+    // which follows every other again when it is written.
+    let late: Vec<Uuid> = [0, 3, 57, 104, 111, 170, 199, 238, 243, 250, 259]
+        .iter()
+        .map(|&i| logged[i].id)
+        .collect();
+    let stored = {
+        let mut conn = pool.acquire().await.expect("a connection");
+        read_after(&mut conn, FeedPosition::START, 2 * EVENTS)
+            .await
+            .expect("read the store")
+    };
+    sqlx::query("DELETE FROM event_log WHERE id = ANY($1)")
+        .bind(&late)
+        .execute(&pool)
+        .await
+        .expect("remove the rows");
+    let projection = EventLogProjection::new(HUB_ID);
+    for event in stored.iter().filter(|e| late.contains(&e.event_id)) {
+        let mut conn = pool.acquire().await.expect("a connection");
+        projection
+            .handle(&mut *conn, std::slice::from_ref(event))
+            .await
+            .expect("write the row late");
+    }
+    let logged = rows(&pool).await;
+    assert_eq!(logged.len() as i64, EVENTS + 20);
+    let unmarked: Vec<Uuid> = logged
+        .iter()
+        .filter(|row| row.timestamp_high_water.is_none())
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(
+        unmarked.len(),
+        EVENTS as usize + 2,
+        "the rows written late have no mark, like the log's old rows"
+    );
+    assert!(late[..late.len() - 1].iter().all(|id| unmarked.contains(id)));
+    assert!(!unmarked.contains(&late[late.len() - 1]), "the last row is in order");
+    assert_marks_hold(&logged);
+    check_every_filter(&read, &logged).await;
+
+    // A rebuild writes every row in feed order again.
+    rebuild_fully(
+        &pool,
+        &Rebuildable::EventLog {
+            hub_id: HUB_ID.to_owned(),
+        },
+    )
+    .await;
+    let rebuilt = rows(&pool).await;
+    assert_eq!(rebuilt.len() as i64, EVENTS + 20);
+    assert!(rebuilt.iter().all(|row| row.timestamp_high_water.is_some()));
+    assert_marks_hold(&rebuilt);
+    check_every_filter(&read, &rebuilt).await;
+}
+
+#[tokio::test]
+async fn interleaved_transactions_record_timestamps_out_of_feed_order_and_since_still_finds_them() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let insert = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                  event_version, payload, metadata) \
+                  VALUES ('IntegrationEvent', gen_random_uuid()::text, 1, 'IntegrationEventPublished', \
+                          '1.0', json_build_object('IntegrationEventPublished', json_build_object( \
+                              'subject', 'hub.' || $1 || '.audit.done', 'payload', '{}'::json)), '{}')";
+    // The first transaction gets the lower id and so sorts first in feed
+    // order, but the second records its event between the first's two.
+    let mut first = pool.begin().await.expect("a transaction");
+    sqlx::query(insert)
+        .bind(HUB_ID)
+        .execute(&mut *first)
+        .await
+        .expect("the first event");
+    let mut second = pool.begin().await.expect("a transaction");
+    sqlx::query(insert)
+        .bind(HUB_ID)
+        .execute(&mut *second)
+        .await
+        .expect("the second transaction's event");
+    second.commit().await.expect("commit the second");
+    sqlx::query(insert)
+        .bind(HUB_ID)
+        .execute(&mut *first)
+        .await
+        .expect("the first transaction's last event");
+    first.commit().await.expect("commit the first");
+
+    let _runners = live_runners(&db);
+    caught_up(&pool).await;
+    let logged = rows(&pool).await;
+    let times: Vec<DateTime<Utc>> = logged.iter().map(|row| row.timestamp).collect();
+    assert_eq!(times.len(), 3);
+    assert!(
+        times[2] < times[1],
+        "the second transaction's event sorts last but was recorded before the first's last: {times:?}"
+    );
+    assert_marks_hold(&logged);
+    let read = ReadModels::new(pool.clone());
+    for since in [times[0], times[2], times[1]] {
+        let filter = EventFilter {
+            since: Some(since),
+            ..EventFilter::default()
+        };
+        let expected: Vec<Uuid> = logged
+            .iter()
+            .filter(|row| row.timestamp >= since)
+            .map(|row| row.id)
+            .collect();
+        assert_eq!(
+            follow(&read, &filter, None).await,
+            expected,
+            "since {since}"
+        );
+    }
+    let start = read
+        .replay_start_since(times[2])
+        .await
+        .expect("a replay start");
+    assert!(
+        start < logged[1].at(),
+        "a replay since the second transaction's event starts before the first's last"
+    );
+}
