@@ -47,20 +47,27 @@ const FILTERS: &str = "\
     AND ($6::timestamptz IS NULL OR \"timestamp\" >= $6)
     AND ($7::timestamptz IS NULL OR \"timestamp\" < $7)";
 
-/// A page without `since`: after the cursor `($8, $9)`, `$10` rows.
+/// A page without `since`: from feed position `($8, $9)` on (the one
+/// after the cursor), `$10` rows.
+///
+/// The bound is inclusive on purpose. PostgreSQL estimates a row
+/// comparison by its first column alone, so `(transaction_id, position) >
+/// (t, p)` counts none of the rows of transaction `t` after `p`: after a
+/// cursor in a large transaction it would expect nothing there and walk
+/// the feed-order index rather than, say, a correlation id's own entries.
+/// `>= (t, p + 1)` selects the same rows and counts all of `t`'s.
 fn list() -> String {
     format!(
         "SELECT * FROM event_log WHERE {FILTERS}
-           AND (transaction_id, position) > ($8, $9)
+           AND (transaction_id, position) >= ($8, $9)
          ORDER BY transaction_id, position
          LIMIT $10"
     )
 }
 
-/// A page with `since` (`$6`, not null): the walk from the later of the
-/// cursor and just before the first row whose high-water mark reaches
-/// `since` (past every row when none does), and the rows without a mark
-/// between the cursor and there.
+/// A page with `since` (`$6`, not null): the walk from the later of `($8,
+/// $9)` and the first row whose high-water mark reaches `since` (none when
+/// no row's does), and the rows without a mark from `($8, $9)` to there.
 fn list_since() -> String {
     format!(
         "WITH first AS (
@@ -69,22 +76,23 @@ fn list_since() -> String {
              ORDER BY timestamp_high_water, transaction_id, position
              LIMIT 1),
          walk AS (
-             SELECT CASE WHEN first.position IS NULL THEN {MAX}
-                         WHEN (first.transaction_id, first.position - 1) > ($8, $9) THEN first.transaction_id
-                         ELSE $8 END AS transaction_id,
-                    CASE WHEN first.position IS NULL THEN {MAX}
-                         WHEN (first.transaction_id, first.position - 1) > ($8, $9) THEN first.position - 1
-                         ELSE $9 END AS position
+             SELECT first.position IS NOT NULL AS found,
+                    CASE WHEN (first.transaction_id, first.position) > ($8, $9)
+                         THEN first.transaction_id ELSE $8 END AS transaction_id,
+                    CASE WHEN (first.transaction_id, first.position) > ($8, $9)
+                         THEN first.position ELSE $9 END AS position
              FROM (SELECT 1) AS one LEFT JOIN first ON true)
          SELECT * FROM (
              (SELECT * FROM event_log WHERE {FILTERS}
-                AND (transaction_id, position) > (SELECT transaction_id, position FROM walk)
+                AND (SELECT found FROM walk)
+                AND (transaction_id, position) >= (SELECT transaction_id, position FROM walk)
               ORDER BY transaction_id, position
               LIMIT $10)
              UNION ALL
              (SELECT * FROM event_log WHERE timestamp_high_water IS NULL AND {FILTERS}
-                AND (transaction_id, position) > ($8, $9)
-                AND (transaction_id, position) <= (SELECT transaction_id, position FROM walk)
+                AND (transaction_id, position) >= ($8, $9)
+                AND (NOT (SELECT found FROM walk)
+                     OR (transaction_id, position) < (SELECT transaction_id, position FROM walk))
               ORDER BY transaction_id, position
               LIMIT $10)
          ) AS page
@@ -93,8 +101,21 @@ fn list_since() -> String {
     )
 }
 
-/// Past every feed position (`i64::MAX`).
-const MAX: &str = "9223372036854775807";
+/// The feed position right after `after`: the inclusive bound the
+/// statements take. None past the last position there can be.
+fn successor(after: FeedPosition) -> Option<FeedPosition> {
+    match (after.transaction_id, after.position) {
+        (t, p) if p < i64::MAX => Some(FeedPosition {
+            transaction_id: t,
+            position: p + 1,
+        }),
+        (t, _) if t < i64::MAX => Some(FeedPosition {
+            transaction_id: t + 1,
+            position: i64::MIN,
+        }),
+        _ => None,
+    }
+}
 
 /// The rows of one page: up to `limit` events after `after` that pass
 /// `filter`, in feed order.
@@ -109,12 +130,15 @@ pub(crate) async fn page_rows(
 ) -> Result<Vec<Envelope>, sqlx::Error> {
     static LIST: std::sync::LazyLock<String> = std::sync::LazyLock::new(list);
     static LIST_SINCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(list_since);
+    let Some(from) = successor(after) else {
+        return Ok(Vec::new());
+    };
     let sql = if filter.since.is_some() {
         LIST_SINCE.as_str()
     } else {
         LIST.as_str()
     };
-    bind(sqlx::query_as(sql), filter, after, limit)
+    bind(sqlx::query_as(sql), filter, from, limit)
         .fetch_all(pool)
         .await
 }
@@ -122,7 +146,7 @@ pub(crate) async fn page_rows(
 fn bind<'q>(
     query: QueryAs<'q, Postgres, Envelope, PgArguments>,
     filter: &'q EventFilter,
-    after: FeedPosition,
+    from: FeedPosition,
     limit: i64,
 ) -> QueryAs<'q, Postgres, Envelope, PgArguments> {
     let subject = filter.subject.as_ref();
@@ -134,8 +158,8 @@ fn bind<'q>(
         .bind(filter.event_types.as_deref())
         .bind(filter.since)
         .bind(filter.until)
-        .bind(after.transaction_id)
-        .bind(after.position)
+        .bind(from.transaction_id)
+        .bind(from.position)
         .bind(limit)
 }
 
@@ -146,4 +170,22 @@ fn bind<'q>(
 /// rare enough to read by the subject index and sort, even with `since`.
 fn regex(subject: &SubjectFilter) -> Option<String> {
     Some(subject.sql_regex()).filter(|_| !subject.is_decided_by_like())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_position_after_a_cursor_is_the_next_one_or_the_next_transactions_first() {
+        let at = |transaction_id, position| FeedPosition {
+            transaction_id,
+            position,
+        };
+        assert_eq!(successor(at(7, 41)), Some(at(7, 42)));
+        assert_eq!(successor(FeedPosition::START), Some(at(0, 1)));
+        assert_eq!(successor(at(7, i64::MAX)), Some(at(8, i64::MIN)));
+        assert_eq!(successor(at(i64::MAX, i64::MAX)), None);
+        assert_eq!(successor(at(-3, -9)), Some(at(-3, -8)));
+    }
 }

