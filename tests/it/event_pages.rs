@@ -324,7 +324,7 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
     for event in stored.iter().filter(|e| late.contains(&e.event_id)) {
         let mut conn = pool.acquire().await.expect("a connection");
         projection
-            .handle(&mut *conn, std::slice::from_ref(event))
+            .handle(&mut conn, std::slice::from_ref(event))
             .await
             .expect("write the row late");
     }
@@ -340,8 +340,13 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
         EVENTS as usize + 2,
         "the rows written late have no mark, like the log's old rows"
     );
-    assert!(late[..late.len() - 1].iter().all(|id| unmarked.contains(id)));
-    assert!(!unmarked.contains(&late[late.len() - 1]), "the last row is in order");
+    assert!(late[..late.len() - 1]
+        .iter()
+        .all(|id| unmarked.contains(id)));
+    assert!(
+        !unmarked.contains(&late[late.len() - 1]),
+        "the last row is in order"
+    );
     assert_marks_hold(&logged);
     check_every_filter(&read, &logged).await;
 

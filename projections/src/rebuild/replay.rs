@@ -103,7 +103,7 @@ impl Replay {
             let from = self.checkpoint;
             let consumer = self.consumer.as_ref();
             let copy = match (&self.bulk, pass) {
-                (BulkWriter::EventLog(copy), Pass::Bulk) => Some(&*copy),
+                (BulkWriter::EventLog(copy), Pass::Bulk) => Some(copy),
                 _ => None,
             };
             let held = &mut self.held;
