@@ -7,7 +7,7 @@
 //! - a subject, an aggregate or event types: the walk, or the filter's
 //!   index when its rows are few;
 //! - a correlation id: its index holds its rows in feed order (migration
-//!   0010), so its page after a cursor reads its own entries only, even
+//!   0011), so its page after a cursor reads its own entries only, even
 //!   past its last event (where a walk would filter the rest of the log);
 //! - `since`: the walk would filter every row before the first recorded at
 //!   or after the time (half of a 10M-row log for a time in its middle). So

@@ -283,7 +283,7 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
     assert_marks_hold(&logged);
     check_every_filter(&read, &logged).await;
 
-    // A log written before the marks existed (migration 0010 leaves its
+    // A log written before the marks existed (migration 0011 leaves its
     // rows without), then events the runner appends after it, recorded as
     // early as the log's first ones.
     sqlx::query("UPDATE event_log SET timestamp_high_water = NULL")

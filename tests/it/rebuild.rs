@@ -387,7 +387,7 @@ async fn an_outdated_read_model_is_listed_and_a_rebuild_records_the_code_version
     assert_eq!(
         versions(&listed),
         vec![("projects", 1, 1, false), ("event_log", 2, 2, false)],
-        "a fresh install is at the current versions (migration 0010 moved an empty log to 2)"
+        "a fresh install is at the current versions (migration 0011 moved an empty log to 2)"
     );
     assert!(status::outdated(&pool, HUB_ID).await.unwrap().is_empty());
 

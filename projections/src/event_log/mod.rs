@@ -85,7 +85,7 @@ impl EventLogProjection {
 /// The batch's rows, from 14 arrays; `{table}` is replaced by the target
 /// table.
 ///
-/// Each row also gets its `timestamp_high_water` (migration 0010): a row
+/// Each row also gets its `timestamp_high_water` (migration 0011): a row
 /// after the table's last row in feed order (every row of a batch, as
 /// batches come in feed order) gets the latest timestamp of itself, of the
 /// batch's rows before it, and of the table's in-order rows (the last

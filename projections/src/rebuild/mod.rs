@@ -42,7 +42,7 @@ use crate::{EventLogProjection, ProjectsProjection};
 /// [`Rebuildable::code_version`]).
 const PROJECTS_CODE_VERSION: i32 = 1;
 /// The code version of the `event_log` projection (2: rows carry their
-/// timestamps' high-water mark, migration 0010).
+/// timestamps' high-water mark, migration 0011).
 const EVENT_LOG_CODE_VERSION: i32 = 2;
 
 /// A read model that can be rebuilt.
