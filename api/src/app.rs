@@ -11,7 +11,6 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::routing::get;
 use axum::Router;
-use domain::ProjectServices;
 use infrastructure::append::Appender;
 use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, PoisonPolicy, RunnerConfig};
 use infrastructure::lookup::PgProjectLookup;
@@ -186,7 +185,7 @@ impl App {
         let appender =
             Appender::with_limits(pool.clone(), appended.clone(), config.append_limits());
         let rest = RestState {
-            publisher: Arc::new(IntegrationPublisher::new(appender.clone())),
+            publisher: Arc::new(IntegrationPublisher::new(pool.clone(), appender.clone())),
             read: ReadModels::new(pool.clone()),
             live: live.clone(),
             hub_id: config.hub_id.clone(),
@@ -195,8 +194,8 @@ impl App {
             sse_keepalive: Duration::from_secs(config.ws.sse_keepalive_secs.max(1)),
         };
 
-        let services = ProjectServices::new(PgProjectLookup::new(pool.clone(), config.port_range));
-        let bus = Arc::new(CommandBus::new(pool.clone(), services, appender));
+        let lookup = PgProjectLookup::new(pool.clone(), config.port_range);
+        let bus = Arc::new(CommandBus::new(pool.clone(), lookup, appender));
         let orchestration = spawn_runner(
             Arc::new(ProcessManager::new(
                 pool.clone(),

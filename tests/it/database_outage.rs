@@ -42,7 +42,7 @@ async fn health(hub: &TestHub) -> (reqwest::StatusCode, Value) {
     (status, response.json().await.expect("health is JSON"))
 }
 
-/// Checks that a query and a mutation fail fast with UNAVAILABLE and that
+/// Checks that a query and mutations fail fast with UNAVAILABLE and that
 /// /health answers 503, while the database is away.
 async fn assert_unavailable(hub: &TestHub, id: &str) {
     let (query, took) = timed(hub, ops::PROJECT_BY_ID, json!({ "id": id })).await;
@@ -67,6 +67,18 @@ async fn assert_unavailable(hub: &TestHub, id: &str) {
         "mutation status {}",
         mutation.status
     );
+
+    // A create loads nothing: its first round trip is the lookup of the
+    // slug's holder and free ports, before the decision.
+    let variables = json!({ "name": "Never Created", "path": "/srv/n" });
+    let (create, took) = timed(hub, ops::CREATE, variables).await;
+    assert_eq!(
+        create.code(),
+        Some("UNAVAILABLE"),
+        "create: {}",
+        create.body
+    );
+    assert!(took < NO_HANG, "the create hung for {took:?}");
 
     let started = Instant::now();
     let (status, body) = health(hub).await;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::SerializedEvent;
-use domain::{PortRange, ProjectCommand, ProjectError, ProjectId, ProjectServices};
+use domain::{PortRange, ProjectCommand, ProjectError, ProjectId};
 use hub_tests::feed::{create_project, metadata, migrated_pool, run};
 use hub_tests::hub::nats_url;
 use hub_tests::jetstream::DeleteStreamOnDrop;
@@ -78,7 +78,7 @@ fn one_worker(pool: &PgPool) -> (Appender, Arc<CommandBus>) {
     );
     let bus = Arc::new(CommandBus::new(
         pool.clone(),
-        ProjectServices::new(PgProjectLookup::new(pool.clone(), PortRange::default())),
+        PgProjectLookup::new(pool.clone(), PortRange::default()),
         appender.clone(),
     ));
     (appender, bus)
