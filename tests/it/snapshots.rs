@@ -177,3 +177,44 @@ async fn a_commit_of_two_events_that_reaches_a_snapshot_with_its_first_snapshots
     .expect("the start requested by the restart is pending");
     assert_eq!(started.version, every + 2);
 }
+
+#[tokio::test]
+async fn the_upgrade_removes_the_snapshots_an_earlier_version_may_have_taken_wrong() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    // The schema before the fix, holding a snapshot of each kind: one taken
+    // at a multiple of 50 (always right) and one recorded as of a two-event
+    // commit's second event (the earlier version stored the state after
+    // its first).
+    let all = &infrastructure::db::MIGRATOR.migrations;
+    let before = all
+        .iter()
+        .position(|m| m.description.contains("snapshots after the whole commit"))
+        .expect("the migration that removes them");
+    let older = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all[..before].to_vec()),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    older.run(&pool).await.unwrap();
+    for (id, last_sequence) in [("at-fifty", 50_i64), ("past-fifty", 51), ("hundred", 100)] {
+        sqlx::query(
+            "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
+             VALUES ('Project', $1, $2, 1, '{}')",
+        )
+        .bind(id)
+        .bind(last_sequence)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    infrastructure::db::migrate(&pool).await.unwrap();
+    let kept: Vec<String> =
+        sqlx::query_scalar("SELECT aggregate_id FROM snapshots ORDER BY aggregate_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, ["at-fifty", "hundred"]);
+}
