@@ -18,7 +18,10 @@ use infrastructure::nats::{LiveFeed, NatsRelay};
 use infrastructure::orchestration::{OrchestrationConfig, ProcessManager};
 use infrastructure::CommandBus;
 use infrastructure::IntegrationPublisher;
-use projections::{EventLogProjection, ProjectsProgress, ProjectsProjection, ReadModels};
+use projections::{
+    EventLogProjection, ProjectsProjection, ReadModelRunners, ReadModels, ReadYourWrites,
+    RunnerProgress,
+};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -120,7 +123,6 @@ impl App {
         };
         let connect = (*pool.connect_options()).clone();
         let projects_projection = Arc::new(ProjectsProjection::new());
-        let committed_rows = projects_projection.committed_rows();
         let recent_rows = projects_projection.recent();
         // The read models park an event they keep failing on and go on
         // (`hub projections retry` replays it); the relay and the process
@@ -141,11 +143,15 @@ impl App {
             read_model_config,
             &appended,
         );
-        let projects_progress = ProjectsProgress {
-            status: projects.watch(),
-            rows: committed_rows,
-            recent: recent_rows,
-        };
+        let read_your_writes = ReadYourWrites::new(
+            ReadModels::new(pool.clone()),
+            ReadModelRunners {
+                projects: RunnerProgress::new(projects.watch()),
+                recent: recent_rows,
+                event_log: RunnerProgress::new(event_log.watch()),
+            },
+            Duration::from_millis(config.read_your_writes_timeout_ms),
+        );
 
         let nats = infrastructure::nats::connect(&config.nats.connect_options())
             .await
@@ -189,8 +195,7 @@ impl App {
             read: ReadModels::new(pool.clone()),
             live: live.clone(),
             hub_id: config.hub_id.clone(),
-            event_log_progress: event_log.watch(),
-            read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
+            read_your_writes: read_your_writes.clone(),
             sse_keepalive: Duration::from_secs(config.ws.sse_keepalive_secs.max(1)),
         };
 
@@ -224,8 +229,7 @@ impl App {
             metrics: metrics.clone(),
             read: ReadModels::new(pool.clone()),
             hub_id: config.hub_id.clone(),
-            projects_progress,
-            read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
+            read_your_writes,
             live,
             rebuilds,
         };

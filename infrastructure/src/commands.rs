@@ -14,6 +14,7 @@ use sqlx::PgPool;
 
 use crate::append::Appender;
 use crate::execute::{CommandError, Decider, Executor};
+use crate::feed::FeedPosition;
 use crate::lookup::PgProjectLookup;
 use crate::metadata::CommandMetadata;
 
@@ -27,6 +28,10 @@ pub struct Executed {
     pub events: usize,
     /// The project as the command left it (its events applied).
     pub project: Project,
+    /// Where the command's last event is in the feed's order: a consumer
+    /// whose checkpoint reached it has seen all of them. `None` when the
+    /// command recorded nothing.
+    pub position: Option<FeedPosition>,
 }
 
 /// Events between two snapshots of a project: a command loads the latest
@@ -104,6 +109,7 @@ impl CommandBus {
             version: outcome.version,
             events: outcome.events,
             project: outcome.aggregate,
+            position: outcome.appended.map(|appended| appended.last),
         })
     }
 }

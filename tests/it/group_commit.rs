@@ -19,7 +19,7 @@ use hub_tests::jetstream::DeleteStreamOnDrop;
 use hub_tests::reliability::{hub_id, seed, wait_for_agreement, HubProcess, HubSpec, Load, Rng};
 use hub_tests::{wait_until, TestDb};
 use infrastructure::append::{AppendError, AppendLimits, Appender, Commit};
-use infrastructure::feed::AppendSignal;
+use infrastructure::feed::{AppendSignal, FeedPosition};
 use infrastructure::lookup::PgProjectLookup;
 use infrastructure::{CommandBus, CommandError};
 use serde_json::json;
@@ -410,6 +410,51 @@ async fn a_lone_commit_is_appended_without_waiting_for_company() {
         .expect("started");
     let transactions = transactions_of(&pool, &[id.to_string()]).await;
     assert_eq!(transactions.len(), 2, "each command its own transaction");
+}
+
+#[tokio::test]
+async fn a_command_answers_with_where_its_last_event_is_in_the_feed() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let (_appender, bus) = one_worker(&pool);
+    let (id, created) = create_project(&bus, "Placed").await;
+    let created = created.expect("created");
+    let renamed = run(
+        &bus,
+        id,
+        ProjectCommand::RenameProject {
+            name: domain::ProjectName::parse("Placed Again").unwrap(),
+        },
+    )
+    .await
+    .expect("renamed");
+    let stored: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, position FROM events \
+         WHERE aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(id.to_string())
+    .fetch_all(&pool)
+    .await
+    .expect("read the events");
+    let at = |(transaction_id, position): (i64, i64)| FeedPosition {
+        transaction_id,
+        position,
+    };
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(created.position, Some(at(stored[0])));
+    assert_eq!(renamed.position, Some(at(stored[1])));
+
+    // A command that records nothing has no position.
+    let unchanged = run(
+        &bus,
+        id,
+        ProjectCommand::RenameProject {
+            name: domain::ProjectName::parse("Placed Again").unwrap(),
+        },
+    )
+    .await
+    .expect("renaming to the same name is accepted");
+    assert_eq!((unchanged.events, unchanged.position), (0, None));
 }
 
 /// Concurrent clients in the kill test: enough that batches form.

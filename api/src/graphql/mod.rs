@@ -13,12 +13,11 @@ pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::Schema;
 use infrastructure::nats::LiveFeed;
 use infrastructure::{CommandBus, Origin};
-use projections::{ProjectsProgress, ReadModels};
+use projections::{ReadModels, ReadYourWrites};
 
 use crate::rebuilds::Rebuilds;
 
@@ -42,10 +41,8 @@ pub struct ApiState {
     pub read: ReadModels,
     /// This hub's id.
     pub hub_id: String,
-    /// Changes whenever the local `projects` projection commits.
-    pub projects_progress: ProjectsProgress,
-    /// How long a mutation waits for its change to show in the read model.
-    pub read_your_writes_timeout: Duration,
+    /// A mutation's wait for its change to show in the read model.
+    pub read_your_writes: ReadYourWrites,
     /// Live events from NATS, fanned out to subscriptions.
     pub live: Arc<LiveFeed>,
     /// Background rebuilds of the read models started by this process.

@@ -85,6 +85,7 @@ async fn run(
     let Executed {
         version,
         project: commanded,
+        position,
         ..
     } = state
         .metrics
@@ -98,13 +99,8 @@ async fn run(
     // From here on the change is recorded: whatever the read model does,
     // the answer says so.
     let row = state
-        .read
-        .wait_for_project_version(
-            id.as_uuid(),
-            version as i64,
-            state.read_your_writes_timeout,
-            state.projects_progress.clone(),
-        )
+        .read_your_writes
+        .project(id.as_uuid(), version as i64, position)
         .await
         .unwrap_or_else(|err| {
             tracing::warn!(project_id = %id, error = %err, "could not read the project back after a command");

@@ -24,11 +24,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use infrastructure::feed::ConsumerStatus;
 use infrastructure::nats::LiveFeed;
 use infrastructure::IntegrationPublisher;
-use projections::ReadModels;
-use tokio::sync::watch;
+use projections::{ReadModels, ReadYourWrites};
 
 use self::error::RestError;
 use crate::app::AppState;
@@ -44,10 +42,8 @@ pub struct RestState {
     pub live: Arc<LiveFeed>,
     /// This hub's id: published subjects must start with `hub.<hub_id>.`.
     pub hub_id: String,
-    /// Changes whenever the local `event_log` projection commits.
-    pub event_log_progress: watch::Receiver<ConsumerStatus>,
-    /// How long a publish waits for its event to show in `GET /api/events`.
-    pub read_your_writes_timeout: Duration,
+    /// A publish's wait for its event to show in `GET /api/events`.
+    pub read_your_writes: ReadYourWrites,
     /// How long an SSE event stream stays quiet before a keepalive comment.
     pub sse_keepalive: Duration,
 }

@@ -6,7 +6,7 @@
 //! NATS on its subject and logs it, like every other event. The answer is
 //! `201 {event_id, correlation_id, timestamp, subject}`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest as _, Request, State};
@@ -221,47 +221,18 @@ pub async fn publish(
 /// Waits (bounded) until the event shows in the event log, so a client can
 /// read it right after publishing. The event is stored either way: a log
 /// that is behind only delays this answer, it never fails it.
-///
-/// While this process runs the event log, its checkpoint tells without a
-/// query: the checkpoint moves in the same transaction as the log's rows,
-/// so once it has reached the event's feed position the event is in the
-/// log (or was parked there). Otherwise the log is read.
 async fn wait_until_logged(rest: &RestState, recorded: &Recorded) {
-    let deadline = tokio::time::Instant::now() + rest.read_your_writes_timeout;
-    let mut progress = rest.event_log_progress.clone();
-    loop {
-        let (local, checkpoint) = {
-            let status = progress.borrow_and_update();
-            (status.active, status.checkpoint)
-        };
-        if local {
-            if checkpoint >= recorded.position {
-                return;
-            }
-        } else {
-            match rest.read.event(recorded.event_id).await {
-                Ok(Some(_)) => return,
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::debug!(error = %err, "could not check the event log after a publish");
-                    return;
-                }
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
+    match rest
+        .read_your_writes
+        .event(recorded.event_id, recorded.position)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
             tracing::warn!(event_id = %recorded.event_id, "the event log did not show a published event in time");
-            return;
         }
-        let poll = Duration::from_millis(if local { 1_000 } else { 20 });
-        tokio::select! {
-            changed = progress.changed() => {
-                if changed.is_err() {
-                    // The runner is gone (the hub is stopping): poll.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            () = tokio::time::sleep(poll) => {}
-            () = tokio::time::sleep_until(deadline) => {}
+        Err(err) => {
+            tracing::debug!(error = %err, "could not check the event log after a publish");
         }
     }
 }
