@@ -15,11 +15,8 @@ pub mod types;
 use std::sync::Arc;
 
 use async_graphql::Schema;
-use infrastructure::nats::LiveFeed;
-use infrastructure::{CommandBus, Origin};
-use projections::{ReadModels, ReadYourWrites};
 
-use crate::rebuilds::Rebuilds;
+use crate::state::GraphqlState;
 
 use self::door::{Door, DoorLimits, OpenSubscriptions};
 use self::error::{ApiError, ErrorCode};
@@ -29,36 +26,6 @@ use self::subscription::SubscriptionRoot;
 
 /// The hub's schema.
 pub type HubSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
-
-/// What resolvers need, shared by every request.
-#[derive(Clone)]
-pub struct ApiState {
-    /// Runs commands.
-    pub bus: Arc<CommandBus>,
-    /// Counts commands for `/metrics`.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Answers queries.
-    pub read: ReadModels,
-    /// This hub's id.
-    pub hub_id: String,
-    /// A mutation's wait for its change to show in the read model.
-    pub read_your_writes: ReadYourWrites,
-    /// Live events from NATS, fanned out to subscriptions.
-    pub live: Arc<LiveFeed>,
-    /// Background rebuilds of the read models started by this process.
-    pub rebuilds: Rebuilds,
-}
-
-impl ApiState {
-    /// The origin recorded on events of a request by `user`.
-    pub fn origin(&self, user: &str) -> Origin {
-        Origin {
-            hub_id: self.hub_id.clone(),
-            service: "hub-api".to_owned(),
-            user: user.to_owned(),
-        }
-    }
-}
 
 /// Facts about one request, put into the GraphQL context by the HTTP layer.
 #[derive(Clone, Debug)]
@@ -119,7 +86,7 @@ pub struct SchemaLimits {
 
 /// Builds the schema around `state`, counting its subscriptions in `open`.
 pub fn build_schema(
-    state: ApiState,
+    state: GraphqlState,
     limits: SchemaLimits,
     open: Arc<OpenSubscriptions>,
 ) -> HubSchema {

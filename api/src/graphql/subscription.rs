@@ -12,8 +12,9 @@ use super::changes::{self, ProjectChange};
 use super::error::{ApiError, ErrorCode};
 use super::query::{event_filter, parse_uuid};
 use super::types::{Event, EventFilter, Project};
-use super::{ApiState, RequestContext};
+use super::RequestContext;
 use crate::live_events::{replay_then_live, LiveError, OnLag};
+use crate::state::GraphqlState;
 
 /// Live updates over WebSocket (`/graphql/ws`).
 #[derive(Default)]
@@ -35,12 +36,12 @@ fn lagged(skipped: u64, resume: Option<FeedPosition>) -> async_graphql::Error {
 }
 
 /// Resolves `after`: an event cursor from a query, or a bare global position.
-async fn resolve_after(state: &ApiState, after: &str) -> Result<FeedPosition, ApiError> {
+async fn resolve_after(state: &GraphqlState, after: &str) -> Result<FeedPosition, ApiError> {
     if let Ok(position) = after.parse::<i64>() {
         if position == 0 {
             return Ok(FeedPosition::START);
         }
-        return position_of(state.read.pool(), position)
+        return position_of(state.hub.pool(), position)
             .await
             .map_err(|err| ApiError::from(projections::QueryError::from(err)))?
             .ok_or_else(|| {
@@ -55,7 +56,7 @@ async fn resolve_after(state: &ApiState, after: &str) -> Result<FeedPosition, Ap
 
 /// Resolves the `after` of `projectsChanged`: a cursor of an event in the
 /// store (or a bare position), or the start of the feed.
-async fn resolve_board_after(state: &ApiState, after: &str) -> Result<FeedPosition, ApiError> {
+async fn resolve_board_after(state: &GraphqlState, after: &str) -> Result<FeedPosition, ApiError> {
     let resync = |why: &str| {
         ApiError::new(
             ErrorCode::ResyncRequired,
@@ -74,7 +75,7 @@ async fn resolve_board_after(state: &ApiState, after: &str) -> Result<FeedPositi
     if at == FeedPosition::START {
         return Ok(at);
     }
-    let stored = position_of(state.read.pool(), at.position)
+    let stored = position_of(state.hub.pool(), at.position)
         .await
         .map_err(|err| ApiError::from(projections::QueryError::from(err)))?;
     if stored != Some(at) {
@@ -113,7 +114,7 @@ impl SubscriptionRoot {
         #[graphql(default = false)] coalesce: bool,
     ) -> Result<impl Stream<Item = Result<Project>>> {
         ctx.data::<RequestContext>()?.require_read()?;
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
         let changes = match id {
             Some(id) => {
                 let id = parse_uuid("project", &id)?;
@@ -145,7 +146,7 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<ProjectChange>>> {
         ctx.data::<RequestContext>()?.require_read()?;
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
         let after = match after.as_deref() {
             Some(after) => Some(resolve_board_after(state, after).await?),
             None => None,
@@ -164,17 +165,17 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<Event>>> {
         ctx.data::<RequestContext>()?.require_read()?;
-        let state = ctx.data::<ApiState>()?.clone();
+        let state = ctx.data::<GraphqlState>()?.clone();
         let filter = event_filter(filter.unwrap_or_default())?;
         let start = match after.as_deref() {
             Some(after) => Some(resolve_after(&state, after).await?),
             None => None,
         };
         // Subscribe before replaying, so nothing relayed during the replay is missed.
-        let live = state.live.subscribe();
+        let live = state.hub.live.subscribe();
         let events = replay_then_live(
-            state.read.pool().clone(),
-            state.hub_id.clone(),
+            state.hub.pool().clone(),
+            state.hub.id.clone(),
             live,
             filter,
             start,

@@ -29,18 +29,19 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::Extension;
+use axum::routing::get;
+use axum::{Extension, Router};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::graphql::door::SocketSubscriptions;
 use crate::graphql::RequestContext;
 use crate::http::access::refusal;
 use crate::http::auth::token_matches;
 use crate::http::correlation::CorrelationId;
 use crate::http::server::SocketSlot;
+use crate::state::{AppState, Stopping};
 
 /// Read buffer of a server WebSocket. tungstenite zero-fills its read buffer
 /// up to this size before each socket read; at its default (128 KiB), with
@@ -88,6 +89,11 @@ fn protocol_of(headers: &HeaderMap) -> WebSocketProtocols {
         .unwrap_or(WebSocketProtocols::GraphQLWS)
 }
 
+/// `GET /graphql/ws`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/graphql/ws", get(graphql_ws))
+}
+
 /// Upgrades to a GraphQL WebSocket.
 pub async fn graphql_ws(
     State(state): State<AppState>,
@@ -103,8 +109,8 @@ pub async fn graphql_ws(
     upgrade
         .protocols([kind.sec_websocket_protocol()])
         .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(state.ws_max_message_bytes)
-        .max_frame_size(state.ws_max_message_bytes)
+        .max_message_size(state.limits.ws_max_message_bytes)
+        .max_frame_size(state.limits.ws_max_message_bytes)
         .on_upgrade(move |socket| {
             holding(
                 slot,
@@ -154,12 +160,15 @@ async fn serve_socket(
     correlation_id: String,
 ) {
     let (mut sink, mut incoming) = socket.split();
-    let handshake = match tokio::time::timeout(state.ws_init_timeout, first_message(&mut incoming))
-        .await
+    let handshake = match tokio::time::timeout(
+        state.limits.ws_init_timeout,
+        first_message(&mut incoming),
+    )
+    .await
     {
         Ok(handshake) => handshake,
         Err(_) => {
-            tracing::info!(timeout = ?state.ws_init_timeout, "closed a subscription socket that never sent connection_init");
+            tracing::info!(timeout = ?state.limits.ws_init_timeout, "closed a subscription socket that never sent connection_init");
             Handshake::Refuse {
                 code: 4408,
                 reason: "Connection initialisation timeout",
@@ -220,9 +229,9 @@ async fn serve_socket(
 async fn send_until_stopped(
     mut sink: SplitSink<WebSocket, Message>,
     mut outgoing: futures::channel::mpsc::Receiver<Message>,
-    stopping: tokio::sync::watch::Receiver<bool>,
+    stopping: Stopping,
 ) {
-    let stopped = crate::app::stopped(stopping);
+    let stopped = stopping.stopped();
     tokio::pin!(stopped);
     loop {
         tokio::select! {

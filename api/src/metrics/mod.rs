@@ -9,9 +9,9 @@
 //! Each [`Metrics`] has its own registry, so several hubs in one process
 //! (tests) do not mix their numbers.
 //!
-//! Layout: this file holds the registry and what is counted as it happens;
-//! `http` the middleware that counts requests; `scrape` the `GET /metrics`
-//! endpoint, which reads the scrape-time gauges.
+//! Layout: this file holds the registry, what is counted as it happens and
+//! the module's [`router`]; `http` the middleware that counts requests;
+//! `scrape` the `GET /metrics` endpoint, which reads the scrape-time gauges.
 
 mod http;
 pub mod scrape;
@@ -23,6 +23,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
 use cqrs_es::Aggregate as _;
 use domain::Project;
 use infrastructure::{CommandError, Executed};
@@ -30,6 +32,13 @@ use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
+
+use crate::state::AppState;
+
+/// `GET /metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
 
 /// How a command ended, as the `outcome` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use infrastructure::nats::NatsRelay;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// `GET /metrics`: refreshes the scrape-time gauges, then answers the
 /// registry in the Prometheus text format. Needs the token when one is set.
@@ -28,15 +28,17 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
     if !state.access.can_write(&headers) {
         return crate::http::access::unauthenticated();
     }
-    let metrics = &state.metrics;
-    let database_up = infrastructure::db::ping(&state.pool).await;
+    let metrics = &state.hub.metrics;
+    let database_up = infrastructure::db::ping(state.hub.pool()).await;
     metrics.database_up.set(i64::from(database_up));
     metrics
         .nats_connected
-        .set(i64::from(infrastructure::nats::is_connected(&state.nats)));
+        .set(i64::from(infrastructure::nats::is_connected(
+            &state.nats.client,
+        )));
     metrics
         .subscriptions
-        .set(state.rest.live.subscribers() as i64);
+        .set(state.hub.live.subscribers() as i64);
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     metrics.connections.set(count(state.connections.open()));
     metrics.sockets.set(count(state.sockets.open()));
@@ -46,7 +48,7 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
     metrics.relay_lag.set(0);
     metrics.feed_wait.set(0.0);
     if database_up {
-        match infrastructure::feed::fence_holders(&state.pool, 1).await {
+        match infrastructure::feed::fence_holders(state.hub.pool(), 1).await {
             Ok(holders) => {
                 if let Some(oldest) = holders.first() {
                     metrics.feed_wait.set(oldest.open_seconds);
@@ -58,7 +60,7 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
         }
     }
     let parked = if database_up {
-        infrastructure::feed::parked_counts(&state.pool)
+        infrastructure::feed::parked_counts(state.hub.pool())
             .await
             .inspect_err(
                 |err| tracing::warn!(error = %err, "could not count parked events for /metrics"),
@@ -95,7 +97,7 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
         if !database_up {
             continue;
         }
-        match infrastructure::feed::consumer_lag(&state.pool, name).await {
+        match infrastructure::feed::consumer_lag(state.hub.pool(), name).await {
             Ok(lag) => {
                 metrics.feed_lag.with_label_values(&[name]).set(lag);
                 if name == NatsRelay::NAME {

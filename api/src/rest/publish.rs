@@ -15,16 +15,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use domain::{EventPayload, EventSubject, IntegrationCommand};
-use infrastructure::{CommandMetadata, Origin, PublishError, Recorded};
+use infrastructure::{CommandMetadata, PublishError, Recorded};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ErrorBody, RestError};
-use super::RestState;
-use crate::app::AppState;
 use crate::http::correlation::{self, CorrelationId};
 use crate::metrics::Outcome;
+use crate::state::{AppState, Hub};
 
 /// The command type integration events are counted under in `/metrics`.
 const COMMAND: &str = "PublishIntegrationEvent";
@@ -151,7 +150,7 @@ pub async fn publish(
         .await
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                RestError::TooLarge(state.max_body_bytes)
+                RestError::TooLarge(state.limits.max_body_bytes)
             } else if crate::http::server::is_body_timeout(&rejection) {
                 RestError::BodyTimeout
             } else {
@@ -163,12 +162,16 @@ pub async fn publish(
         })?;
     // The relay must be able to publish the event: an envelope larger than
     // what the NATS server accepts would stop it for good.
-    let nats_limit = state.nats.max_payload().saturating_sub(ENVELOPE_OVERHEAD);
+    let nats_limit = state
+        .nats
+        .client
+        .max_payload()
+        .saturating_sub(ENVELOPE_OVERHEAD);
     if body.len() > nats_limit {
         return Err(RestError::TooLarge(nats_limit));
     }
     let request = parse(&body)?;
-    let rest = &state.rest;
+    let hub = &state.hub;
     let user = if state.access.token.is_some() {
         "token"
     } else {
@@ -176,32 +179,27 @@ pub async fn publish(
     };
     let metadata = CommandMetadata::for_request(
         request.correlation_id.unwrap_or(request_correlation),
-        Origin {
-            hub_id: rest.hub_id.clone(),
-            service: "hub-api".to_owned(),
-            user: user.to_owned(),
-        },
+        hub.origin(user),
     );
     let command = IntegrationCommand::Publish {
-        hub_id: rest.hub_id.clone(),
+        hub_id: hub.id.clone(),
         subject: request.subject.clone(),
         payload: request.payload,
     };
     let started = Instant::now();
-    let result = rest.publisher.publish(command, &metadata).await;
+    let result = state.rest.publisher.publish(command, &metadata).await;
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
         Err(PublishError::Rejected(_)) => Outcome::Rejected,
         Err(PublishError::Unavailable(_)) => Outcome::Unavailable,
         Err(PublishError::Internal(_)) => Outcome::Internal,
     };
-    state
-        .metrics
+    hub.metrics
         .observe_command(COMMAND, outcome, started.elapsed());
     let recorded = result?;
-    state.metrics.appended("IntegrationEvent", 1);
+    hub.metrics.appended("IntegrationEvent", 1);
     tracing::info!(event_id = %recorded.event_id, subject = %request.subject, "integration event published");
-    wait_until_logged(rest, &recorded).await;
+    wait_until_logged(hub, &recorded).await;
     Ok((
         StatusCode::CREATED,
         [(
@@ -221,8 +219,8 @@ pub async fn publish(
 /// Waits (bounded) until the event shows in the event log, so a client can
 /// read it right after publishing. The event is stored either way: a log
 /// that is behind only delays this answer, it never fails it.
-async fn wait_until_logged(rest: &RestState, recorded: &Recorded) {
-    match rest
+async fn wait_until_logged(hub: &Hub, recorded: &Recorded) {
+    match hub
         .read_your_writes
         .event(recorded.event_id, recorded.position)
         .await

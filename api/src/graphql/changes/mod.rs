@@ -34,8 +34,8 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode};
 use super::types::Project;
-use super::ApiState;
 use crate::live_events::{replay_then_live, LiveError, OnLag};
+use crate::state::GraphqlState;
 use fold::{latest_per_project, versions};
 
 /// Versions read from the store at once when replaying after `sinceVersion`.
@@ -96,14 +96,14 @@ fn is_deleted(row: &ProjectRow) -> bool {
 /// (`live` is subscribed before anything is read); a reader that makes the
 /// broadcast lag is caught up from the store.
 fn events_after(
-    state: &ApiState,
+    state: &GraphqlState,
     live: broadcast::Receiver<Arc<Envelope>>,
     filter: EventFilter,
     start: FeedPosition,
 ) -> impl Stream<Item = Result<Arc<Envelope>, LiveError>> + Send + 'static {
     replay_then_live(
-        state.read.pool().clone(),
-        state.hub_id.clone(),
+        state.hub.pool().clone(),
+        state.hub.id.clone(),
         live,
         filter,
         Some(start),
@@ -124,7 +124,7 @@ fn store_error(err: sqlx::Error) -> ApiError {
 /// NOT_FOUND for a project that does not exist; INVALID_INPUT for a
 /// `since` below 0 or past the current version.
 pub async fn project(
-    state: &ApiState,
+    state: &GraphqlState,
     id: Uuid,
     since: Option<i64>,
     coalesce: bool,
@@ -136,8 +136,8 @@ pub async fn project(
     }
     // Subscribe first: every event is then either readable at `start`, and
     // so in the history read after it, or comes after `start`.
-    let live = state.live.subscribe();
-    let pool = state.read.pool().clone();
+    let live = state.hub.live.subscribe();
+    let pool = state.hub.pool().clone();
     let mut conn = pool.acquire().await.map_err(store_error)?;
     let start = last_readable(&mut conn).await.map_err(store_error)?;
     let mut project = ProjectVersions::new(id);
@@ -249,11 +249,11 @@ pub async fn project(
 /// # Errors
 /// When the store cannot be read.
 pub async fn every_project(
-    state: &ApiState,
+    state: &GraphqlState,
     coalesce: bool,
 ) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
-    let live = state.live.subscribe();
-    let pool = state.read.pool().clone();
+    let live = state.hub.live.subscribe();
+    let pool = state.hub.pool().clone();
     let mut conn = pool.acquire().await.map_err(store_error)?;
     let start = last_readable(&mut conn).await.map_err(store_error)?;
     drop(conn);
@@ -281,14 +281,14 @@ pub async fn every_project(
 /// # Errors
 /// When the store or the read model cannot be read.
 pub async fn board(
-    state: &ApiState,
+    state: &GraphqlState,
     after: Option<FeedPosition>,
 ) -> Result<impl Stream<Item = Result<ProjectChange, LiveError>> + Send + 'static, ApiError> {
-    let live = state.live.subscribe();
+    let live = state.hub.live.subscribe();
     let (start, snapshot) = match after {
         Some(after) => (after, None),
         None => {
-            let board = state.read.board().await.map_err(ApiError::from)?;
+            let board = state.hub.read.board().await.map_err(ApiError::from)?;
             (board.at, Some(board.rows))
         }
     };
@@ -297,7 +297,7 @@ pub async fn board(
         .flatten()
         .map(|row| (row.id, ProjectVersions::from_row(row.clone())))
         .collect();
-    let pool = state.read.pool().clone();
+    let pool = state.hub.pool().clone();
     let events = events_after(state, live, EventFilter::default(), start);
     let cursor = encode_event_cursor(start);
     let mut first = Vec::new();
