@@ -419,15 +419,10 @@ async fn a_command_answers_with_where_its_last_event_is_in_the_feed() {
     let (_appender, bus) = one_worker(&pool);
     let (id, created) = create_project(&bus, "Placed").await;
     let created = created.expect("created");
-    let renamed = run(
-        &bus,
-        id,
-        ProjectCommand::RenameProject {
-            name: domain::ProjectName::parse("Placed Again").unwrap(),
-        },
-    )
-    .await
-    .expect("renamed");
+    let rename = || ProjectCommand::RenameProject {
+        name: domain::ProjectName::parse("Placed Again").unwrap(),
+    };
+    let renamed = run(&bus, id, rename()).await.expect("renamed");
     let stored: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT transaction_id::text::bigint, position FROM events \
          WHERE aggregate_id = $1 ORDER BY sequence",
@@ -445,15 +440,9 @@ async fn a_command_answers_with_where_its_last_event_is_in_the_feed() {
     assert_eq!(renamed.position, Some(at(stored[1])));
 
     // A command that records nothing has no position.
-    let unchanged = run(
-        &bus,
-        id,
-        ProjectCommand::RenameProject {
-            name: domain::ProjectName::parse("Placed Again").unwrap(),
-        },
-    )
-    .await
-    .expect("renaming to the same name is accepted");
+    let unchanged = run(&bus, id, rename())
+        .await
+        .expect("renaming to the same name is accepted");
     assert_eq!((unchanged.events, unchanged.position), (0, None));
 }
 
