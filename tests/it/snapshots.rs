@@ -186,18 +186,7 @@ async fn the_upgrade_removes_the_snapshots_an_earlier_version_may_have_taken_wro
     // at a multiple of 50 (always right) and one recorded as of a two-event
     // commit's second event (the earlier version stored the state after
     // its first).
-    let all = &infrastructure::db::MIGRATOR.migrations;
-    let before = all
-        .iter()
-        .position(|m| m.description.contains("snapshots after the whole commit"))
-        .expect("the migration that removes them");
-    let older = sqlx::migrate::Migrator {
-        migrations: std::borrow::Cow::Owned(all[..before].to_vec()),
-        ignore_missing: false,
-        locking: true,
-        no_tx: false,
-    };
-    older.run(&pool).await.unwrap();
+    hub_tests::db::migrate_before(&pool, "snapshots after the whole commit").await;
     for (id, last_sequence) in [("at-fifty", 50_i64), ("past-fifty", 51), ("hundred", 100)] {
         sqlx::query(
             "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
