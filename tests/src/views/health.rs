@@ -11,9 +11,9 @@ pub struct Health {
     /// The hub's state in one word.
     pub status: HealthStatus,
     /// The database connection.
-    pub database: ConnectionHealth,
+    pub database: DatabaseHealth,
     /// The NATS connection.
-    pub nats: ConnectionHealth,
+    pub nats: NatsHealth,
     /// Events the relay has not published yet (`None` while the database
     /// does not answer).
     #[serde(deserialize_with = "super::nullable")]
@@ -48,11 +48,23 @@ pub enum HealthStatus {
     Unhealthy,
 }
 
-/// `database` or `nats`: `{connected, ...}`.
+/// `database`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ConnectionHealth {
-    /// Whether it is connected.
+pub struct DatabaseHealth {
+    /// Whether it answers.
     pub connected: bool,
+}
+
+/// `nats`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NatsHealth {
+    /// Whether the client is connected.
+    pub connected: bool,
+    /// The configured URL(s), without credentials.
+    pub url: String,
+    /// The name of the server it is connected to.
+    #[serde(deserialize_with = "super::nullable")]
+    pub server: Option<String>,
 }
 
 /// `feed`: the open event-writing transactions it waits for.

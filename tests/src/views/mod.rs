@@ -31,7 +31,8 @@ mod projection;
 pub use connection::{Connection, Edge, PageInfo};
 pub use event::{Event, LiveEvent, Origin, RestEvent, RestOrigin};
 pub use health::{
-    ConnectionHealth, ConsumerHealth, FeedHealth, FeedHolder, Health, HealthStatus, ParkedReport,
+    ConsumerHealth, DatabaseHealth, FeedHealth, FeedHolder, Health, HealthStatus, NatsHealth,
+    ParkedReport,
 };
 pub use project::{Ports, Project, ProjectPayload, ProjectStatus};
 pub use projection::{
