@@ -3,7 +3,7 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, Result, ID};
 use domain::SubjectFilter;
-use projections::ProjectFilter;
+use projections::{Page, ProjectFilter};
 use uuid::Uuid;
 
 use super::admin::{self, Projection};
@@ -74,13 +74,7 @@ impl QueryRoot {
             .projects(&filter, first, after.as_deref())
             .await
             .map_err(ApiError::from)?;
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|(cursor, row)| Edge::new(cursor, Project::from(row))),
-        );
-        Ok(connection)
+        Ok(connection(page, after.is_some()))
     }
 
     /// Counts of projects per status.
@@ -107,13 +101,7 @@ impl QueryRoot {
             .events(&filter, first, after.as_deref())
             .await
             .map_err(ApiError::from)?;
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|(cursor, row)| Edge::new(cursor, Event::from(row))),
-        );
-        Ok(connection)
+        Ok(connection(page, after.is_some()))
     }
 
     /// One event by id.
@@ -187,4 +175,22 @@ pub(crate) fn event_filter(filter: EventFilter) -> Result<projections::EventFilt
         since: filter.since,
         until: filter.until,
     })
+}
+
+/// A page of read-model rows as a GraphQL connection of `T`; `after_cursor`
+/// tells whether the page follows a cursor (so has a previous page).
+fn connection<R, T>(
+    page: Page<R>,
+    after_cursor: bool,
+) -> Connection<String, T, EmptyFields, EmptyFields>
+where
+    T: From<R> + async_graphql::OutputType,
+{
+    let mut connection = Connection::new(after_cursor, page.has_next_page);
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|(cursor, row)| Edge::new(cursor, T::from(row))),
+    );
+    connection
 }
