@@ -27,6 +27,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::{door_limits, ServeConfig};
 use crate::graphql::door::OpenSubscriptions;
+use crate::graphql::fanout::Fanout;
 use crate::graphql::{build_schema, ApiState, HubSchema, SchemaLimits};
 use crate::http::access::{self, Access};
 use crate::http::server::{self, Connections, ServerLimits, SocketSlots};
@@ -40,6 +41,9 @@ use crate::rest::{self, RestState};
 pub struct AppState {
     /// The GraphQL schema (holds the [`ApiState`]).
     pub schema: HubSchema,
+    /// Runs the operations of GraphQL sockets, sharing one stream between
+    /// subscribers of the same subscription.
+    pub fanout: Arc<Fanout>,
     /// The database pool.
     pub pool: PgPool,
     /// The feed consumers running (or standing by) in this process.
@@ -229,16 +233,25 @@ impl App {
             read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
             live,
             rebuilds,
+            live_readers: Default::default(),
         };
         let subscriptions = Arc::new(OpenSubscriptions::default());
+        let door = door_limits(&config.graphql, &config.ws);
         let schema = build_schema(
             api,
             SchemaLimits {
-                door: door_limits(&config.graphql, &config.ws),
+                door,
                 introspection: config.graphql.graphql_introspection,
             },
             subscriptions.clone(),
         );
+        let fanout = Arc::new(Fanout::new(
+            schema.clone(),
+            subscriptions.clone(),
+            door,
+            config.ws.subscriber_buffer.max(1),
+            metrics.clone(),
+        ));
         let server_limits = config.http.server_limits();
         let (stop, stopping) = watch::channel(false);
         let max_connections = server::connection_cap(server_limits.max_connections);
@@ -246,6 +259,7 @@ impl App {
             connections: Arc::new(Connections::new(max_connections)),
             sockets: Arc::new(SocketSlots::share_of(max_connections)),
             schema,
+            fanout,
             pool,
             feeds: Arc::new(vec![projects, event_log, relay, orchestration]),
             access: access.clone(),
