@@ -430,3 +430,78 @@ async fn a_shared_events_subscriber_that_falls_behind_is_told_where_to_resume_an
     }
     assert_eq!([received, rest].concat(), seen, "resumed without a gap");
 }
+
+/// The versions of project `id` among the next `projectChanged` results of
+/// `sub`, up to version `until`.
+async fn versions_of(client: &mut WsClient, sub: &str, id: &str, until: i64) -> Vec<i64> {
+    let mut seen = Vec::new();
+    while seen.last() != Some(&until) {
+        let project = next_result(client, sub).await["projectChanged"].clone();
+        if project["id"] == id {
+            seen.push(version(&project));
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn newcomers_to_a_live_only_stream_miss_nothing_after_their_first_change() {
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    let every = "subscription { projectChanged { id version } }";
+    let mut first = Vec::new();
+    let mut probes = 0;
+    for protocol in [Protocol::TransportWs, Protocol::LegacyWs] {
+        let mut client = WsClient::connect_and_init(&hub, protocol, json!({})).await;
+        client.subscribe("all", every, json!({})).await;
+        client
+            .wait_live("all", || {
+                probes += 1;
+                let n = probes;
+                let hub = &hub;
+                async move {
+                    hub.create_project(&format!("Probe {n}"), &format!("/srv/probe-{n}"))
+                        .await;
+                }
+            })
+            .await;
+        first.push(client);
+    }
+    let id = hub.create_project("Live only", "/srv/live-only").await;
+    // Newcomers join while the project changes; the stream is running.
+    let renames = stream::iter(2..=31).for_each(|n| {
+        let hub = &hub;
+        let id = &id;
+        async move {
+            assert_eq!(rename(hub, id, &format!("Live only {n}")).await, n);
+        }
+    });
+    let join = async {
+        let mut joined = Vec::new();
+        for n in 0..6 {
+            let protocol = [Protocol::TransportWs, Protocol::LegacyWs][n % 2];
+            let mut client = WsClient::connect_and_init(&hub, protocol, json!({})).await;
+            client.subscribe("all", every, json!({})).await;
+            joined.push(client);
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        joined
+    };
+    let ((), mut joined) = tokio::join!(renames, join);
+    for client in &mut first {
+        assert_eq!(
+            versions_of(client, "all", &id, 31).await,
+            (1..=31).collect::<Vec<_>>()
+        );
+    }
+    for (n, client) in joined.iter_mut().enumerate() {
+        let seen = versions_of(client, "all", &id, 31).await;
+        let from = seen[0];
+        assert_eq!(seen, (from..=31).collect::<Vec<_>>(), "newcomer {n}");
+        assert_eq!(
+            client.try_next(Duration::from_millis(300)).await,
+            None,
+            "newcomer {n}"
+        );
+    }
+}

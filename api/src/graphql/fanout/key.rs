@@ -6,8 +6,10 @@
 //! it, and the request carries no extensions. Everything else (queries and
 //! mutations over the socket, other documents) runs on its own.
 
-use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
-use async_graphql::{Pos, Request};
+use async_graphql::parser::types::{
+    DocumentOperations, Field, OperationDefinition, OperationType, Selection,
+};
+use async_graphql::{Name, Pos, Positioned, Request, Value, Variables};
 
 use crate::graphql::door::{check_text_nesting, check_variables_nesting};
 use crate::graphql::RequestContext;
@@ -40,6 +42,11 @@ pub(super) struct Shareable {
     /// The root field's place in the document and its response key, for
     /// errors the fan-out writes itself.
     pub(super) field: (Pos, String),
+    /// Whether the stream only goes live, with nothing of its own first
+    /// (`projectChanged` without `id` and `sinceVersion`, `events` without
+    /// `after`): a newcomer may then take a running group's items over at
+    /// once, without a run of its own.
+    pub(super) starts_live: bool,
 }
 
 /// Whether `request`, sent by a socket with `access`, can share a stream.
@@ -87,6 +94,43 @@ pub(super) fn shareable(request: &Request, access: &RequestContext) -> Option<Sh
             field.pos,
             field.node.response_key().node.as_str().to_owned(),
         ),
+        starts_live: starts_live(&operation.node, field, &request.variables),
+    })
+}
+
+/// Whether the subscription has no argument that gives it a start of its
+/// own (see [`Shareable::starts_live`]): each is absent or null, with
+/// `variables` and the operation's defaults in.
+fn starts_live(
+    operation: &OperationDefinition,
+    field: &Positioned<Field>,
+    variables: &Variables,
+) -> bool {
+    let given = |argument: &str| {
+        field.node.get_argument(argument).is_some_and(|value| {
+            value
+                .node
+                .clone()
+                .into_const_with(|name| Ok::<_, ()>(variable(operation, &name, variables)))
+                .is_ok_and(|value| value != Value::Null)
+        })
+    };
+    match field.node.name.node.as_str() {
+        "projectChanged" => !given("id") && !given("sinceVersion"),
+        "events" => !given("after"),
+        _ => false,
+    }
+}
+
+/// The value of variable `name`: as sent, else its default, else null.
+fn variable(operation: &OperationDefinition, name: &Name, variables: &Variables) -> Value {
+    variables.get(name).cloned().unwrap_or_else(|| {
+        operation
+            .variable_definitions
+            .iter()
+            .find(|definition| definition.node.name.node == *name)
+            .and_then(|definition| definition.node.default_value.as_ref())
+            .map_or(Value::Null, |value| value.node.clone())
     })
 }
 
@@ -232,6 +276,44 @@ mod tests {
             "[".repeat(100)
         ))
         .is_none());
+    }
+
+    #[test]
+    fn only_streams_without_a_start_of_their_own_start_live() {
+        let live = |query: &str, variables: serde_json::Value| {
+            let request =
+                Request::new(query).variables(async_graphql::Variables::from_json(variables));
+            shareable(&request, &access()).expect("shared").starts_live
+        };
+        let none = serde_json::json!({});
+        assert!(live("subscription { projectChanged { id } }", none.clone()));
+        assert!(live(
+            "subscription { projectChanged(coalesce: true) { id } }",
+            none.clone()
+        ));
+        assert!(live(
+            "subscription { events(filter: {}) { id } }",
+            none.clone()
+        ));
+        assert!(!live(
+            "subscription { projectChanged(id: \"x\") { id } }",
+            none.clone()
+        ));
+        assert!(!live(
+            "subscription { events(after: \"0\") { id } }",
+            none.clone()
+        ));
+        assert!(!live(
+            "subscription { projectsChanged { kind } }",
+            none.clone()
+        ));
+        let by_variable = "subscription($id: ID) { projectChanged(id: $id) { id } }";
+        assert!(live(by_variable, none.clone()));
+        assert!(live(by_variable, serde_json::json!({ "id": null })));
+        assert!(!live(by_variable, serde_json::json!({ "id": "x" })));
+        let defaulted = "subscription($after: String = \"0\") { events(after: $after) { id } }";
+        assert!(!live(defaulted, none.clone()));
+        assert!(live(defaulted, serde_json::json!({ "after": null })));
     }
 
     #[test]

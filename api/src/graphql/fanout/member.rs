@@ -10,7 +10,9 @@
 //! (what the group covered when the member subscribed to it is at or
 //! before `p`): every item after `p` then reaches the member, and it skips
 //! those at or before `p`. A member alone in its group never takes over:
-//! the group runs nothing until a second member joins.
+//! the group runs nothing until a second member joins. A stream that only
+//! goes live (nothing of its own first) joins a running group's items at
+//! once, at the point they cover, without a run of its own.
 //!
 //! Falling more than the buffer behind the group's items: for `events`,
 //! the lag error naming the last item passed on; for the project streams,
@@ -29,6 +31,25 @@ use super::key::OnLag;
 use super::tap::{Floor, Mark, Resume, Tap, Yielded};
 use super::{serialize, Payload, Runner};
 use crate::graphql::door::SubscriptionSlot;
+
+/// How a member starts.
+pub(super) enum Start {
+    /// With a run of its own.
+    Own,
+    /// On the group's items, after this item (all of them for `None`).
+    TakenOver(Option<Mark>),
+}
+
+impl Start {
+    /// For a member of a group that covered `covered` when it joined.
+    pub(super) fn taken_over(covered: Covered) -> Option<Self> {
+        match covered {
+            Covered::Unknown => None,
+            Covered::FromJoin => Some(Self::TakenOver(None)),
+            Covered::Through(at) => Some(Self::TakenOver(Some(Mark::through(at)))),
+        }
+    }
+}
 
 /// A member of `group`.
 pub(super) struct Member {
@@ -101,11 +122,13 @@ impl Member {
     }
 
     /// The member's messages.
-    pub(super) fn messages(mut self) -> impl Stream<Item = Payload> + Send + 'static {
+    pub(super) fn messages(mut self, start: Start) -> impl Stream<Item = Payload> + Send + 'static {
         async_stream::stream! {
             // The last item passed on with a place in the feed.
-            let mut last: Option<Mark> = None;
-            let mut own = Some(self.run(None));
+            let (mut own, mut last) = match start {
+                Start::Own => (Some(self.run(None)), None),
+                Start::TakenOver(after) => (None, after),
+            };
             loop {
                 if let Some(run) = own.as_mut() {
                     enum Step {

@@ -15,6 +15,10 @@
 //!   the group's items over at a point where the two agree; it runs on its
 //!   own again if it falls behind them. So each subscriber gets exactly
 //!   what its own stream would send, in order, with the same lag rules.
+//!   A stream that only goes live (`projectChanged` without `id`, `events`
+//!   without `after`) has nothing of its own to send first: it joins a
+//!   running group at once, which the group's run, with the same document,
+//!   variables and access, has already let through the door.
 //!
 //! Layout: `key` (what can be shared, and the key), `tap` (the marks the
 //! resolvers record), `group` (the shared run), `member` (one subscriber).
@@ -35,7 +39,7 @@ use futures::StreamExt as _;
 pub use tap::{Floor, Mark, Marked, Resume, Tap};
 
 use self::group::{lock, Group, Registry};
-use self::member::Member;
+use self::member::{Member, Start};
 use super::door::{DoorLimits, OpenSubscriptions, SocketSubscriptions, SubscriptionSlot};
 use super::{ApiState, HubSchema, RequestContext};
 use crate::metrics::Metrics;
@@ -238,6 +242,11 @@ impl Fanout {
             let (receiver, covered, start) = group.join();
             (group, receiver, covered, start)
         };
+        // A live-only stream joins a group that has started at once.
+        let begin = match shareable.starts_live && !start {
+            true => Start::taken_over(covered).unwrap_or(Start::Own),
+            false => Start::Own,
+        };
         if start {
             let tap = Tap::default();
             let responses = runner.start(tap.clone(), None);
@@ -258,7 +267,7 @@ impl Fanout {
             _slot: slot,
             registry: self.groups.clone(),
         }
-        .messages()
+        .messages(begin)
         .boxed()
     }
 }
