@@ -97,14 +97,21 @@ fn result_frame(kind: WebSocketProtocols, id: &str, payload: &str) -> String {
         WebSocketProtocols::GraphQLWS => "next",
     };
     let id = json_string(id);
-    let mut frame = String::with_capacity(payload.len() + id.len() + 40);
-    frame.push_str("{\"type\":\"");
-    frame.push_str(kind);
-    frame.push_str("\",\"id\":");
-    frame.push_str(&id);
-    frame.push_str(",\"payload\":");
-    frame.push_str(payload);
-    frame.push('}');
+    let parts = [
+        "{\"type\":\"",
+        kind,
+        "\",\"id\":",
+        &id,
+        ",\"payload\":",
+        payload,
+        "}",
+    ];
+    // Exactly as long as it needs to be: the frame then becomes the
+    // message's bytes without a second allocation.
+    let mut frame = String::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        frame.push_str(part);
+    }
     frame
 }
 
