@@ -27,6 +27,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::config::{door_limits, ServeConfig};
 use crate::feeds::Feeds;
 use crate::graphql::door::OpenSubscriptions;
+use crate::graphql::fanout::Fanout;
 use crate::graphql::{build_schema, SchemaLimits};
 use crate::http::access;
 use crate::http::server::{self, Connections, ServerLimits, SocketSlots};
@@ -109,24 +110,36 @@ impl App {
             ),
             metrics: Arc::new(Metrics::new()),
         };
+        let subscriptions = Arc::new(OpenSubscriptions::default());
+        let door = door_limits(&config.graphql, &config.ws);
         let schema = build_schema(
             GraphqlState {
                 hub: hub.clone(),
                 bus,
                 rebuilds,
+                live_readers: Default::default(),
             },
             SchemaLimits {
-                door: door_limits(&config.graphql, &config.ws),
+                door,
                 introspection: config.graphql.graphql_introspection,
             },
-            Arc::new(OpenSubscriptions::default()),
+            subscriptions.clone(),
         );
+        let fanout = Arc::new(Fanout::new(
+            schema.clone(),
+            subscriptions.clone(),
+            door,
+            config.ws.subscriber_buffer.max(1),
+            hub.metrics.clone(),
+        ));
         let server_limits = config.http.server_limits();
         let max_connections = server::connection_cap(server_limits.max_connections);
         let (stop, stopping) = watch::channel(false);
         let state = AppState {
             hub,
             schema,
+            fanout,
+            subscriptions,
             rest: RestState {
                 publisher: Arc::new(IntegrationPublisher::new(pool.clone(), appender)),
                 sse_keepalive: Duration::from_secs(config.ws.sse_keepalive_secs.max(1)),

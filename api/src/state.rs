@@ -20,7 +20,9 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::feeds::Feeds;
-use crate::graphql::HubSchema;
+use crate::graphql::door::OpenSubscriptions;
+use crate::graphql::fanout::Fanout;
+use crate::graphql::{HubSchema, LiveReaders};
 use crate::http::access::Access;
 use crate::http::server::{Connections, SocketSlots};
 use crate::metrics::Metrics;
@@ -66,6 +68,8 @@ pub struct GraphqlState {
     pub bus: Arc<CommandBus>,
     /// Background rebuilds of the read models started by this process.
     pub rebuilds: Rebuilds,
+    /// The subscription streams reading the live feed.
+    pub live_readers: LiveReaders,
 }
 
 /// What the REST handlers need besides the [`Hub`].
@@ -126,6 +130,11 @@ pub struct AppState {
     pub hub: Hub,
     /// The GraphQL schema (its data is a [`GraphqlState`]).
     pub schema: HubSchema,
+    /// Runs the operations of GraphQL sockets, sharing one stream between
+    /// subscribers of the same subscription.
+    pub fanout: Arc<Fanout>,
+    /// GraphQL subscriptions open in this process.
+    pub subscriptions: Arc<OpenSubscriptions>,
     /// What only the REST handlers need.
     pub rest: RestState,
     /// Who may do what: the token, allowed origins and hosts.

@@ -1,17 +1,20 @@
 //! The GraphQL API: schema, roots, types and errors, the door ([`door`]):
-//! the limits every operation meets on every transport, and the project
-//! changes subscriptions stream ([`changes`]).
+//! the limits every operation meets on every transport, the project
+//! changes subscriptions stream ([`changes`]), and the fan-out that shares
+//! one stream between subscribers of the same operation ([`fanout`]).
 
 pub mod admin;
 pub mod changes;
 pub mod door;
 pub mod error;
+pub mod fanout;
 pub mod mutation;
 pub mod parked;
 pub mod query;
 pub mod subscription;
 pub mod types;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_graphql::Schema;
@@ -26,6 +29,35 @@ use self::subscription::SubscriptionRoot;
 
 /// The hub's schema.
 pub type HubSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// How many GraphQL subscription streams hold a receiver of the live feed,
+/// so that `/metrics` counts subscribers rather than receivers (the
+/// subscribers of one operation share one stream: [`fanout`]).
+#[derive(Clone, Debug, Default)]
+pub struct LiveReaders(Arc<AtomicUsize>);
+
+impl LiveReaders {
+    /// How many are open.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts one until the returned guard is dropped.
+    pub fn hold(&self) -> LiveReader {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        LiveReader(self.0.clone())
+    }
+}
+
+/// One stream counted in [`LiveReaders`].
+#[derive(Debug)]
+pub struct LiveReader(Arc<AtomicUsize>);
+
+impl Drop for LiveReader {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Facts about one request, put into the GraphQL context by the HTTP layer.
 #[derive(Clone, Debug)]

@@ -88,6 +88,7 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
     sse_catch_ups: IntCounter,
+    subscription_catch_ups: IntCounter,
     feed_lag: IntGaugeVec,
     feed_handled: IntGaugeVec,
     feed_batches: IntGaugeVec,
@@ -97,6 +98,8 @@ pub struct Metrics {
     relay_lag: IntGauge,
     feed_wait: Gauge,
     subscriptions: IntGauge,
+    subscription_groups: IntGauge,
+    subscription_runs: IntGauge,
     connections: IntGauge,
     sockets: IntGauge,
     nats_connected: IntGauge,
@@ -235,6 +238,16 @@ impl Metrics {
                 "hub_subscriptions_open",
                 "Live subscriptions open in this process (GraphQL, event socket and SSE).",
             ),
+            subscription_groups: gauge(
+                &r,
+                "hub_subscription_groups",
+                "Distinct GraphQL subscriptions (document, variables, access) open; the subscribers of one share a stream.",
+            ),
+            subscription_runs: gauge(
+                &r,
+                "hub_subscription_runs",
+                "GraphQL operations running for sockets: one per shared stream, plus each subscriber's own run until it takes the shared stream over.",
+            ),
             connections: gauge(
                 &r,
                 "hub_http_connections_open",
@@ -254,6 +267,14 @@ impl Metrics {
                 &r,
                 "hub_database_up",
                 "1 when the database answered the last scrape.",
+            ),
+            subscription_catch_ups: register(
+                &r,
+                IntCounter::new(
+                    "hub_subscription_catch_ups_total",
+                    "Times a GraphQL project subscription fell behind the live feed or its shared stream and caught up from the store.",
+                )
+                .expect("valid metric options"),
             ),
             sse_catch_ups: register(
                 &r,
@@ -305,6 +326,12 @@ impl Metrics {
     /// back to the store.
     pub fn sse_caught_up(&self) {
         self.sse_catch_ups.inc();
+    }
+
+    /// Records a GraphQL project subscription that fell behind the live
+    /// feed or its shared stream and went back to the store.
+    pub fn subscription_caught_up(&self) {
+        self.subscription_catch_ups.inc();
     }
 
     fn observe_http(&self, method: &str, route: &str, status: StatusCode, took: Duration) {

@@ -36,10 +36,21 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
         .set(i64::from(infrastructure::nats::is_connected(
             &state.nats.client,
         )));
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    // Subscribers, not live-feed receivers: the event sockets and SSE
+    // streams hold one each; GraphQL subscribers of one operation share
+    // one, so they are counted as the operations their sockets run.
+    let fanout = &state.fanout;
+    let other_readers = state
+        .hub
+        .live
+        .subscribers()
+        .saturating_sub(fanout.live_readers());
     metrics
         .subscriptions
-        .set(state.hub.live.subscribers() as i64);
-    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        .set(count(other_readers + state.subscriptions.count()));
+    metrics.subscription_groups.set(count(fanout.groups()));
+    metrics.subscription_runs.set(count(fanout.runs()));
     metrics.connections.set(count(state.connections.open()));
     metrics.sockets.set(count(state.sockets.open()));
     // Stale lags would mislead: without an answer, the series disappear.

@@ -33,6 +33,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode};
+use super::fanout::{Mark, Marked};
 use super::types::Project;
 use crate::live_events::{replay_then_live, LiveError, OnLag};
 use crate::state::GraphqlState;
@@ -71,8 +72,17 @@ pub struct ProjectChange {
     pub cursor: String,
 }
 
+/// The project at `version`, marked with where it stands.
+fn marked(version: Version) -> Marked<Project> {
+    Marked {
+        mark: Mark::of_version(&version),
+        item: Project::from(version.row),
+    }
+}
+
 impl ProjectChange {
-    fn of(version: Version) -> Self {
+    fn of(version: Version) -> Marked<Self> {
+        let mark = Mark::of_version(&version);
         let kind = if is_deleted(&version.row) {
             ProjectChangeKind::Deleted
         } else if version.row.version == 1 {
@@ -80,10 +90,13 @@ impl ProjectChange {
         } else {
             ProjectChangeKind::Updated
         };
-        Self {
-            kind,
-            project: Some(Project::from(version.row)),
-            cursor: encode_event_cursor(version.at),
+        Marked {
+            item: Self {
+                kind,
+                project: Some(Project::from(version.row)),
+                cursor: encode_event_cursor(version.at),
+            },
+            mark,
         }
     }
 }
@@ -107,7 +120,10 @@ fn events_after(
         live,
         filter,
         Some(start),
-        OnLag::Replay(Arc::new(|_skipped| {})),
+        {
+            let metrics = state.hub.metrics.clone();
+            OnLag::Replay(Arc::new(move |_skipped| metrics.subscription_caught_up()))
+        },
     )
 }
 
@@ -118,7 +134,9 @@ fn store_error(err: sqlx::Error) -> ApiError {
 /// `projectChanged(id, sinceVersion, coalesce)`: project `id`'s current
 /// state, or with `since` each version after it, then every later version;
 /// with `coalesce`, only the latest of those pending at once. Ends after
-/// the version that deletes the project.
+/// the version that deletes the project. Each version is marked with its
+/// event's place in the feed (the current state with the point it was
+/// read at).
 ///
 /// # Errors
 /// NOT_FOUND for a project that does not exist; INVALID_INPUT for a
@@ -128,7 +146,7 @@ pub async fn project(
     id: Uuid,
     since: Option<i64>,
     coalesce: bool,
-) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
+) -> Result<impl Stream<Item = Result<Marked<Project>, LiveError>> + Send + 'static, ApiError> {
     if let Some(since) = since.filter(|since| *since < 0) {
         return Err(ApiError::invalid_input(format!(
             "sinceVersion must be 0 or more (a version a query or an earlier message showed), got {since}"
@@ -168,10 +186,13 @@ pub async fn project(
         )));
     }
     if since.is_none() {
-        first.push(Version {
-            row: current,
-            at: start,
-        });
+        // Everything of the project up to `start` is folded in, and maybe
+        // later events too (committed after `start` was taken): the
+        // current state stands at the later of the two.
+        let at = project
+            .folded_at()
+            .map_or(start, |folded| folded.max(start));
+        first.push(Version { row: current, at });
     }
     let filter = EventFilter {
         aggregate_id: Some(id.to_string()),
@@ -185,7 +206,7 @@ pub async fn project(
             if coalesce {
                 pending = Some(version);
             } else {
-                yield Ok(Project::from(version.row));
+                yield Ok(marked(version));
             }
         }
         // The versions after `since`, read page by page, so that a long
@@ -207,7 +228,7 @@ pub async fn project(
                 if coalesce {
                     pending = Some(version);
                 } else {
-                    yield Ok(Project::from(version.row));
+                    yield Ok(marked(version));
                 }
             }
             if project.folded() < before + REPLAY_PAGE {
@@ -215,7 +236,7 @@ pub async fn project(
             }
         }
         if let Some(version) = pending {
-            yield Ok(Project::from(version.row));
+            yield Ok(marked(version));
         }
         if project.row().is_some_and(is_deleted) {
             return;
@@ -234,7 +255,7 @@ pub async fn project(
             }
             for version in batch {
                 let deleted = is_deleted(&version.row);
-                yield Ok(Project::from(version.row));
+                yield Ok(marked(version));
                 if deleted {
                     return;
                 }
@@ -244,21 +265,35 @@ pub async fn project(
 }
 
 /// `projectChanged` without an id: every version of every project from now
-/// on; with `coalesce`, only the latest of each project's pending at once.
+/// on (or, with `after`, from that feed position on); with `coalesce`, only
+/// the latest of each project's pending at once. Returns where it starts
+/// with the stream.
 ///
 /// # Errors
 /// When the store cannot be read.
 pub async fn every_project(
     state: &GraphqlState,
     coalesce: bool,
-) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
+    after: Option<FeedPosition>,
+) -> Result<
+    (
+        FeedPosition,
+        impl Stream<Item = Result<Marked<Project>, LiveError>> + Send + 'static,
+    ),
+    ApiError,
+> {
     let live = state.hub.live.subscribe();
     let pool = state.hub.pool().clone();
-    let mut conn = pool.acquire().await.map_err(store_error)?;
-    let start = last_readable(&mut conn).await.map_err(store_error)?;
-    drop(conn);
+    let start = match after {
+        Some(after) => after,
+        None => {
+            let mut conn = pool.acquire().await.map_err(store_error)?;
+            last_readable(&mut conn).await.map_err(store_error)?
+        }
+    };
     let events = events_after(state, live, EventFilter::default(), start);
-    Ok(
+    Ok((
+        start,
         versions(pool, events, HashMap::new()).flat_map(move |batch| {
             let batch = match batch {
                 Ok(batch) if coalesce => latest_per_project(batch),
@@ -267,23 +302,26 @@ pub async fn every_project(
             };
             let projects: Vec<_> = batch
                 .into_iter()
-                .map(|version| Ok(Project::from(version.row)))
+                .map(|version| Ok(marked(version)))
                 .collect();
             futures::stream::iter(projects)
         }),
-    )
+    ))
 }
 
 /// `projectsChanged(after)`: without `after`, every project that is not
 /// deleted (`SNAPSHOT`, then `SNAPSHOT_COMPLETE`); with it, nothing yet;
 /// then every change after that point, each exactly once, in feed order.
+/// The snapshot's messages are marked with the point it was read at (only
+/// `SNAPSHOT_COMPLETE` as complete), each change with its event's place.
 ///
 /// # Errors
 /// When the store or the read model cannot be read.
 pub async fn board(
     state: &GraphqlState,
     after: Option<FeedPosition>,
-) -> Result<impl Stream<Item = Result<ProjectChange, LiveError>> + Send + 'static, ApiError> {
+) -> Result<impl Stream<Item = Result<Marked<ProjectChange>, LiveError>> + Send + 'static, ApiError>
+{
     let live = state.hub.live.subscribe();
     let (start, snapshot) = match after {
         Some(after) => (after, None),
@@ -302,17 +340,27 @@ pub async fn board(
     let cursor = encode_event_cursor(start);
     let mut first = Vec::new();
     if let Some(rows) = snapshot {
+        let part = Mark {
+            complete: false,
+            ..Mark::through(start)
+        };
         for row in rows {
-            first.push(Ok(ProjectChange {
-                kind: ProjectChangeKind::Snapshot,
-                project: Some(Project::from(row)),
-                cursor: cursor.clone(),
+            first.push(Ok(Marked {
+                item: ProjectChange {
+                    kind: ProjectChangeKind::Snapshot,
+                    project: Some(Project::from(row)),
+                    cursor: cursor.clone(),
+                },
+                mark: part,
             }));
         }
-        first.push(Ok(ProjectChange {
-            kind: ProjectChangeKind::SnapshotComplete,
-            project: None,
-            cursor,
+        first.push(Ok(Marked {
+            item: ProjectChange {
+                kind: ProjectChangeKind::SnapshotComplete,
+                project: None,
+                cursor,
+            },
+            mark: Mark::through(start),
         }));
     }
     let later = versions(pool, events, known).flat_map(|batch| {
