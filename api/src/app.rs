@@ -1,5 +1,8 @@
-//! Building the application: pool, migrations, command bus, feed runners,
-//! schema and router. Tests build the same application on port 0.
+//! Building the application, top to bottom: the configuration's checks,
+//! the pool and its migrations, NATS, the appender and the command bus, the
+//! feed runners ([`Feeds`]), the handlers' state ([`AppState`]) and the
+//! router (each module's `router()`, merged, inside the layers every
+//! request passes). Tests build the same application on port 0.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,79 +12,30 @@ use anyhow::Context as _;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::routing::get;
 use axum::Router;
-use domain::ProjectServices;
 use infrastructure::append::Appender;
-use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, PoisonPolicy, RunnerConfig};
+use infrastructure::feed::AppendSignal;
 use infrastructure::lookup::PgProjectLookup;
-use infrastructure::nats::{LiveFeed, NatsRelay};
-use infrastructure::orchestration::{OrchestrationConfig, ProcessManager};
-use infrastructure::CommandBus;
-use infrastructure::IntegrationPublisher;
-use projections::{EventLogProjection, ProjectsProgress, ProjectsProjection, ReadModels};
+use infrastructure::nats::{LiveFeed, NatsConnection};
+use infrastructure::{CommandBus, IntegrationPublisher};
+use projections::{ReadModels, ReadYourWrites};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::{door_limits, ServeConfig};
+use crate::feeds::Feeds;
 use crate::graphql::door::OpenSubscriptions;
-use crate::graphql::{build_schema, ApiState, HubSchema, SchemaLimits};
-use crate::http::access::{self, Access};
+use crate::graphql::fanout::Fanout;
+use crate::graphql::{build_schema, SchemaLimits};
+use crate::http::access;
 use crate::http::server::{self, Connections, ServerLimits, SocketSlots};
 use crate::http::{console, correlation, graphql, health, hub_console, limits, ws};
 use crate::metrics::{self, Metrics};
 use crate::rebuilds::Rebuilds;
-use crate::rest::{self, RestState};
-
-/// Shared by every HTTP handler.
-#[derive(Clone)]
-pub struct AppState {
-    /// The GraphQL schema (holds the [`ApiState`]).
-    pub schema: HubSchema,
-    /// The database pool.
-    pub pool: PgPool,
-    /// The feed consumers running (or standing by) in this process.
-    pub feeds: Arc<Vec<FeedHandle>>,
-    /// Who may do what: the token, allowed origins and hosts.
-    pub access: Arc<Access>,
-    /// The NATS connection.
-    pub nats: async_nats::Client,
-    /// Where NATS is (for health reports).
-    pub nats_url: String,
-    /// How long a WebSocket may stay open without `connection_init`.
-    pub ws_init_timeout: Duration,
-    /// Largest accepted WebSocket message.
-    pub ws_max_message_bytes: usize,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// Most operations in one batched GraphQL request.
-    pub max_batch: usize,
-    /// How long an event-writing transaction may hold the feed back before
-    /// `/health` names it.
-    pub feed_stall_warn: Duration,
-    /// GraphQL subscriptions open in this process.
-    pub subscriptions: Arc<OpenSubscriptions>,
-    /// The HTTP connections open, and room for more.
-    pub connections: Arc<Connections>,
-    /// The WebSockets open, and room for more.
-    pub sockets: Arc<SocketSlots>,
-    /// Prometheus metrics (`GET /metrics`).
-    pub metrics: Arc<Metrics>,
-    /// What the REST event API needs.
-    pub rest: RestState,
-    /// Turns true when the hub starts shutting down. SSE streams end then,
-    /// and WebSockets close with 1001 (going away): the server waits for
-    /// answers in progress and for open sockets, and neither ends by itself.
-    pub stopping: watch::Receiver<bool>,
-}
-
-/// Completes when the hub starts shutting down (see [`AppState::stopping`]).
-pub async fn stopped(mut stopping: watch::Receiver<bool>) {
-    // An error means the application is gone: stop too.
-    let _ = stopping.wait_for(|stopping| *stopping).await;
-}
+use crate::rest;
+use crate::state::{AppState, GraphqlState, Hub, Limits, Nats, RestState, Stopping};
 
 /// The built application, ready to serve.
 pub struct App {
@@ -108,160 +62,107 @@ impl App {
             .orchestration
             .orchestrator()
             .map_err(anyhow::Error::msg)?;
+
         let pool = infrastructure::db::connect_lazy(&config.database.db_config())
             .context("while configuring the database pool")?;
         infrastructure::db::migrate(&pool)
             .await
             .context("while applying database migrations")?;
 
-        let appended = AppendSignal::default();
-        let runner_config = RunnerConfig {
-            max_poll: Duration::from_millis(config.feed_poll_ms.max(1)),
-            ..RunnerConfig::default()
-        };
-        let connect = (*pool.connect_options()).clone();
-        let projects_projection = Arc::new(ProjectsProjection::new());
-        let committed_rows = projects_projection.committed_rows();
-        let recent_rows = projects_projection.recent();
-        // The read models park an event they keep failing on and go on
-        // (`hub projections retry` replays it); the relay and the process
-        // manager keep the default, `Halt`: they must not skip an event.
-        let read_model_config = RunnerConfig {
-            poison: PoisonPolicy::Park,
-            ..runner_config.clone()
-        };
-        let projects = spawn_runner(
-            projects_projection,
-            connect.clone(),
-            read_model_config.clone(),
-            &appended,
-        );
-        let event_log = spawn_runner(
-            Arc::new(EventLogProjection::new(config.hub_id.clone())),
-            connect,
-            read_model_config,
-            &appended,
-        );
-        let projects_progress = ProjectsProgress {
-            status: projects.watch(),
-            rows: committed_rows,
-            recent: recent_rows,
-        };
-
-        let nats = infrastructure::nats::connect(&config.nats.connect_options())
-            .await
-            .map_err(|err| anyhow::anyhow!("{err}"))
-            .with_context(|| {
-                format!(
-                    "while configuring the NATS connection to {}",
-                    infrastructure::redact::url(&config.nats.nats_url)
-                )
-            })?;
-        let connections = nats.connections.clone();
-        let nats = nats.client;
-        let js = async_nats::jetstream::new(nats.clone());
-        let stream = config.stream_settings();
-        let relay = spawn_runner(
-            Arc::new(NatsRelay::new(
-                js.clone(),
-                stream.clone(),
-                config.hub_id.clone(),
-            )),
-            (*pool.connect_options()).clone(),
-            RunnerConfig {
-                max_backoff: Duration::from_secs(5),
-                ..runner_config.clone()
-            },
-            &appended,
-        );
+        let nats = connect_nats(config).await?;
+        let js = async_nats::jetstream::new(nats.client.clone());
         let live = Arc::new(LiveFeed::start(
-            js,
-            stream,
+            js.clone(),
+            config.stream_settings(),
             config.ws.subscriber_buffer.max(1),
-            connections,
+            nats.connections,
         ));
-        let metrics = Arc::new(Metrics::new());
+
         // Commands and published events append through one queue: those
         // arriving together share a transaction (group commit).
+        let appended = AppendSignal::default();
         let appender =
             Appender::with_limits(pool.clone(), appended.clone(), config.append_limits());
-        let rest = RestState {
-            publisher: Arc::new(IntegrationPublisher::new(appender.clone())),
-            read: ReadModels::new(pool.clone()),
-            live: live.clone(),
-            hub_id: config.hub_id.clone(),
-            event_log_progress: event_log.watch(),
-            read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
-            sse_keepalive: Duration::from_secs(config.ws.sse_keepalive_secs.max(1)),
-        };
+        let lookup = PgProjectLookup::new(pool.clone(), config.port_range);
+        let bus = Arc::new(CommandBus::new(pool.clone(), lookup, appender.clone()));
 
-        let services = ProjectServices::new(PgProjectLookup::new(pool.clone(), config.port_range));
-        let bus = Arc::new(CommandBus::new(pool.clone(), services, appender));
-        let orchestration = spawn_runner(
-            Arc::new(ProcessManager::new(
-                pool.clone(),
-                bus.clone(),
-                orchestrator,
-                OrchestrationConfig {
-                    hub_id: config.hub_id.clone(),
-                    timeout: config.orchestration.timeout(),
-                },
-            )),
-            (*pool.connect_options()).clone(),
-            // The orchestrator's batches record requests it then acts on
-            // (runs commands): they must survive a database crash.
-            RunnerConfig {
-                durable_commits: true,
-                ..runner_config.clone()
-            },
+        let feeds = Arc::new(Feeds::start(
+            config,
+            &pool,
             &appended,
-        );
+            js,
+            bus.clone(),
+            orchestrator,
+        ));
         let rebuilds = Rebuilds::new(pool.clone(), config.hub_id.clone());
         if config.rebuild_outdated {
             rebuild_outdated(&pool, &rebuilds, &config.hub_id);
         }
-        let api = ApiState {
-            bus,
-            metrics: metrics.clone(),
+
+        let hub = Hub {
+            id: config.hub_id.clone(),
             read: ReadModels::new(pool.clone()),
-            hub_id: config.hub_id.clone(),
-            projects_progress,
-            read_your_writes_timeout: Duration::from_millis(config.read_your_writes_timeout_ms),
             live,
-            rebuilds,
+            read_your_writes: ReadYourWrites::new(
+                ReadModels::new(pool.clone()),
+                feeds.read_models(),
+                Duration::from_millis(config.read_your_writes_timeout_ms),
+            ),
+            metrics: Arc::new(Metrics::new()),
         };
         let subscriptions = Arc::new(OpenSubscriptions::default());
+        let door = door_limits(&config.graphql, &config.ws);
         let schema = build_schema(
-            api,
+            GraphqlState {
+                hub: hub.clone(),
+                bus,
+                rebuilds,
+                live_readers: Default::default(),
+            },
             SchemaLimits {
-                door: door_limits(&config.graphql, &config.ws),
+                door,
                 introspection: config.graphql.graphql_introspection,
             },
             subscriptions.clone(),
         );
+        let fanout = Arc::new(Fanout::new(
+            schema.clone(),
+            subscriptions.clone(),
+            door,
+            config.ws.subscriber_buffer.max(1),
+            hub.metrics.clone(),
+        ));
         let server_limits = config.http.server_limits();
-        let (stop, stopping) = watch::channel(false);
         let max_connections = server::connection_cap(server_limits.max_connections);
+        let (stop, stopping) = watch::channel(false);
         let state = AppState {
+            hub,
+            schema,
+            fanout,
+            subscriptions,
+            rest: RestState {
+                publisher: Arc::new(IntegrationPublisher::new(pool.clone(), appender)),
+                sse_keepalive: Duration::from_secs(config.ws.sse_keepalive_secs.max(1)),
+            },
+            access,
+            feeds,
+            nats: Nats {
+                client: nats.client,
+                url: config.nats.nats_url.clone(),
+            },
+            limits: Limits {
+                max_body_bytes: config.http.max_body_bytes,
+                max_batch: config.graphql.graphql_max_batch.max(1),
+                ws_init_timeout: Duration::from_secs(config.ws.ws_init_timeout_secs),
+                ws_max_message_bytes: config.ws.ws_max_message_bytes,
+            },
+            feed_stall_warn: Duration::from_secs(config.feed_stall_warn_secs),
             connections: Arc::new(Connections::new(max_connections)),
             sockets: Arc::new(SocketSlots::share_of(max_connections)),
-            schema,
-            pool,
-            feeds: Arc::new(vec![projects, event_log, relay, orchestration]),
-            access: access.clone(),
-            nats,
-            nats_url: config.nats.nats_url.clone(),
-            ws_init_timeout: Duration::from_secs(config.ws.ws_init_timeout_secs),
-            ws_max_message_bytes: config.ws.ws_max_message_bytes,
-            max_body_bytes: config.http.max_body_bytes,
-            max_batch: config.graphql.graphql_max_batch.max(1),
-            feed_stall_warn: Duration::from_secs(config.feed_stall_warn_secs),
-            subscriptions,
-            metrics,
-            rest,
-            stopping,
+            stopping: Stopping::new(stopping),
         };
-        let router = router(&state, config.http.max_body_bytes);
+
+        let router = router(&state);
         Ok(Self {
             router,
             state,
@@ -295,29 +196,37 @@ impl App {
         server::serve(listener, self.router, connections, self.server, shutdown)
             .await
             .context("while serving HTTP")?;
-        for feed in self.state.feeds.iter() {
-            feed.stop();
-        }
+        self.state.feeds.stop();
         Ok(())
     }
 }
 
-/// Every route, inside the layers every request passes (outermost last):
-/// body limits, CORS, the host and origin guard, metrics, correlation ids,
-/// and `nosniff` on every answer.
-fn router(state: &AppState, max_body: usize) -> Router {
+/// The NATS client (it connects, and reconnects, in the background).
+async fn connect_nats(config: &ServeConfig) -> anyhow::Result<NatsConnection> {
+    infrastructure::nats::connect(&config.nats.connect_options())
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))
+        .with_context(|| {
+            format!(
+                "while configuring the NATS connection to {}",
+                infrastructure::redact::url(&config.nats.nats_url)
+            )
+        })
+}
+
+/// Every module's routes, inside the layers every request passes
+/// (outermost last): body limits (REST has its own, answered in its error
+/// shape), CORS, the host and origin guard, metrics, correlation ids, and
+/// `nosniff` on every answer.
+fn router(state: &AppState) -> Router {
+    let max_body = state.limits.max_body_bytes;
     Router::new()
-        .route("/", get(hub_console::home))
-        .route("/console", get(hub_console::home))
-        .route("/console/{page}", get(hub_console::page))
-        .route("/console/assets/{file}", get(hub_console::file))
-        .route("/graphql", get(graphql::get).post(graphql::post))
-        .route("/graphql/console.js", get(console::script))
-        .route("/graphql/console.css", get(console::style))
-        .route("/graphql/ws", get(ws::graphql_ws))
-        .route("/health", get(health::health))
-        .route("/health/nats", get(health::nats))
-        .route("/metrics", get(metrics::scrape))
+        .merge(hub_console::router())
+        .merge(graphql::router())
+        .merge(console::router())
+        .merge(ws::router())
+        .merge(health::router())
+        .merge(metrics::router())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             limits::reject_large_bodies(max_body, req, next)
@@ -329,7 +238,7 @@ fn router(state: &AppState, max_body: usize) -> Router {
             access::guard,
         ))
         .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
+            state.hub.metrics.clone(),
             metrics::track_http,
         ))
         .layer(middleware::from_fn(correlation::correlate))

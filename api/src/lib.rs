@@ -8,7 +8,11 @@
 //!
 //! Layout:
 //! - `config`: flags and environment variables.
-//! - `app`: [`App`], building and serving the application.
+//! - `app`: [`App`], building and serving the application: the
+//!   configuration's checks, the pool, NATS, the command bus, the feeds,
+//!   the state and the router, in that order.
+//! - `feeds`: [`feeds::Feeds`], the feed runners a serving hub starts.
+//! - `state`: [`AppState`] and its parts, what the handlers share.
 //! - `cli`: `hub projections list`, `rebuild`, `retry` and `skip`; `hub
 //!   events query`, `follow` and `export` (over HTTP).
 //! - `graphql`: schema, query, mutation and subscription roots, the project
@@ -29,6 +33,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod feeds;
 pub mod graphql;
 pub mod http;
 pub mod live_events;
@@ -36,7 +41,9 @@ pub mod metrics;
 pub mod natural_time;
 pub mod rebuilds;
 pub mod rest;
+pub mod state;
 pub mod telemetry;
 
-pub use app::{App, AppState};
+pub use app::App;
 pub use config::{Cli, Command, ServeConfig};
+pub use state::AppState;

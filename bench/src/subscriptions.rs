@@ -2,16 +2,21 @@
 //! `projectChanged` (graphql-transport-ws) while mutations arrive at a steady
 //! rate; delivery latency is the time a client receives a change minus the
 //! change's `updatedAt` (the event's `recorded_at`), over every client.
+//!
+//! The clients share the machine with the hub, so each is kept cheap: it
+//! reads only the fields it needs from each message (no JSON tree) and
+//! keeps its samples to itself (no lock shared by all of them).
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
-use serde::Serialize;
-use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,11 +47,49 @@ pub struct SubscriptionsResult {
     pub delivery: Summary,
 }
 
+/// What every client reports into.
+#[derive(Default)]
+struct Tally {
+    /// Set once every client is live: deliveries count from then on.
+    measuring: AtomicBool,
+    /// Deliveries counted so far, over all clients.
+    delivered: AtomicUsize,
+}
+
+/// One client's delivery latencies.
 type Samples = Arc<Mutex<Vec<Duration>>>;
+
+/// The parts of a server message the client reads.
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: Option<Payload<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow)]
+    data: Option<Data<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(rename = "projectChanged", borrow)]
+    project_changed: Option<Changed<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Changed<'a> {
+    #[serde(rename = "updatedAt", borrow)]
+    updated_at: Cow<'a, str>,
+}
 
 async fn subscriber(
     url: String,
     samples: Samples,
+    tally: Arc<Tally>,
     warm: Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<()> {
     let mut request = url.into_client_request()?;
@@ -76,31 +119,36 @@ async fn subscriber(
         let Message::Text(text) = message? else {
             continue;
         };
-        let body: Value = serde_json::from_str(&text)?;
-        match body["type"].as_str() {
-            Some("next") => {
+        let body: Incoming<'_> = serde_json::from_str(&text)?;
+        match &*body.kind {
+            "next" => {
                 if !warmed {
                     warmed = true;
                     warm.add_permits(1);
                     continue;
                 }
-                let updated: Option<DateTime<Utc>> = body["payload"]["data"]["projectChanged"]
-                    ["updatedAt"]
-                    .as_str()
-                    .and_then(|t| t.parse().ok());
+                if !tally.measuring.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let updated: Option<DateTime<Utc>> = body
+                    .payload
+                    .and_then(|payload| payload.data)
+                    .and_then(|data| data.project_changed)
+                    .and_then(|changed| changed.updated_at.parse().ok());
                 if let Some(updated) = updated {
                     samples
                         .lock()
-                        .await
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
                         .push((received - updated).to_std().unwrap_or_default());
+                    tally.delivered.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Some("ping") => {
+            "ping" => {
                 socket
                     .send(Message::text(json!({"type": "pong"}).to_string()))
                     .await?
             }
-            Some("error") | Some("complete") => bail!("subscription ended: {body}"),
+            "error" | "complete" => bail!("subscription ended: {text}"),
             _ => {}
         }
     }
@@ -128,13 +176,17 @@ pub async fn run(
         .context("no project id")?
         .to_owned();
     let ws_url = format!("{}/graphql/ws", hub.url.replacen("http", "ws", 1));
-    let samples: Samples = Arc::default();
+    let tally = Arc::new(Tally::default());
     let warm = Arc::new(tokio::sync::Semaphore::new(0));
     let mut sockets = Vec::with_capacity(config.subscribers);
+    let mut samples = Vec::with_capacity(config.subscribers);
     for _ in 0..config.subscribers {
+        let mine = Samples::default();
+        samples.push(mine.clone());
         sockets.push(tokio::spawn(subscriber(
             ws_url.clone(),
-            samples.clone(),
+            mine,
+            tally.clone(),
             warm.clone(),
         )));
     }
@@ -165,7 +217,7 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    samples.lock().await.clear();
+    tally.measuring.store(true, Ordering::Relaxed);
     let total = (f64::from(config.rate) * config.duration.as_secs_f64()) as usize;
     let mut ticker =
         tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(config.rate.max(1))));
@@ -197,14 +249,17 @@ pub async fn run(
     // change (two per accepted command), or 10 s.
     let expected = 2 * made * config.subscribers;
     let settle = Instant::now() + Duration::from_secs(10);
-    while samples.lock().await.len() < expected && Instant::now() < settle {
+    while tally.delivered.load(Ordering::Relaxed) < expected && Instant::now() < settle {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = began.elapsed();
-    let collected = std::mem::take(&mut *samples.lock().await);
     for socket in sockets {
         socket.abort();
     }
+    let collected: Vec<Duration> = samples
+        .iter()
+        .flat_map(|mine| std::mem::take(&mut *mine.lock().unwrap_or_else(|p| p.into_inner())))
+        .collect();
     let missing = expected.saturating_sub(collected.len());
     Ok(SubscriptionsResult {
         subscribers: config.subscribers,

@@ -1,8 +1,9 @@
 //! The hub's domain: what a project is, which commands it accepts and which
 //! events it records. Everything here is pure: no database, no network, no
 //! runtime. Facts the aggregate cannot know by itself (is a slug taken? which
-//! ports are free?) are asked through the [`ProjectLookup`] port, which the
-//! infrastructure crate implements.
+//! ports are free?) are looked up by the caller before deciding, and come
+//! in with the command as [`Facts`]: the aggregate says which it needs
+//! ([`Project::question`]).
 //!
 //! Layout:
 //! - [`ids`]: [`ProjectId`], the UUID newtype that names a project.
@@ -12,7 +13,7 @@
 //! - [`ports`]: [`Ports`], the block of four ports a project owns, and the
 //!   [`PortRange`] such blocks are carved from.
 //! - [`project`]: the [`Project`] aggregate with its commands, events,
-//!   errors, status and the lookup port it needs.
+//!   errors, status and the facts about other projects it decides on.
 //! - [`integration`]: the [`IntegrationEvent`] aggregate, events clients
 //!   publish through the hub on a subject of their own.
 //! - [`subject`]: [`SubjectPattern`] and [`SubjectFilter`], how clients
@@ -37,7 +38,7 @@ pub use name::{NameError, ProjectName, Slug};
 pub use path::{PathError, ProjectPath};
 pub use ports::{PortRange, PortRangeError, Ports};
 pub use project::{
-    FailureReason, LookupError, ParseStatusError, PendingRequest, Project, ProjectCommand,
-    ProjectError, ProjectEvent, ProjectLookup, ProjectServices, ProjectStatus, RequestKind,
+    Decide, Facts, FailureReason, ParseStatusError, PendingRequest, Project, ProjectCommand,
+    ProjectError, ProjectEvent, ProjectStatus, Question, RequestKind,
 };
 pub use subject::{SubjectError, SubjectFilter, SubjectPattern};

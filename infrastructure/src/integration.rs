@@ -1,16 +1,15 @@
 //! Recording integration events: each one a new `IntegrationEvent`
-//! aggregate written through postgres-es, then picked up by the feed like
-//! every other event (relayed to NATS on its own subject, logged in
-//! `event_log`).
+//! aggregate, decided and committed by the same executor as project
+//! commands, then picked up by the feed like every other event (relayed to
+//! NATS on its own subject, logged in `event_log`).
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::SerializedEvent;
-use cqrs_es::{Aggregate, DomainEvent};
-use domain::{IntegrationCommand, IntegrationError, IntegrationEvent};
+use domain::{IntegrationCommand, IntegrationError, IntegrationEvent, IntegrationFact};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::append::{AppendError, Appender, Commit};
+use crate::append::Appender;
+use crate::execute::{CommandError, Decider, Executor};
 use crate::feed::FeedPosition;
 use crate::metadata::CommandMetadata;
 
@@ -43,28 +42,33 @@ pub enum PublishError {
     Internal(#[source] BoxError),
 }
 
-impl PublishError {
-    fn from_append(err: AppendError) -> Self {
+impl From<CommandError<IntegrationError>> for PublishError {
+    fn from(err: CommandError<IntegrationError>) -> Self {
         match err {
-            AppendError::Unavailable(err) => Self::Unavailable(err),
-            AppendError::Conflict => {
-                Self::Internal("a new integration event's aggregate id was already taken".into())
-            }
-            AppendError::Internal(err) => Self::Internal(err),
+            CommandError::Rejected(err) => Self::Rejected(err),
+            // No version is expected and a lost race is not retried (see
+            // `Publish::lost_race`), so this cannot happen.
+            conflict @ CommandError::Conflict { .. } => Self::Internal(Box::new(conflict)),
+            CommandError::Unavailable(err) => Self::Unavailable(err),
+            CommandError::Internal(err) => Self::Internal(err),
         }
     }
 }
 
-/// Records integration events in the store, through the [`Appender`]: the
-/// events published at the same time share a transaction (group commit).
+/// Records integration events in the store through the shared executor
+/// (`crate::execute`), whose commits go through the [`Appender`]: the events
+/// published at the same time share a transaction (group commit).
 pub struct IntegrationPublisher {
-    appender: Appender,
+    executor: Executor<IntegrationEvent>,
 }
 
 impl IntegrationPublisher {
-    /// A publisher committing through `appender`.
-    pub fn new(appender: Appender) -> Self {
-        Self { appender }
+    /// A publisher committing through `appender` (and reading from `pool`,
+    /// which a new aggregate never needs).
+    pub fn new(pool: PgPool, appender: Appender) -> Self {
+        Self {
+            executor: Executor::new(pool, appender, None, Vec::new()),
+        }
     }
 
     /// Decides `command` on a new `IntegrationEvent` aggregate and commits
@@ -78,42 +82,14 @@ impl IntegrationPublisher {
         command: IntegrationCommand,
         metadata: &CommandMetadata,
     ) -> Result<Recorded, PublishError> {
-        // A new random id has no events: nothing to load.
         let aggregate_id = Uuid::new_v4();
-        let sink = EventSink::default();
-        IntegrationEvent::default()
-            .handle(command, &(), &sink)
-            .await
-            .map_err(PublishError::Rejected)?;
-        let metadata = serde_json::to_value(metadata.to_map())
-            .map_err(|err| PublishError::Internal(Box::new(err)))?;
-        let events = sink
-            .collect()
-            .await
-            .into_iter()
-            .zip(1..)
-            .map(|(event, sequence)| {
-                let payload = serde_json::to_value(&event)
-                    .map_err(|err| PublishError::Internal(Box::new(err)))?;
-                Ok(SerializedEvent::new(
-                    aggregate_id.to_string(),
-                    sequence,
-                    IntegrationEvent::TYPE.to_owned(),
-                    event.event_type(),
-                    event.event_version(),
-                    payload,
-                    metadata.clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>, PublishError>>()?;
-        let appended = self
-            .appender
-            .append(Commit {
-                events,
-                snapshot: None,
-            })
-            .await
-            .map_err(PublishError::from_append)?;
+        let outcome = self
+            .executor
+            .execute(&aggregate_id.to_string(), None, metadata, &Publish(command))
+            .await?;
+        let appended = outcome.appended.ok_or_else(|| {
+            PublishError::Internal("the integration event's command recorded no event".into())
+        })?;
         let event_id = *appended.event_ids.first().ok_or_else(|| {
             PublishError::Internal("the integration event's command recorded no event".into())
         })?;
@@ -124,5 +100,36 @@ impl IntegrationPublisher {
             recorded_at: appended.recorded_at,
             position: appended.last,
         })
+    }
+}
+
+/// Publishing one integration event, as the [`Executor`] decides it.
+struct Publish(IntegrationCommand);
+
+impl Decider<IntegrationEvent> for Publish {
+    /// Each event is a new aggregate with a new random id: nothing to load.
+    fn is_new(&self) -> bool {
+        true
+    }
+
+    async fn decide(
+        &self,
+        event: &IntegrationEvent,
+    ) -> Result<Vec<IntegrationFact>, CommandError<IntegrationError>> {
+        event
+            .decide(self.0.clone())
+            .map(|fact| vec![fact])
+            .map_err(CommandError::Rejected)
+    }
+
+    /// Only another event with the same random id could have taken its
+    /// sequence number: not retried, as no retry could make it new again.
+    async fn lost_race(
+        &self,
+        _event: &IntegrationEvent,
+    ) -> Result<(), CommandError<IntegrationError>> {
+        Err(CommandError::internal(
+            "a new integration event's aggregate id was already taken",
+        ))
     }
 }

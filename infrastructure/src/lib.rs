@@ -1,16 +1,21 @@
 //! The hub's infrastructure: PostgreSQL (connection, migrations, the
 //! postgres-es event store and its command bus), the gap-safe event feed that
-//! drives read models and the relay, and the lookups the domain needs.
+//! drives read models and the relay, and the lookups of the facts the domain
+//! decides on.
 //!
 //! Layout:
 //! - `db`: pool, migrations, ping.
 //! - `error`: [`InfraError`] and the "database unavailable" classification.
 //! - `metadata`: correlation, causation and origin carried by every event.
-//! - `lookup`: slug holders and free ports, for the `Project` aggregate.
+//! - `lookup`: slug holders and free ports, the facts a `Project` decides
+//!   on, looked up before deciding.
 //! - `append`: [`append::Appender`], group commit: concurrent commits appended
 //!   in shared transactions, each with its own outcome.
-//! - `commands`: [`CommandBus`], load/decide/commit with optimistic concurrency.
-//! - `integration`: [`IntegrationPublisher`], recording integration events.
+//! - `execute`: the one load-decide-commit loop (optimistic concurrency,
+//!   retries of lost races) and [`CommandError`].
+//! - `commands`: [`CommandBus`], project commands through that loop.
+//! - `integration`: [`IntegrationPublisher`], integration events through
+//!   that loop.
 //! - `feed`: the event feed, its consumers and their runners.
 //! - `nats`: the JetStream stream, the envelope and the outbox relay.
 //! - `upcast`: stored events of older shapes read in today's shape.
@@ -22,6 +27,7 @@ pub mod append;
 pub mod commands;
 pub mod db;
 pub mod error;
+mod execute;
 pub mod feed;
 pub mod integration;
 pub mod lookup;
@@ -31,7 +37,8 @@ pub mod orchestration;
 pub mod redact;
 pub mod upcast;
 
-pub use commands::{CommandBus, CommandError, Executed};
+pub use commands::{CommandBus, Executed};
 pub use error::InfraError;
+pub use execute::CommandError;
 pub use integration::{IntegrationPublisher, PublishError, Recorded};
 pub use metadata::{CommandMetadata, Origin};

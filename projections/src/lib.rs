@@ -19,15 +19,20 @@
 //!   switched to atomically.
 //! - `status`: [`status::list`], checkpoint, lag, parked events, code
 //!   version and state of each read model; [`status::outdated`].
-//! - `recent`: the latest committed project rows, in memory.
+//! - `read_your_writes`: [`ReadYourWrites`], an answer to a write waiting
+//!   until the read models show it; `progress`: [`RunnerProgress`], a read
+//!   model's runner as this process sees it, which that waits on; `recent`:
+//!   the latest committed project rows, in memory.
 //! - `cursor`: opaque pagination cursors.
 
 pub mod board;
 pub mod cursor;
 mod event_list;
 pub mod event_log;
+mod progress;
 pub mod projects;
 pub mod queries;
+mod read_your_writes;
 pub mod rebuild;
 pub mod recent;
 mod since;
@@ -35,10 +40,10 @@ pub mod status;
 
 pub use board::Board;
 pub use event_log::EventLogProjection;
+pub use progress::{Passed, RunnerProgress};
 pub use projects::{ProjectRow, ProjectVersions, ProjectsProjection};
-pub use queries::{
-    EventFilter, Page, ProjectFilter, ProjectStats, ProjectsProgress, QueryError, ReadModels,
-};
+pub use queries::{EventFilter, Page, ProjectFilter, ProjectStats, QueryError, ReadModels};
+pub use read_your_writes::{ReadModelRunners, ReadYourWrites};
 pub use rebuild::{rebuild, Progress, RebuildError, RebuildOptions, RebuildOutcome, Rebuildable};
 pub use recent::RecentRows;
 pub use status::{ConsumerLine, ProjectionState, ProjectionStatus};

@@ -1,16 +1,11 @@
 //! Reading the read models: projects, statistics and the event log.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use domain::subject::pattern::escape_like;
 use domain::{ProjectStatus, SubjectFilter};
-use infrastructure::feed::{ConsumerStatus, FeedPosition};
+use infrastructure::feed::FeedPosition;
 use infrastructure::nats::Envelope;
 use sqlx::PgPool;
-use std::sync::Arc;
-
-use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::cursor::{
@@ -18,7 +13,6 @@ use crate::cursor::{
     CursorError,
 };
 use crate::projects::ProjectRow;
-use crate::recent::RecentRows;
 
 /// One page of a cursor-paginated list.
 #[derive(Debug, Clone)]
@@ -250,78 +244,4 @@ impl ReadModels {
         .fetch_all(&self.pool)
         .await?)
     }
-
-    /// Waits until the `projects` row of `id` reflects `version`, then returns
-    /// it: the read-your-writes step after a command.
-    ///
-    /// When the `projects` projection runs in this process, the row comes from
-    /// its broadcast of committed rows (no polling); otherwise, or if the
-    /// broadcast was missed, the table is read every 20 ms. Returns `None`
-    /// when the deadline passes first (the caller must then not answer with
-    /// stale data).
-    ///
-    /// # Errors
-    /// When the database fails.
-    pub async fn wait_for_project_version(
-        &self,
-        id: Uuid,
-        version: i64,
-        timeout: Duration,
-        progress: ProjectsProgress,
-    ) -> Result<Option<ProjectRow>, QueryError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        // Subscribe before the first read: a batch committed after the read
-        // is then seen on the channel, one committed before it by the read.
-        let mut committed = progress.rows.subscribe();
-        if let Some(row) = progress.recent.at_least(id, version) {
-            return Ok(Some(row));
-        }
-        let local = progress.status.borrow().active;
-        let mut poll_at = tokio::time::Instant::now();
-        if local {
-            // The row is most likely not written yet: give the broadcast a
-            // moment before falling back to reading the table.
-            poll_at += Duration::from_millis(20);
-        }
-        loop {
-            if tokio::time::Instant::now() >= poll_at {
-                if let Some(row) = self.project(id).await? {
-                    if row.version >= version {
-                        return Ok(Some(row));
-                    }
-                }
-                poll_at = tokio::time::Instant::now() + Duration::from_millis(20);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::select! {
-                batch = committed.recv() => match batch {
-                    Ok(rows) => {
-                        if let Some(row) = rows.iter().find(|r| r.id == id && r.version >= version) {
-                            return Ok(Some(row.clone()));
-                        }
-                    }
-                    // Missed batches, or no projection here: read the table.
-                    Err(broadcast::error::RecvError::Lagged(_)) => poll_at = tokio::time::Instant::now(),
-                    Err(broadcast::error::RecvError::Closed) => {
-                        tokio::time::sleep_until(poll_at.min(deadline)).await;
-                    }
-                },
-                _ = tokio::time::sleep_until(poll_at.min(deadline)) => {}
-            }
-        }
-    }
-}
-
-/// What read-your-writes waits on: the `projects` runner's status and the
-/// rows its committed batches wrote.
-#[derive(Clone, Debug)]
-pub struct ProjectsProgress {
-    /// The runner's status (is it active in this process?).
-    pub status: watch::Receiver<ConsumerStatus>,
-    /// Rows of each committed batch.
-    pub rows: broadcast::Sender<Arc<Vec<ProjectRow>>>,
-    /// The latest committed row per project.
-    pub recent: RecentRows,
 }

@@ -1,6 +1,6 @@
 //! The latest committed `projects` row per project, kept in memory by this
-//! process's `projects` projection, so that read-your-writes and
-//! `projectChanged` rarely need to read the table.
+//! process's `projects` projection, so that read-your-writes rarely needs
+//! to read the table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

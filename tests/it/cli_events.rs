@@ -9,9 +9,27 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hub_tests::cli::{command, csv_records, fails, ids, jsonl, ok, peak_rss, run, Follower};
+use hub_tests::graphql::view;
 use hub_tests::rest::{self, subject};
+use hub_tests::views::RestEvent;
 use hub_tests::{wait_until, Proxy, TestDb, TestHub};
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// The payload of the events these tests number: `{"n": <number>}`, with
+/// a `note` beside it in some.
+#[derive(Deserialize)]
+struct Numbered {
+    n: i64,
+}
+
+/// The `n` of an event these tests numbered.
+///
+/// # Panics
+/// When `event` is not a REST event with a numbered payload.
+fn number(event: &Value) -> i64 {
+    view::<RestEvent<Numbered>>(event).payload.n
+}
 use sqlx::PgPool;
 
 /// A hub with a project and three integration events, two of whose payloads
@@ -235,12 +253,7 @@ async fn natural_times_resolve_against_the_injected_clock() {
     let url = hub.url();
     // A Wednesday afternoon.
     let now = [("HUB_CLI_NOW", "2026-12-02T15:30:00Z")];
-    let numbers = |text: &str| -> Vec<i64> {
-        jsonl(text)
-            .iter()
-            .map(|e| e["payload"]["n"].as_i64().expect("n"))
-            .collect()
-    };
+    let numbers = |text: &str| -> Vec<i64> { jsonl(text).iter().map(number).collect() };
     for (since, first) in [
         ("last monday", 1),
         ("2026-11-30", 1),
@@ -343,7 +356,7 @@ fn sequence_of(events: &[Value], subject: &str) -> Vec<i64> {
     events
         .iter()
         .filter(|e| e["subject"] == subject)
-        .map(|e| e["payload"]["n"].as_i64().expect("n"))
+        .map(number)
         .collect()
 }
 
@@ -379,9 +392,7 @@ async fn follow_prints_published_events_until_ctrl_c_then_the_count() {
         rest::publish(&hub, &tail, json!({"n": n})).await;
     }
     follower
-        .wait_for("the last event", |e| {
-            e["subject"] == tail && e["payload"]["n"] == 2
-        })
+        .wait_for("the last event", |e| e["subject"] == tail && number(e) == 2)
         .await;
     let (events, count) = follower.interrupt().await;
     assert_eq!(sequence_of(&events, &tail), [0, 1, 2]);
@@ -433,7 +444,7 @@ async fn follow_since_replays_the_past_then_goes_live_with_no_gap_or_duplicate()
     let follower = Follower::start(&hub.url(), &["--subject", &tick, "--since", "5m"]).await;
     writing.await.expect("the writer");
     follower
-        .wait_for("the last event", |e| e["payload"]["n"] == total - 1)
+        .wait_for("the last event", |e| number(e) == total - 1)
         .await;
     let (events, count) = follower.interrupt().await;
     assert_eq!(sequence_of(&events, &tick), (0..total).collect::<Vec<_>>());
@@ -454,7 +465,7 @@ async fn follow_resumes_after_a_dropped_connection_without_losing_or_doubling() 
     let writing = writer(&hub, tick.clone(), total);
     follower
         .wait_for("a quarter of the events", |e| {
-            e["subject"] == tick && e["payload"]["n"].as_i64() >= Some(total / 4)
+            e["subject"] == tick && number(e) >= total / 4
         })
         .await;
     proxy.cut();
@@ -468,7 +479,7 @@ async fn follow_resumes_after_a_dropped_connection_without_losing_or_doubling() 
     writing.await.expect("the writer");
     follower
         .wait_for("the last event", |e| {
-            e["subject"] == tick && e["payload"]["n"] == total - 1
+            e["subject"] == tick && number(e) == total - 1
         })
         .await;
     let stderr = follower.output.text();
@@ -559,7 +570,7 @@ async fn export_writes_50_000_events_exactly_once_in_bounded_memory() {
             seen.insert(event["id"].as_str().unwrap().to_owned()),
             "{line}"
         );
-        numbers.push(event["payload"]["n"].as_i64().unwrap());
+        numbers.push(number(&event));
     }
     assert_eq!(
         numbers,
@@ -595,10 +606,7 @@ async fn export_writes_50_000_events_exactly_once_in_bounded_memory() {
 
     // query pages through too.
     let out = ok(&hub.url(), &["--limit", "1500"], &[]).await;
-    let numbers: Vec<i64> = jsonl(&out)
-        .iter()
-        .map(|e| e["payload"]["n"].as_i64().unwrap())
-        .collect();
+    let numbers: Vec<i64> = jsonl(&out).iter().map(number).collect();
     assert_eq!(numbers, (0..1500).collect::<Vec<_>>());
 
     // `| head -1`: the reader goes away after one line.
@@ -613,7 +621,7 @@ async fn export_writes_50_000_events_exactly_once_in_bounded_memory() {
     tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut first)
         .await
         .expect("read a line");
-    assert_eq!(jsonl(&first)[0]["payload"]["n"], 0);
+    assert_eq!(number(&jsonl(&first)[0]), 0);
     drop(stdout);
     let ended = tokio::time::timeout(Duration::from_secs(60), all.wait_with_output())
         .await

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt as _};
+use hub_tests::graphql::{data, first_error};
 use hub_tests::ops::{self, Response};
 use hub_tests::{wait_until, TestDb, TestHub};
 use serde_json::{json, Value};
@@ -189,7 +190,7 @@ fn judge(command: Command, field: &str, response: &Response) -> Result<(), Strin
     match response.body["errors"].as_array() {
         None => {
             assert!(
-                response.body["data"][field]["project"].is_object(),
+                data(&response.body, field)["project"].is_object(),
                 "{command:?} answered neither data nor errors: {}",
                 response.body
             );
@@ -203,7 +204,7 @@ fn judge(command: Command, field: &str, response: &Response) -> Result<(), Strin
                 "{command:?} was rejected with code {code:?}: {}",
                 response.body
             );
-            let message = errors[0]["message"].as_str().unwrap_or_default();
+            let message = first_error(&response.body).message;
             assert!(
                 !message.trim().is_empty(),
                 "{command:?} was rejected without a message: {}",

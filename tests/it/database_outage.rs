@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use hub_tests::graphql::{data_as, view, views};
 use hub_tests::ops::{self, payload, Response};
+use hub_tests::views::{ConsumerHealth, Event, Health, HealthStatus, Project};
 use hub_tests::{wait_until, Proxy, TestDb, TestHub};
 use serde_json::{json, Value};
 
@@ -31,7 +33,7 @@ async fn timed(hub: &TestHub, query: &str, variables: Value) -> (Response, Durat
     (answer, started.elapsed())
 }
 
-async fn health(hub: &TestHub) -> (reqwest::StatusCode, Value) {
+async fn health(hub: &TestHub) -> (reqwest::StatusCode, Health) {
     let response = hub
         .http()
         .get(format!("{}/health", hub.url()))
@@ -39,10 +41,11 @@ async fn health(hub: &TestHub) -> (reqwest::StatusCode, Value) {
         .await
         .expect("GET /health");
     let status = response.status();
-    (status, response.json().await.expect("health is JSON"))
+    let report: Value = response.json().await.expect("health is JSON");
+    (status, view(&report))
 }
 
-/// Checks that a query and a mutation fail fast with UNAVAILABLE and that
+/// Checks that a query and mutations fail fast with UNAVAILABLE and that
 /// /health answers 503, while the database is away.
 async fn assert_unavailable(hub: &TestHub, id: &str) {
     let (query, took) = timed(hub, ops::PROJECT_BY_ID, json!({ "id": id })).await;
@@ -68,12 +71,24 @@ async fn assert_unavailable(hub: &TestHub, id: &str) {
         mutation.status
     );
 
+    // A create loads nothing: its first round trip is the lookup of the
+    // slug's holder and free ports, before the decision.
+    let variables = json!({ "name": "Never Created", "path": "/srv/n" });
+    let (create, took) = timed(hub, ops::CREATE, variables).await;
+    assert_eq!(
+        create.code(),
+        Some("UNAVAILABLE"),
+        "create: {}",
+        create.body
+    );
+    assert!(took < NO_HANG, "the create hung for {took:?}");
+
     let started = Instant::now();
     let (status, body) = health(hub).await;
     assert!(started.elapsed() < NO_HANG, "/health hung");
-    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["database"]["connected"], false, "{body}");
-    assert_eq!(body["status"], "unhealthy", "{body}");
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+    assert!(!body.database.connected, "{body:?}");
+    assert_eq!(body.status, HealthStatus::Unhealthy, "{body:?}");
 }
 
 /// Waits for queries and the `projects` feed to work again, then checks
@@ -85,28 +100,25 @@ async fn assert_recovers(hub: &TestHub, id: &str) {
             .await;
         answer.body["errors"]
             .is_null()
-            .then(|| answer.body["data"]["project"].clone())
+            .then(|| data_as::<Project>(&answer.body, "project"))
     })
     .await;
-    assert_eq!(
-        project["version"], 1,
-        "the failed mutation recorded nothing"
-    );
+    assert_eq!(project.version, 1, "the failed mutation recorded nothing");
 
     wait_until("the projects feed to run again", RECOVERY, || async {
         let (_, body) = health(hub).await;
-        (body["consumers"]["projects"]["active_here"] == true).then_some(())
+        body.consumer("projects").active_here.then_some(())
     })
     .await;
-    let started = hub.start_and_wait(id).await;
-    assert_eq!(started["version"], 3);
+    let started: Project = view(&hub.start_and_wait(id).await);
+    assert_eq!(started.version, 3);
 
-    let events = hub.events_eventually(json!({ "aggregateId": id }), 3).await;
-    assert_eq!(events[1]["eventType"], "ProjectStartRequested");
-    assert_eq!(events[2]["eventType"], "ProjectStarted");
+    let events: Vec<Event> = views(&hub.events_eventually(json!({ "aggregateId": id }), 3).await);
+    assert_eq!(events[1].event_type, "ProjectStartRequested");
+    assert_eq!(events[2].event_type, "ProjectStarted");
     let (status, body) = health(hub).await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
-    assert_eq!(body["database"]["connected"], true, "{body}");
+    assert_eq!(status, reqwest::StatusCode::OK, "{body:?}");
+    assert!(body.database.connected, "{body:?}");
 }
 
 #[tokio::test]
@@ -151,8 +163,8 @@ async fn a_database_that_drops_connections_never_causes_a_5xx_on_graphql_and_is_
         assert!(took < NO_HANG, "hung for {took:?}");
     }
     let (status, body) = health(&hub).await;
-    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["database"]["connected"], false, "{body}");
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+    assert!(!body.database.connected, "{body:?}");
 
     proxy.restore();
     assert_recovers(&hub, &id).await;
@@ -163,18 +175,18 @@ async fn health_answers_200_while_the_database_is_up() {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
     let (status, body) = health(&hub).await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
-    assert_eq!(body["database"]["connected"], true, "{body}");
+    assert_eq!(status, reqwest::StatusCode::OK, "{body:?}");
+    assert!(body.database.connected, "{body:?}");
     wait_until("the projects feed to start", RECOVERY, || async {
         let (_, body) = health(&hub).await;
-        (body["consumers"]["projects"]["active_here"] == true).then_some(())
+        body.consumer("projects").active_here.then_some(())
     })
     .await;
 }
 
 /// The `projects` consumer's entry in /health.
-async fn projects_feed(hub: &TestHub) -> Value {
-    health(hub).await.1["consumers"]["projects"].clone()
+async fn projects_feed(hub: &TestHub) -> ConsumerHealth {
+    health(hub).await.1.consumer("projects").clone()
 }
 
 #[tokio::test]
@@ -188,7 +200,7 @@ async fn the_feed_recovers_promptly_from_a_short_outage_after_a_long_one() {
     proxy.refuse();
     wait_until("seven reconnect failures", RECOVERY, || async {
         let feed = projects_feed(&hub).await;
-        (feed["consecutive_failures"].as_u64() >= Some(7)).then_some(())
+        (feed.consecutive_failures >= 7).then_some(())
     })
     .await;
     proxy.restore();
@@ -197,7 +209,7 @@ async fn the_feed_recovers_promptly_from_a_short_outage_after_a_long_one() {
     // A short one: the runner notices, then the database is back at once.
     proxy.refuse();
     wait_until("the runner to notice the outage", RECOVERY, || async {
-        (projects_feed(&hub).await["active_here"] == false).then_some(())
+        (!projects_feed(&hub).await.active_here).then_some(())
     })
     .await;
     proxy.restore();
@@ -209,8 +221,8 @@ async fn the_feed_recovers_promptly_from_a_short_outage_after_a_long_one() {
     })
     .await;
     let stopped = hub.stop_project(&id, None).await;
-    let version = &payload(&stopped, "stopProject")["version"];
-    assert!(*version == 4 || *version == 5, "{stopped}");
+    let version = view::<Project>(payload(&stopped, "stopProject")).version;
+    assert!(version == 4 || version == 5, "{stopped}");
     assert_eq!(hub.wait_for_status(&id, "STOPPED").await["version"], 5);
 }
 
@@ -220,29 +232,28 @@ async fn health_is_healthy_again_once_the_feed_has_reconnected() {
     let (proxy, hub) = hub_behind_proxy(&db).await;
     hub.create_project("Idle", "/srv/i").await;
     wait_until("a healthy start", RECOVERY, || async {
-        (health(&hub).await.1["status"] == "healthy").then_some(())
+        (health(&hub).await.1.status == HealthStatus::Healthy).then_some(())
     })
     .await;
 
     proxy.refuse();
     wait_until("the runner to notice the outage", RECOVERY, || async {
-        (projects_feed(&hub).await["active_here"] == false).then_some(())
+        (!projects_feed(&hub).await.active_here).then_some(())
     })
     .await;
     proxy.restore();
     wait_until("every consumer to run again", RECOVERY, || async {
         let (_, body) = health(&hub).await;
-        let consumers = body["consumers"].as_object()?.clone();
-        consumers
+        body.consumers
             .values()
-            .all(|c| c["active_here"] == true && c["lag"] == 0)
+            .all(|c| c.active_here && c.lag == Some(0))
             .then_some(())
     })
     .await;
     wait_until(
         "/health to say healthy",
         Duration::from_secs(10),
-        || async { (health(&hub).await.1["status"] == "healthy").then_some(()) },
+        || async { (health(&hub).await.1.status == HealthStatus::Healthy).then_some(()) },
     )
     .await;
 }

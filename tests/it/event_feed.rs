@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{PortRange, ProjectCommand, ProjectServices};
+use domain::{PortRange, ProjectCommand};
 use hub_tests::feed::{
     append_events, checkpoint_handled, connect_options, create_handled_table, create_project,
     handled_rows, insert_event, migrated_pool, quick_config, run, stored_event_ids,
@@ -225,7 +225,7 @@ async fn a_runner_never_skips_a_late_commit_and_handles_both_events_once() {
 async fn write_concurrently(pool: &PgPool, signal: &AppendSignal, writers: usize, projects: usize) {
     let bus = Arc::new(CommandBus::new(
         pool.clone(),
-        ProjectServices::new(PgProjectLookup::new(pool.clone(), PortRange::default())),
+        PgProjectLookup::new(pool.clone(), PortRange::default()),
         Appender::start(pool.clone(), signal.clone()),
     ));
     let mut tasks = Vec::new();

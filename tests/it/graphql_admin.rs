@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use hub_tests::feed::migrated_pool;
+use hub_tests::graphql::{data, data_as};
 use hub_tests::rebuild::{bus, caught_up, generate_history, models, table_exists};
+use hub_tests::views::{Projection, ProjectionState, RebuildState, RetryResult};
 use hub_tests::{wait_until, TestDb, TestHub};
 use infrastructure::orchestration::ProcessManager;
 use serde_json::{json, Value};
@@ -13,14 +15,17 @@ use serde_json::{json, Value};
 const TOKEN: &str = "admin-t0ken";
 const AUTH: [(&str, &str); 1] = [("Authorization", "Bearer admin-t0ken")];
 
+// `PROJECTIONS` and `REBUILD` select every field of `views::Projection`.
 const PROJECTIONS: &str = "{ projections { name handled lagEvents lagSeconds state \
      rebuildDone rebuildTotal version codeVersion outdated parked \
      lastRebuild { state done total eventsPerSecond error } } }";
-const RETRY: &str = "mutation($name: String!) { retryParkedEvents(name: $name) { name \
-     replayed { eventId aggregateId sequence eventType failed heldBehind attempts } \
-     stillParked { eventId failed heldBehind } } }";
 const REBUILD: &str = "mutation($names: [String!]) { rebuildProjections(names: $names) { \
-     name state lastRebuild { state } } }";
+     name handled lagEvents lagSeconds state rebuildDone rebuildTotal version codeVersion \
+     outdated parked lastRebuild { state done total eventsPerSecond error } } }";
+const RETRY: &str = "mutation($name: String!) { retryParkedEvents(name: $name) { name \
+     replayed { ...E } stillParked { ...E } } } \
+     fragment E on ParkedEvent { eventId aggregateId sequence eventType failed error \
+     heldBehind attempts }";
 const PROJECT_NAMES: &str = "{ projects(first: 1000) { edges { node { id name status } } } }";
 
 /// Waits until the hub's process manager has finished every start and stop
@@ -60,18 +65,14 @@ async fn admin(hub: &TestHub, query: &str, variables: Value) -> Value {
     hub.graphql_request(query, variables, &AUTH).await.1
 }
 
-/// The `projections` list, by name.
-async fn projections(hub: &TestHub) -> Vec<Value> {
-    let body = admin(hub, PROJECTIONS, json!({})).await;
-    body["data"]["projections"]
-        .as_array()
-        .unwrap_or_else(|| panic!("projections failed: {body}"))
-        .clone()
+/// The `projections` list.
+async fn projections(hub: &TestHub) -> Vec<Projection> {
+    data_as(&admin(hub, PROJECTIONS, json!({})).await, "projections")
 }
 
-fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+fn named<'a>(list: &'a [Projection], name: &str) -> &'a Projection {
     list.iter()
-        .find(|p| p["name"] == name)
+        .find(|p| p.name == name)
         .unwrap_or_else(|| panic!("no read model {name} in {list:?}"))
 }
 
@@ -102,7 +103,7 @@ async fn admin_operations_are_refused_without_the_token_and_change_nothing() {
     }
     let pool = db.pool().await;
     for name in ["projects", "event_log"] {
-        assert!(named(&projections(&hub).await, name)["lastRebuild"].is_null());
+        assert!(named(&projections(&hub).await, name).last_rebuild.is_none());
         assert!(
             !table_exists(&pool, &format!("{name}__rebuild")).await,
             "no rebuild of {name} started"
@@ -127,23 +128,16 @@ async fn a_rebuild_asked_over_graphql_runs_beside_the_live_models_and_switches_o
         .unwrap();
     for name in ["projects", "event_log"] {
         let projection = named(&listed, name);
-        assert_eq!(projection["handled"], total, "{projection}");
-        assert_eq!(projection["lagEvents"], 0);
-        assert_eq!(projection["state"], "LIVE");
+        assert_eq!(projection.handled, total, "{projection:?}");
+        assert_eq!(projection.lag_events, 0);
+        assert_eq!(projection.state, ProjectionState::Live);
     }
 
     // Every read model, in the background: the answer comes at once.
     let body = admin(&hub, REBUILD, json!({ "names": null })).await;
-    assert!(
-        body["errors"].is_null(),
-        "rebuildProjections failed: {body}"
-    );
-    let started = body["data"]["rebuildProjections"].as_array().unwrap();
+    let started: Vec<Projection> = data_as(&body, "rebuildProjections");
     assert_eq!(started.len(), 2);
-    assert!(
-        started.iter().all(|p| !p["lastRebuild"].is_null()),
-        "{body}"
-    );
+    assert!(started.iter().all(|p| p.last_rebuild.is_some()), "{body}");
 
     // Queries are answered all along; the rebuilds end switched over.
     let finished = wait_until(
@@ -155,25 +149,30 @@ async fn a_rebuild_asked_over_graphql_runs_beside_the_live_models_and_switches_o
                 page["errors"].is_null(),
                 "a query failed during the rebuild: {page}"
             );
-            let served = page["data"]["projects"]["edges"]
+            let served = data(&page, "projects")["edges"]
                 .as_array()
                 .map_or(0, Vec::len);
             // Deleted projects (every tenth) are left out of the list.
             assert_eq!(served, ids.len() - ids.len().div_ceil(10));
             let list = projections(&hub).await;
             for projection in &list {
-                assert_ne!(projection["lastRebuild"]["state"], "FAILED", "{projection}");
+                assert_ne!(
+                    projection.rebuild_state(),
+                    Some(RebuildState::Failed),
+                    "{projection:?}"
+                );
             }
             list.iter()
-                .all(|p| p["lastRebuild"]["state"] == "SWITCHED")
+                .all(|p| p.rebuild_state() == Some(RebuildState::Switched))
                 .then_some(list)
         },
     )
     .await;
     for name in ["projects", "event_log"] {
         let projection = named(&finished, name);
-        assert_eq!(projection["state"], "LIVE");
-        assert_eq!(projection["lastRebuild"]["done"], total, "{projection}");
+        assert_eq!(projection.state, ProjectionState::Live);
+        let done = projection.last_rebuild.as_ref().and_then(|r| r.done);
+        assert_eq!(done, Some(total), "{projection:?}");
         assert!(!table_exists(&pool, &format!("{name}__rebuild")).await);
     }
     caught_up(&pool).await;
@@ -200,7 +199,7 @@ async fn a_bad_rebuild_request_is_a_typed_error_and_starts_nothing() {
     }
     let pool = db.pool().await;
     for projection in projections(&hub).await {
-        assert!(projection["lastRebuild"].is_null(), "{projection}");
+        assert!(projection.last_rebuild.is_none(), "{projection:?}");
     }
     assert!(!table_exists(&pool, "projects__rebuild").await);
 }
@@ -224,13 +223,13 @@ async fn a_hub_configured_to_rebuild_an_outdated_read_model_at_start() {
     .unwrap();
     let listed = projections(&first).await;
     let projects = named(&listed, "projects");
-    assert_eq!(projects["outdated"], true, "{projects}");
-    assert_eq!(projects["version"], 0);
+    assert!(projects.outdated, "{projects:?}");
+    assert_eq!(projects.version, 0);
     assert!(
-        projects["lastRebuild"].is_null(),
+        projects.last_rebuild.is_none(),
         "not configured: no rebuild"
     );
-    assert_eq!(named(&listed, "event_log")["outdated"], false);
+    assert!(!named(&listed, "event_log").outdated);
 
     let mut config = TestHub::config(db.url());
     config.hub_id = first.hub_id().to_owned();
@@ -245,16 +244,20 @@ async fn a_hub_configured_to_rebuild_an_outdated_read_model_at_start() {
         || async {
             let list = projections(&second).await;
             let projects = named(&list, "projects");
-            assert_ne!(projects["lastRebuild"]["state"], "FAILED", "{projects}");
-            (projects["lastRebuild"]["state"] == "SWITCHED").then(|| list.clone())
+            assert_ne!(
+                projects.rebuild_state(),
+                Some(RebuildState::Failed),
+                "{projects:?}"
+            );
+            (projects.rebuild_state() == Some(RebuildState::Switched)).then(|| list.clone())
         },
     )
     .await;
     let projects = named(&rebuilt, "projects");
-    assert_eq!(projects["outdated"], false, "{projects}");
-    assert_eq!(projects["version"], projects["codeVersion"]);
+    assert!(!projects.outdated, "{projects:?}");
+    assert_eq!(projects.version, projects.code_version);
     assert!(
-        named(&rebuilt, "event_log")["lastRebuild"].is_null(),
+        named(&rebuilt, "event_log").last_rebuild.is_none(),
         "only the outdated one"
     );
     caught_up(&pool).await;
@@ -282,19 +285,21 @@ async fn parked_events_are_counted_and_retried_over_graphql() {
         || async {
             let list = projections(&hub).await;
             let projects = named(&list, "projects");
-            (projects["parked"] == 1 && projects["lagEvents"] == 0).then(|| projects.clone())
+            (projects.parked == 1 && projects.lag_events == 0).then(|| projects.clone())
         },
     )
     .await;
-    assert_eq!(parked["state"], "LIVE", "{parked}");
-    assert_eq!(named(&projections(&hub).await, "event_log")["parked"], 0);
+    assert_eq!(parked.state, ProjectionState::Live, "{parked:?}");
+    assert_eq!(named(&projections(&hub).await, "event_log").parked, 0);
 
     // Still broken: the retry leaves it parked.
     let body = admin(&hub, RETRY, json!({ "name": "projects" })).await;
-    let retried = &body["data"]["retryParkedEvents"];
-    assert!(body["errors"].is_null(), "{body}");
-    assert_eq!(retried["replayed"], json!([]));
-    assert_eq!(retried["stillParked"][0]["failed"], true, "{body}");
+    let retried: RetryResult = data_as(&body, "retryParkedEvents");
+    assert!(retried.replayed.is_empty(), "{body}");
+    assert!(
+        retried.still_parked.first().is_some_and(|e| e.failed),
+        "{body}"
+    );
 
     // "The fix", then the retry replays it.
     sqlx::query("ALTER TABLE projects DROP CONSTRAINT projects_admin_bug")
@@ -302,16 +307,16 @@ async fn parked_events_are_counted_and_retried_over_graphql() {
         .await
         .unwrap();
     let body = admin(&hub, RETRY, json!({ "name": "projects" })).await;
-    assert!(body["errors"].is_null(), "{body}");
-    let retried = &body["data"]["retryParkedEvents"];
-    assert_eq!(retried["name"], "projects");
-    assert_eq!(retried["stillParked"], json!([]));
-    let replayed = retried["replayed"].as_array().unwrap();
-    assert_eq!(replayed.len(), 1, "{body}");
-    assert_eq!(replayed[0]["aggregateId"], poison.to_string());
-    assert_eq!(replayed[0]["eventType"], "ProjectCreated");
-    assert_eq!(replayed[0]["sequence"], 1);
-    assert_eq!(named(&projections(&hub).await, "projects")["parked"], 0);
+    let retried: RetryResult = data_as(&body, "retryParkedEvents");
+    assert_eq!(retried.name, "projects");
+    assert!(retried.still_parked.is_empty(), "{body}");
+    let [replayed] = retried.replayed.as_slice() else {
+        panic!("one event replayed: {body}");
+    };
+    assert_eq!(replayed.aggregate_id, poison.to_string());
+    assert_eq!(replayed.event_type, "ProjectCreated");
+    assert_eq!(replayed.sequence, 1);
+    assert_eq!(named(&projections(&hub).await, "projects").parked, 0);
     let project = hub.project(&poison.to_string()).await;
     assert_eq!(project["name"], "Poison");
 

@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 
 use futures::future::join_all;
+use hub_tests::graphql::{data, view};
 use hub_tests::ops::{self, payload};
+use hub_tests::views::Event;
 use hub_tests::{TestDb, TestHub};
 use serde_json::{json, Value};
 
@@ -39,22 +41,16 @@ async fn history_of(hub: &TestHub, id: &str, len: usize) -> Vec<String> {
 }
 
 async fn history(hub: &TestHub, id: &str) -> Vec<String> {
-    let query = "query($id: ID!) { project(id: $id) { history { eventType sequence } } }";
-    let body = hub.graphql(query, json!({ "id": id })).await;
-    let events = body["data"]["project"]["history"]
-        .as_array()
-        .unwrap_or_else(|| panic!("history failed: {body}"));
+    let body = hub.graphql(ops::HISTORY, json!({ "id": id })).await;
+    let events: Vec<Event> = view(&data(&body, "project")["history"]);
     for (i, event) in events.iter().enumerate() {
         assert_eq!(
-            event["sequence"],
-            json!(i + 1),
+            event.sequence,
+            i64::try_from(i + 1).unwrap(),
             "sequences have no gaps: {body}"
         );
     }
-    events
-        .iter()
-        .map(|event| event["eventType"].as_str().unwrap().to_owned())
-        .collect()
+    events.into_iter().map(|event| event.event_type).collect()
 }
 
 #[tokio::test]
@@ -73,7 +69,7 @@ async fn concurrent_creates_of_one_name_leave_exactly_one_project() {
     let page = hub
         .graphql("{ projects { edges { node { id slug } } } }", json!({}))
         .await;
-    let edges = page["data"]["projects"]["edges"].as_array().unwrap();
+    let edges = data(&page, "projects")["edges"].as_array().unwrap();
     assert_eq!(edges.len(), 1, "{page}");
     assert_eq!(edges[0]["node"]["id"], won[0]["id"]);
     assert_eq!(db.event_count().await, 1);

@@ -1,7 +1,9 @@
 //! Every error code through the real HTTP server: the right code, a status
 //! below 500, and a store left as it was.
 
+use hub_tests::graphql::{data, first_error, view};
 use hub_tests::ops::{self, payload, Response};
+use hub_tests::views::{Event, Project, ProjectStatus};
 use hub_tests::{TestDb, TestHub};
 use serde_json::{json, Value};
 
@@ -22,9 +24,8 @@ async fn refused(
         "{variables}: status {}",
         answer.status
     );
-    let message = answer.body["errors"][0]["message"].as_str().unwrap_or("");
     assert!(
-        !message.is_empty(),
+        !first_error(&answer.body).message.is_empty(),
         "errors carry a message: {}",
         answer.body
     );
@@ -38,10 +39,8 @@ async fn refused(
 
 /// Fails when a client-facing message leaks database internals.
 fn assert_opaque(answer: &Response) {
-    let message = answer.body["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_lowercase();
+    let error = first_error(&answer.body);
+    let message = error.message.to_lowercase();
     for leak in [
         "sqlx",
         "select",
@@ -60,9 +59,7 @@ fn assert_opaque(answer: &Response) {
             "the message leaks '{leak}': {message}"
         );
     }
-    assert!(answer.body["errors"][0]["extensions"]
-        .get("exception")
-        .is_none());
+    assert!(!error.extensions.contains_key("exception"), "{error:?}");
 }
 
 #[tokio::test]
@@ -152,7 +149,7 @@ async fn cursors_not_handed_out_by_the_hub_are_invalid_input() {
     let projects = "query($after: String) { projects(after: $after) { edges { cursor } } }";
     let events = "query($after: String) { events(after: $after) { edges { cursor } } }";
     let page = hub.graphql(projects, json!({})).await;
-    let project_cursor = page["data"]["projects"]["edges"][0]["cursor"].clone();
+    let project_cursor = data(&page, "projects")["edges"][0]["cursor"].clone();
     assert!(project_cursor.is_string(), "{page}");
 
     for after in [json!("not a cursor!"), json!(""), json!("cDp4Onk")] {
@@ -214,7 +211,7 @@ async fn a_name_whose_slug_is_held_by_another_project_is_name_taken() {
     for name in ["My App", "my-app", "MY  app!"] {
         let variables = json!({ "name": name, "path": "/srv/b" });
         let answer = refused(&db, &hub, ops::CREATE, variables, "NAME_TAKEN").await;
-        let message = answer.body["errors"][0]["message"].as_str().unwrap();
+        let message = first_error(&answer.body).message;
         assert!(message.contains("my-app"), "names the slug: {message}");
     }
     let rename = json!({ "id": other, "name": "My-App" });
@@ -254,7 +251,7 @@ async fn transitions_the_state_does_not_allow_are_invalid_transition() {
     )
     .await;
     assert_eq!(
-        answer.body["errors"][0]["message"],
+        first_error(&answer.body).message,
         "the project is already running, so it cannot be started again"
     );
     refused(
@@ -265,10 +262,10 @@ async fn transitions_the_state_does_not_allow_are_invalid_transition() {
         "INVALID_TRANSITION",
     )
     .await;
-    let project = hub.project(&id).await;
+    let project: Project = view(&hub.project(&id).await);
     assert_eq!(
-        (project["status"].as_str(), project["version"].as_i64()),
-        (Some("RUNNING"), Some(3))
+        (project.status, project.version),
+        (ProjectStatus::Running, 3)
     );
 }
 
@@ -282,7 +279,7 @@ async fn a_stale_expected_version_is_a_conflict() {
     hub.wait_for_status(&id, "RUNNING").await;
     let stale = json!({ "id": id, "v": 1 });
     let answer = refused(&db, &hub, ops::STOP, stale, "CONFLICT").await;
-    let message = answer.body["errors"][0]["message"].as_str().unwrap();
+    let message = first_error(&answer.body).message;
     assert!(
         message.contains("version 3"),
         "says the current version: {message}"
@@ -356,12 +353,9 @@ async fn mutations_need_the_api_token_when_one_is_configured() {
     let status = &payload(&start.body, "startProject")["status"];
     assert!(status == "STARTING" || status == "RUNNING", "{status}");
     hub.wait_for_status(&id, "RUNNING").await;
-    let history = "query($id: ID!) { project(id: $id) { history { origin { user } } } }";
-    let body = hub.graphql(history, json!({ "id": id })).await;
-    assert_eq!(
-        body["data"]["project"]["history"][0]["origin"]["user"],
-        "token"
-    );
+    let body = hub.graphql(ops::HISTORY, json!({ "id": id })).await;
+    let history: Vec<Event> = view(&data(&body, "project")["history"]);
+    assert_eq!(history[0].origin.user, "token", "{body}");
 }
 
 #[tokio::test]

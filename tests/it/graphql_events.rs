@@ -1,12 +1,31 @@
 //! The event log through GraphQL: filters, pagination, single events and a
 //! project's history, after a full lifecycle.
 
+use hub_tests::graphql::{data, data_as, view, views};
 use hub_tests::ops;
+use hub_tests::views::{Connection, Event, Origin, ProjectPayload};
 use hub_tests::{TestDb, TestHub};
 use serde_json::{json, Value};
 
-fn field<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
-    events.iter().map(|event| &event[name]).collect()
+/// One page (at most 1000) of `events(filter)`.
+async fn events(hub: &TestHub, filter: Value) -> Vec<Event> {
+    views(&hub.events(filter).await)
+}
+
+/// `events(filter)` once it lists exactly `count` events.
+async fn events_eventually(hub: &TestHub, filter: Value, count: usize) -> Vec<Event> {
+    views(&hub.events_eventually(filter, count).await)
+}
+
+fn sequences(events: &[Event]) -> Vec<i64> {
+    events.iter().map(|event| event.sequence).collect()
+}
+
+fn event_types(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event.event_type.as_str())
+        .collect()
 }
 
 #[tokio::test]
@@ -18,17 +37,15 @@ async fn events_are_filtered_by_subject_patterns_with_wildcards() {
     hub.start_and_wait(&other).await;
 
     let hub_id = hub.hub_id();
-    let all = hub
-        .events_eventually(json!({ "subject": format!("hub.{hub_id}.project.>") }), 10)
-        .await;
+    let all = events_eventually(
+        &hub,
+        json!({ "subject": format!("hub.{hub_id}.project.>") }),
+        10,
+    )
+    .await;
     let actions: Vec<String> = all
         .iter()
-        .map(|e| {
-            e["subject"]
-                .as_str()
-                .unwrap()
-                .replace(&format!("hub.{hub_id}.project."), "")
-        })
+        .map(|e| e.subject.replace(&format!("hub.{hub_id}.project."), ""))
         .collect();
     assert_eq!(
         actions,
@@ -46,20 +63,19 @@ async fn events_are_filtered_by_subject_patterns_with_wildcards() {
         ]
     );
 
-    let started = hub
-        .events(json!({ "subject": "hub.*.project.started" }))
-        .await;
-    assert_eq!(field(&started, "aggregateId"), [&json!(id), &json!(other)]);
-    let exact = hub
-        .events(json!({ "subject": format!("hub.{hub_id}.project.renamed") }))
-        .await;
-    assert_eq!(field(&exact, "eventType"), [&json!("ProjectRenamed")]);
-    assert!(hub
-        .events(json!({ "subject": "hub.*.other.>" }))
+    let started = events(&hub, json!({ "subject": "hub.*.project.started" })).await;
+    let aggregates: Vec<&str> = started.iter().map(|e| e.aggregate_id.as_str()).collect();
+    assert_eq!(aggregates, [&id, &other]);
+    let exact = events(
+        &hub,
+        json!({ "subject": format!("hub.{hub_id}.project.renamed") }),
+    )
+    .await;
+    assert_eq!(event_types(&exact), ["ProjectRenamed"]);
+    assert!(events(&hub, json!({ "subject": "hub.*.other.>" }))
         .await
         .is_empty());
-    assert!(hub
-        .events(json!({ "subject": "hub.*.project" }))
+    assert!(events(&hub, json!({ "subject": "hub.*.project" }))
         .await
         .is_empty());
 }
@@ -72,32 +88,21 @@ async fn events_are_filtered_by_aggregate_event_type_and_time_and_paged() {
     hub.create_project("Noise", "/srv/n").await;
     hub.events_eventually(json!({}), 8).await;
 
-    let mine = hub.events(json!({ "aggregateId": id })).await;
-    let all_seven: Vec<Value> = (1..=7).map(|n| json!(n)).collect();
-    assert_eq!(
-        field(&mine, "sequence"),
-        all_seven.iter().collect::<Vec<_>>()
-    );
-    let typed = hub
-        .events(json!({ "eventTypes": ["ProjectStarted", "ProjectStopped"] }))
-        .await;
-    assert_eq!(
-        field(&typed, "eventType"),
-        [&json!("ProjectStarted"), &json!("ProjectStopped")]
-    );
+    let mine = events(&hub, json!({ "aggregateId": id })).await;
+    let all_seven: Vec<i64> = (1..=7).collect();
+    assert_eq!(sequences(&mine), all_seven);
+    let typed = events(
+        &hub,
+        json!({ "eventTypes": ["ProjectStarted", "ProjectStopped"] }),
+    )
+    .await;
+    assert_eq!(event_types(&typed), ["ProjectStarted", "ProjectStopped"]);
 
-    let third = mine[2]["timestamp"].clone();
-    let since = hub
-        .events(json!({ "aggregateId": id, "since": third }))
-        .await;
-    assert_eq!(
-        field(&since, "sequence"),
-        all_seven[2..].iter().collect::<Vec<_>>()
-    );
-    let until = hub
-        .events(json!({ "aggregateId": id, "until": third }))
-        .await;
-    assert_eq!(field(&until, "sequence"), [&json!(1), &json!(2)]);
+    let third = mine[2].timestamp;
+    let since = events(&hub, json!({ "aggregateId": id, "since": third })).await;
+    assert_eq!(sequences(&since), all_seven[2..]);
+    let until = events(&hub, json!({ "aggregateId": id, "until": third })).await;
+    assert_eq!(sequences(&until), [1, 2]);
 
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
@@ -108,14 +113,10 @@ async fn events_are_filtered_by_aggregate_event_type_and_time_and_paged() {
                 json!({ "filter": { "aggregateId": id }, "first": 2, "after": after }),
             )
             .await;
-        let connection = &body["data"]["events"];
-        for edge in connection["edges"].as_array().unwrap() {
-            paged.push(edge["node"]["sequence"].clone());
-        }
-        after = connection["pageInfo"]["endCursor"]
-            .as_str()
-            .map(str::to_owned);
-        if connection["pageInfo"]["hasNextPage"] == false {
+        let page: Connection<Event> = data_as(&body, "events");
+        paged.extend(page.nodes().map(|event| event.sequence));
+        after = page.page_info.end_cursor;
+        if !page.page_info.has_next_page {
             break;
         }
     }
@@ -136,22 +137,21 @@ async fn a_correlation_id_sent_with_a_mutation_is_echoed_and_finds_its_events() 
         )
         .await;
     assert_eq!(headers["x-correlation-id"], "req-flow-42");
-    assert_eq!(body["data"]["startProject"]["correlationId"], "req-flow-42");
+    let started: ProjectPayload = data_as(&body, "startProject");
+    assert_eq!(started.correlation_id, "req-flow-42");
 
     // The orchestrator's completion carries the request's correlation id
     // and names the request event as its cause.
-    let events = hub
-        .events_eventually(json!({ "correlationId": "req-flow-42" }), 2)
-        .await;
+    let correlated = events_eventually(&hub, json!({ "correlationId": "req-flow-42" }), 2).await;
     assert_eq!(
-        field(&events, "eventType"),
+        event_types(&correlated),
         ["ProjectStartRequested", "ProjectStarted"]
     );
-    assert_eq!(events[0]["aggregateId"], json!(id));
-    assert_eq!(events[1]["causationId"], events[0]["id"]);
-    assert_eq!(events[1]["origin"]["service"], "hub-orchestrator");
-    assert!(hub
-        .events(json!({ "correlationId": "req-other" }))
+    let (request, completion) = (&correlated[0], &correlated[1]);
+    assert_eq!(request.aggregate_id, id);
+    assert_eq!(completion.causation_id.as_ref(), Some(&request.id));
+    assert_eq!(completion.origin.service, "hub-orchestrator");
+    assert!(events(&hub, json!({ "correlationId": "req-other" }))
         .await
         .is_empty());
 }
@@ -167,17 +167,16 @@ async fn an_event_is_read_by_its_id() {
                aggregateId sequence position correlationId causationId \
                origin { hubId service user } payload timestamp } }";
     let body = hub.graphql(one, json!({ "id": listed["id"] })).await;
-    assert_eq!(body["data"]["event"], listed);
-    assert_eq!(listed["payload"]["name"], "Evented");
-    assert_eq!(listed["aggregateType"], "Project");
+    // Compared as JSON: every field the two selections share, exactly.
+    assert_eq!(data(&body, "event"), &listed);
+    let listed: Event = view(&listed);
+    assert_eq!(listed.payload["name"], "Evented");
+    assert_eq!(listed.aggregate_type, "Project");
 
     let body = hub
         .graphql(one, json!({ "id": uuid::Uuid::new_v4() }))
         .await;
-    assert!(
-        body["errors"].is_null() && body["data"]["event"].is_null(),
-        "{body}"
-    );
+    assert!(data(&body, "event").is_null(), "{body}");
 }
 
 #[tokio::test]
@@ -187,12 +186,8 @@ async fn history_lists_a_projects_events_in_order_with_subject_and_origin() {
     let id = hub.run_lifecycle("Lifecycle").await;
     hub.events_eventually(json!({ "aggregateId": id }), 7).await;
 
-    let query = "query($id: ID!) { project(id: $id) { history { subject eventType sequence \
-                 causationId correlationId origin { hubId service user } } } }";
-    let body = hub.graphql(query, json!({ "id": id })).await;
-    let history = body["data"]["project"]["history"]
-        .as_array()
-        .unwrap_or_else(|| panic!("history failed: {body}"));
+    let body = hub.graphql(ops::HISTORY, json!({ "id": id })).await;
+    let history: Vec<Event> = view(&data(&body, "project")["history"]);
     let actions = [
         "created",
         "start_requested",
@@ -204,10 +199,10 @@ async fn history_lists_a_projects_events_in_order_with_subject_and_origin() {
     ];
     assert_eq!(history.len(), actions.len());
     for (i, (event, action)) in history.iter().zip(actions).enumerate() {
-        assert_eq!(event["sequence"], json!(i + 1));
+        assert_eq!(event.sequence, i64::try_from(i + 1).unwrap());
         assert_eq!(
-            event["subject"],
-            json!(format!("hub.{}.project.{action}", hub.hub_id()))
+            event.subject,
+            format!("hub.{}.project.{action}", hub.hub_id())
         );
         // Completions are recorded by the orchestrator, for the requester.
         let service = if matches!(action, "started" | "stopped") {
@@ -215,19 +210,19 @@ async fn history_lists_a_projects_events_in_order_with_subject_and_origin() {
         } else {
             "hub-api"
         };
-        assert_eq!(
-            event["origin"],
-            json!({ "hubId": hub.hub_id(), "service": service, "user": "anonymous" })
+        let origin = Origin {
+            hub_id: hub.hub_id().to_owned(),
+            service: service.to_owned(),
+            user: "anonymous".to_owned(),
+        };
+        assert_eq!(event.origin, origin);
+        assert!(
+            event.causation_id.as_ref().is_some_and(|c| !c.is_empty()),
+            "{event:?}"
         );
         assert!(
-            event["causationId"].as_str().is_some_and(|c| !c.is_empty()),
-            "{event}"
-        );
-        assert!(
-            event["correlationId"]
-                .as_str()
-                .is_some_and(|c| !c.is_empty()),
-            "{event}"
+            event.correlation_id.as_ref().is_some_and(|c| !c.is_empty()),
+            "{event:?}"
         );
     }
 }

@@ -1,18 +1,11 @@
 //! The whole project lifecycle through GraphQL over HTTP: mutations answer
 //! with their own result, and every query sees it.
 
-use chrono::{DateTime, Utc};
+use hub_tests::graphql::{data, data_as, view};
 use hub_tests::ops::{self, payload};
+use hub_tests::views::{Connection, Project, ProjectStatus};
 use hub_tests::{TestDb, TestHub};
 use serde_json::{json, Value};
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a timestamp, got {value}"))
-        .parse()
-        .expect("an RFC 3339 timestamp")
-}
 
 /// Creates a project through `createProject`; returns the payload project.
 async fn create(hub: &TestHub, name: &str) -> Value {
@@ -27,54 +20,51 @@ async fn each_mutation_answers_with_the_project_as_it_changed() {
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
 
-    let created = create(&hub, "My Shop").await;
-    assert_eq!(created["version"], 1);
-    assert_eq!(created["status"], "STOPPED");
-    assert_eq!(created["slug"], "my-shop");
-    assert_eq!(created["path"], "/srv/flow");
-    assert!(created["lastStartedAt"].is_null() && created["lastStoppedAt"].is_null());
-    let id = created["id"].as_str().unwrap().to_owned();
+    let created: Project = view(&create(&hub, "My Shop").await);
+    assert_eq!(created.version, 1);
+    assert_eq!(created.status, ProjectStatus::Stopped);
+    assert_eq!(created.slug, "my-shop");
+    assert_eq!(created.path, "/srv/flow");
+    assert!(created.last_started_at.is_none() && created.last_stopped_at.is_none());
+    let id = created.id.clone();
 
     // Starting answers with the request (STARTING at version 2), unless the
     // orchestrator (noop) was already done by the time the answer was read.
-    let starting = payload(&hub.start_project(&id, None).await, "startProject").clone();
+    let starting: Project = view(payload(&hub.start_project(&id, None).await, "startProject"));
     assert!(
-        [(json!(2), json!("STARTING")), (json!(3), json!("RUNNING"))]
-            .contains(&(starting["version"].clone(), starting["status"].clone())),
-        "{starting}"
+        [(2, ProjectStatus::Starting), (3, ProjectStatus::Running)]
+            .contains(&(starting.version, starting.status)),
+        "{starting:?}"
     );
-    let started = hub.wait_for_status(&id, "RUNNING").await;
-    assert_eq!(started["version"], 3);
-    assert!(time(&started["lastStartedAt"]) >= time(&created["createdAt"]));
+    let started: Project = view(&hub.wait_for_status(&id, "RUNNING").await);
+    assert_eq!(started.version, 3);
+    let started_at = started.last_started_at.expect("a start time");
+    assert!(started_at >= created.created_at);
 
-    let stopping = payload(&hub.stop_project(&id, None).await, "stopProject").clone();
+    let stopping: Project = view(payload(&hub.stop_project(&id, None).await, "stopProject"));
     assert!(
-        [(json!(4), json!("STOPPING")), (json!(5), json!("STOPPED"))]
-            .contains(&(stopping["version"].clone(), stopping["status"].clone())),
-        "{stopping}"
+        [(4, ProjectStatus::Stopping), (5, ProjectStatus::Stopped)]
+            .contains(&(stopping.version, stopping.status)),
+        "{stopping:?}"
     );
-    let stopped = hub.wait_for_status(&id, "STOPPED").await;
-    assert_eq!(stopped["version"], 5);
-    assert!(time(&stopped["lastStoppedAt"]) >= time(&started["lastStartedAt"]));
-    assert_eq!(stopped["lastStartedAt"], started["lastStartedAt"]);
+    let stopped: Project = view(&hub.wait_for_status(&id, "STOPPED").await);
+    assert_eq!(stopped.version, 5);
+    assert!(stopped.last_stopped_at.expect("a stop time") >= started_at);
+    assert_eq!(stopped.last_started_at, Some(started_at));
 
-    let renamed = payload(
+    let renamed: Project = view(payload(
         &hub.rename_project(&id, "Corner Café").await,
         "renameProject",
-    )
-    .clone();
-    assert_eq!(renamed["version"], 6);
-    assert_eq!(renamed["name"], "Corner Café");
-    assert_eq!(renamed["slug"], "corner-cafe");
-    assert_eq!(
-        renamed["ports"], created["ports"],
-        "a rename keeps the ports"
-    );
+    ));
+    assert_eq!(renamed.version, 6);
+    assert_eq!(renamed.name, "Corner Café");
+    assert_eq!(renamed.slug, "corner-cafe");
+    assert_eq!(renamed.ports, created.ports, "a rename keeps the ports");
 
-    let deleted = payload(&hub.delete_project(&id).await, "deleteProject").clone();
-    assert_eq!(deleted["version"], 7);
-    assert_eq!(deleted["status"], "DELETED");
-    assert_eq!(deleted["id"], json!(id));
+    let deleted: Project = view(payload(&hub.delete_project(&id).await, "deleteProject"));
+    assert_eq!(deleted.version, 7);
+    assert_eq!(deleted.status, ProjectStatus::Deleted);
+    assert_eq!(deleted.id, id);
 }
 
 #[tokio::test]
@@ -84,27 +74,29 @@ async fn a_project_is_found_by_id_and_by_its_current_slug() {
     let created = create(&hub, "Find Me").await;
     let id = created["id"].as_str().unwrap();
 
+    // Compared as JSON: every field, exactly as the mutation answered it.
     assert_eq!(hub.project(id).await, created);
     let by_slug = hub
         .graphql(ops::PROJECT_BY_SLUG, json!({ "slug": "find-me" }))
         .await;
-    assert_eq!(by_slug["data"]["project"], created);
+    assert_eq!(data(&by_slug, "project"), &created);
 
     payload(&hub.rename_project(id, "Found").await, "renameProject");
     let old = hub
         .graphql(ops::PROJECT_BY_SLUG, json!({ "slug": "find-me" }))
         .await;
-    assert!(old["data"]["project"].is_null(), "{old}");
+    assert!(data(&old, "project").is_null(), "{old}");
     let new = hub
         .graphql(ops::PROJECT_BY_SLUG, json!({ "slug": "found" }))
         .await;
-    assert_eq!(new["data"]["project"]["id"], json!(id));
-    assert_eq!(new["data"]["project"]["version"], 2);
+    let new: Project = data_as(&new, "project");
+    assert_eq!(new.id, id);
+    assert_eq!(new.version, 2);
 
     let unknown = hub
         .graphql(ops::PROJECT_BY_ID, json!({ "id": uuid::Uuid::new_v4() }))
         .await;
-    assert!(unknown["errors"].is_null() && unknown["data"]["project"].is_null());
+    assert!(data(&unknown, "project").is_null(), "{unknown}");
 }
 
 const PAGE: &str = "query($first: Int, $after: String, $status: ProjectStatus, $search: String) { \
@@ -113,19 +105,12 @@ const PAGE: &str = "query($first: Int, $after: String, $status: ProjectStatus, $
 
 async fn page(hub: &TestHub, variables: Value) -> (Vec<String>, bool, Option<String>) {
     let body = hub.graphql(PAGE, variables).await;
-    let connection = &body["data"]["projects"];
-    let edges = connection["edges"]
-        .as_array()
-        .unwrap_or_else(|| panic!("projects failed: {body}"));
-    let ids = edges
-        .iter()
-        .map(|edge| edge["node"]["id"].as_str().unwrap().to_owned())
+    let page: Connection<Value> = data_as(&body, "projects");
+    let ids = page
+        .nodes()
+        .map(|node| node["id"].as_str().expect("an id").to_owned())
         .collect();
-    let has_next = connection["pageInfo"]["hasNextPage"].as_bool().unwrap();
-    let end = connection["pageInfo"]["endCursor"]
-        .as_str()
-        .map(str::to_owned);
-    (ids, has_next, end)
+    (ids, page.page_info.has_next_page, page.page_info.end_cursor)
 }
 
 #[tokio::test]
@@ -227,21 +212,21 @@ async fn a_deleted_project_frees_its_name_and_stays_readable_by_id_only() {
     let id = first["id"].as_str().unwrap();
     payload(&hub.delete_project(id).await, "deleteProject");
 
-    let gone = hub.project(id).await;
-    assert_eq!(gone["status"], "DELETED");
-    assert_eq!(gone["slug"], "reused-name");
+    let gone: Project = view(&hub.project(id).await);
+    assert_eq!(gone.status, ProjectStatus::Deleted);
+    assert_eq!(gone.slug, "reused-name");
     let by_slug = hub
         .graphql(ops::PROJECT_BY_SLUG, json!({ "slug": "reused-name" }))
         .await;
-    assert!(by_slug["data"]["project"].is_null(), "{by_slug}");
+    assert!(data(&by_slug, "project").is_null(), "{by_slug}");
 
-    let second = create(&hub, "Reused Name").await;
-    assert_ne!(second["id"], first["id"]);
-    assert_eq!(second["slug"], "reused-name");
+    let second: Project = view(&create(&hub, "Reused Name").await);
+    assert_ne!(second.id, id);
+    assert_eq!(second.slug, "reused-name");
     let by_slug = hub
         .graphql(ops::PROJECT_BY_SLUG, json!({ "slug": "reused-name" }))
         .await;
-    assert_eq!(by_slug["data"]["project"]["id"], second["id"]);
+    assert_eq!(data_as::<Project>(&by_slug, "project").id, second.id);
 }
 
 #[tokio::test]

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::SerializedEvent;
-use domain::{PortRange, ProjectCommand, ProjectError, ProjectId, ProjectServices};
+use domain::{PortRange, ProjectCommand, ProjectError, ProjectId};
 use hub_tests::feed::{create_project, metadata, migrated_pool, run};
 use hub_tests::hub::nats_url;
 use hub_tests::jetstream::DeleteStreamOnDrop;
 use hub_tests::reliability::{hub_id, seed, wait_for_agreement, HubProcess, HubSpec, Load, Rng};
 use hub_tests::{wait_until, TestDb};
 use infrastructure::append::{AppendError, AppendLimits, Appender, Commit};
-use infrastructure::feed::AppendSignal;
+use infrastructure::feed::{AppendSignal, FeedPosition};
 use infrastructure::lookup::PgProjectLookup;
 use infrastructure::{CommandBus, CommandError};
 use serde_json::json;
@@ -78,7 +78,7 @@ fn one_worker(pool: &PgPool) -> (Appender, Arc<CommandBus>) {
     );
     let bus = Arc::new(CommandBus::new(
         pool.clone(),
-        ProjectServices::new(PgProjectLookup::new(pool.clone(), PortRange::default())),
+        PgProjectLookup::new(pool.clone(), PortRange::default()),
         appender.clone(),
     ));
     (appender, bus)
@@ -410,6 +410,40 @@ async fn a_lone_commit_is_appended_without_waiting_for_company() {
         .expect("started");
     let transactions = transactions_of(&pool, &[id.to_string()]).await;
     assert_eq!(transactions.len(), 2, "each command its own transaction");
+}
+
+#[tokio::test]
+async fn a_command_answers_with_where_its_last_event_is_in_the_feed() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let (_appender, bus) = one_worker(&pool);
+    let (id, created) = create_project(&bus, "Placed").await;
+    let created = created.expect("created");
+    let rename = || ProjectCommand::RenameProject {
+        name: domain::ProjectName::parse("Placed Again").unwrap(),
+    };
+    let renamed = run(&bus, id, rename()).await.expect("renamed");
+    let stored: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, position FROM events \
+         WHERE aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(id.to_string())
+    .fetch_all(&pool)
+    .await
+    .expect("read the events");
+    let at = |(transaction_id, position): (i64, i64)| FeedPosition {
+        transaction_id,
+        position,
+    };
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(created.position, Some(at(stored[0])));
+    assert_eq!(renamed.position, Some(at(stored[1])));
+
+    // A command that records nothing has no position.
+    let unchanged = run(&bus, id, rename())
+        .await
+        .expect("renaming to the same name is accepted");
+    assert_eq!((unchanged.events, unchanged.position), (0, None));
 }
 
 /// Concurrent clients in the kill test: enough that batches form.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use hub_tests::rest::{self, open_stream, subject};
+use hub_tests::views::HealthStatus;
 use hub_tests::{wait_until, TestDb, TestHub};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -42,13 +43,13 @@ async fn health_reports_status_database_and_nats_and_health_nats_reports_the_con
     let db = TestDb::create().await;
     let hub = TestHub::start(db.url()).await;
     let report = wait_until("the hub to be healthy", SETTLES, || async {
-        let report = hub_tests::jetstream::health(&hub).await;
-        (report["status"] == "healthy").then_some(report)
+        let report = hub_tests::jetstream::health_report(&hub).await;
+        (report.status == HealthStatus::Healthy).then_some(report)
     })
     .await;
-    assert_eq!(report["database"]["connected"], true, "{report}");
-    assert_eq!(report["nats"]["connected"], true, "{report}");
-    assert!(report["nats"]["url"].is_string(), "{report}");
+    assert!(report.database.connected, "{report:?}");
+    assert!(report.nats.connected, "{report:?}");
+    assert!(!report.nats.url.is_empty(), "{report:?}");
 
     let nats = rest::get(&hub, "/health/nats").await;
     assert_eq!(nats.status, StatusCode::OK);

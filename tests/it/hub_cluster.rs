@@ -3,17 +3,16 @@
 
 use std::time::Duration;
 
-use hub_tests::jetstream::health;
+use hub_tests::jetstream::health_report;
 use hub_tests::ws::{Protocol, WsClient, PROJECT_CHANGED};
 use hub_tests::{holds_for, wait_until, TestDb, TestHub};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Whether each hub runs the relay, as its `/health` says.
 async fn relay_active(hubs: [&TestHub; 2]) -> [bool; 2] {
     let mut active = [false; 2];
     for (i, hub) in hubs.into_iter().enumerate() {
-        let report = health(hub).await;
-        active[i] = report["consumers"]["nats_relay"]["active_here"] == Value::Bool(true);
+        active[i] = health_report(hub).await.consumer("nats_relay").active_here;
     }
     active
 }

@@ -56,6 +56,7 @@ mod schemathesis;
 mod shared_servers;
 mod snapshots;
 mod sse_stream;
+mod subscription_sharing;
 mod subscription_sockets;
 mod subscriptions;
 mod subscriptions_trusted;

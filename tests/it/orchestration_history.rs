@@ -3,6 +3,7 @@
 //! load, project and accept new commands.
 
 use hub_tests::feed::migrated_pool;
+use hub_tests::graphql::first_error;
 use hub_tests::ops::payload;
 use hub_tests::{TestDb, TestHub};
 use serde_json::{json, Value};
@@ -93,7 +94,7 @@ async fn an_old_history_of_direct_starts_and_stops_projects_and_accepts_new_comm
     let id = running.to_string();
     let body = hub.start_project(&id, None).await;
     assert_eq!(
-        body["errors"][0]["message"],
+        first_error(&body).message,
         "the project is already running, so it cannot be started again",
         "{body}"
     );

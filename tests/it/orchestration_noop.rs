@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use hub_tests::jetstream::health;
+use hub_tests::graphql::{data, first_error, view};
+use hub_tests::jetstream::health_report;
 use hub_tests::ops::{self, payload};
+use hub_tests::views::{Event, LiveEvent};
 use hub_tests::ws::{Protocol, WsClient, EVENTS, PROJECT_CHANGED};
 use hub_tests::{TestDb, TestHub};
 use serde_json::{json, Value};
@@ -22,14 +24,9 @@ fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
 
 /// `eventType`s of the project's history.
 async fn history(hub: &TestHub, id: &str) -> Vec<String> {
-    let query = "query($id: ID!) { project(id: $id) { history { eventType } } }";
-    let body = hub.graphql(query, json!({ "id": id })).await;
-    body["data"]["project"]["history"]
-        .as_array()
-        .unwrap_or_else(|| panic!("history failed: {body}"))
-        .iter()
-        .map(|event| event["eventType"].as_str().unwrap().to_owned())
-        .collect()
+    let body = hub.graphql(ops::HISTORY, json!({ "id": id })).await;
+    let history: Vec<Event> = view(&data(&body, "project")["history"]);
+    history.into_iter().map(|event| event.event_type).collect()
 }
 
 #[tokio::test]
@@ -126,8 +123,8 @@ async fn subscribers_see_the_request_and_its_completion() {
             json!({ "after": "0", "filter": { "aggregateId": id } }),
         )
         .await;
-    let created = events.next_data("events", ARRIVES).await;
-    assert_eq!(created["events"]["eventType"], "ProjectCreated");
+    let created: LiveEvent = view(&events.next_data("events", ARRIVES).await["events"]);
+    assert_eq!(created.event_type, "ProjectCreated");
     // A rename proves the change subscription is live before the start.
     let mut n = 0;
     changes
@@ -153,8 +150,8 @@ async fn subscribers_see_the_request_and_its_completion() {
     }
     let mut types = Vec::new();
     while types.last().map(String::as_str) != Some("ProjectStarted") {
-        let data = events.next_data("events", ARRIVES).await;
-        types.push(data["events"]["eventType"].as_str().unwrap().to_owned());
+        let event: LiveEvent = view(&events.next_data("events", ARRIVES).await["events"]);
+        types.push(event.event_type);
     }
     let renames = types.iter().filter(|t| *t == "ProjectRenamed").count();
     assert_eq!(
@@ -171,13 +168,13 @@ async fn the_process_manager_reports_in_health_like_every_feed_consumer() {
     let id = hub.create_project("Noop Health", "/srv/noop").await;
     hub.start_and_wait(&id).await;
     let report = hub_tests::wait_until("the orchestrator to have no lag", ARRIVES, || async {
-        let report = health(&hub).await;
-        (report["consumers"]["project_orchestrator"]["lag"] == 0).then_some(report)
+        let report = health_report(&hub).await;
+        (report.consumer("project_orchestrator").lag == Some(0)).then_some(report)
     })
     .await;
-    let consumer = &report["consumers"]["project_orchestrator"];
-    assert_eq!(consumer["active_here"], true, "{report}");
-    assert_eq!(consumer["consecutive_failures"], 0, "{report}");
+    let consumer = report.consumer("project_orchestrator");
+    assert!(consumer.active_here, "{report:?}");
+    assert_eq!(consumer.consecutive_failures, 0, "{report:?}");
 }
 
 #[tokio::test]
@@ -190,7 +187,7 @@ async fn starting_a_project_twice_in_a_row_records_one_request() {
         .graphql_response(ops::START, json!({ "id": id }), &[])
         .await;
     assert_eq!(again.code(), Some("INVALID_TRANSITION"), "{}", again.body);
-    let message = again.body["errors"][0]["message"].as_str().unwrap();
+    let message = first_error(&again.body).message;
     assert!(
         message.contains("already starting") || message.contains("already running"),
         "{message}"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use domain::{ProjectCommand, ProjectError};
 use hub_tests::feed::{command_bus, create_project_at, migrated_pool, run};
-use hub_tests::jetstream::health;
+use hub_tests::jetstream::health_report;
 use hub_tests::ops::payload;
 use hub_tests::orchestration::{counted_and_gated, shell_config, ScratchDir};
 use hub_tests::{holds_for, wait_until, TestDb, TestHub};
@@ -97,7 +97,10 @@ async fn a_request_recorded_while_no_hub_ran_is_run_once_when_a_hub_starts() {
         "the new hub's process manager to be active",
         ARRIVES,
         || async {
-            (health(&again).await["consumers"]["project_orchestrator"]["active_here"] == true)
+            let report = health_report(&again).await;
+            report
+                .consumer("project_orchestrator")
+                .active_here
                 .then_some(())
         },
     )
@@ -150,10 +153,13 @@ async fn two_hubs_on_one_database_run_each_start_once() {
         ],
         "each request ran once"
     );
-    let active = [
-        health(&hub_a).await["consumers"]["project_orchestrator"]["active_here"] == true,
-        health(&hub_b).await["consumers"]["project_orchestrator"]["active_here"] == true,
-    ];
+    let mut active = [false; 2];
+    for (runs, hub) in active.iter_mut().zip([&hub_a, &hub_b]) {
+        *runs = health_report(hub)
+            .await
+            .consumer("project_orchestrator")
+            .active_here;
+    }
     assert_eq!(
         active.iter().filter(|a| **a).count(),
         1,

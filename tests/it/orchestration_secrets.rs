@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use hub_tests::graphql::data;
+use hub_tests::ops::payload;
 use hub_tests::orchestration::ScratchDir;
 use hub_tests::reliability::HubSpec;
 use hub_tests::spawned::{hub_id, SpawnedHub};
@@ -27,7 +29,7 @@ async fn create(hub: &SpawnedHub, name: &str, path: &str, token: &str) -> String
         .await
         .expect("createProject");
     let body: Value = answer.json().await.expect("JSON");
-    body["data"]["createProject"]["project"]["id"]
+    payload(&body, "createProject")["id"]
         .as_str()
         .unwrap_or_else(|| panic!("createProject failed: {body}"))
         .to_owned()
@@ -63,7 +65,7 @@ async fn settled(hub: &SpawnedHub, id: &str, token: &str) -> Value {
             .await
             .ok()?;
         let body: Value = answer.json().await.ok()?;
-        let project = body["data"]["project"].clone();
+        let project = data(&body, "project").clone();
         (project["status"] != "STARTING").then_some(project)
     })
     .await

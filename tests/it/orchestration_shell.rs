@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use hub_tests::graphql::first_error;
 use hub_tests::ops::{self, payload};
 use hub_tests::orchestration::{process_ended, shell_config, ScratchDir};
 use hub_tests::ws::{Protocol, WsClient, PROJECT_CHANGED};
@@ -201,7 +202,7 @@ async fn project_changed_shows_starting_then_running_while_the_command_runs() {
         let answer = hub.graphql_response(query, json!({ "id": id }), &[]).await;
         assert_eq!(answer.code(), Some("INVALID_TRANSITION"), "{}", answer.body);
         assert_eq!(
-            answer.body["errors"][0]["message"],
+            first_error(&answer.body).message,
             "the project is already starting; wait until it is RUNNING (or ERROR) and try again"
         );
     }

@@ -9,8 +9,11 @@ use hub_tests::feed::{
     connect_options, create_handled_table, create_project, handled_rows, insert_aggregate_event,
     migrated_pool, quick_config, BreakableConsumer, Inserted, POISON_ERROR,
 };
-use hub_tests::jetstream::health;
+use hub_tests::graphql::{data, view};
+use hub_tests::jetstream::health_report;
+use hub_tests::ops::payload;
 use hub_tests::rebuild::{live_runners, rebuild_fully, snapshot};
+use hub_tests::views::{HealthStatus, Project};
 use hub_tests::{holds_for, wait_until, TestDb, TestHub};
 use infrastructure::feed::{
     parked_events, retry_parked, spawn_runner, AppendSignal, FeedHandle, FeedPosition, ParkedEvent,
@@ -348,8 +351,9 @@ async fn a_poison_event_for_the_projects_read_model_is_parked_shown_and_retried(
             json!({"name": "Poison", "path": "/srv/poison"}),
         )
         .await;
-    assert_eq!(answer["data"]["createProject"]["stale"], true, "{answer}");
-    assert_eq!(answer["data"]["createProject"]["project"]["name"], "Poison");
+    let created = data(&answer, "createProject");
+    assert_eq!(created["stale"], true, "{answer}");
+    assert_eq!(created["project"]["name"], "Poison", "{answer}");
     let poison = project_id_named(&pool, "Poison").await;
     let parked = wait_until("the poison event to be parked", ARRIVES, || {
         let pool = pool.clone();
@@ -389,7 +393,7 @@ async fn a_poison_event_for_the_projects_read_model_is_parked_shown_and_retried(
             json!({"id": poison, "name": "Poison renamed"}),
         )
         .await;
-    assert_eq!(renamed["data"]["renameProject"]["stale"], true, "{renamed}");
+    assert_eq!(data(&renamed, "renameProject")["stale"], true, "{renamed}");
     wait_until("the rename to be held", ARRIVES, || {
         let pool = pool.clone();
         async move {
@@ -405,16 +409,14 @@ async fn a_poison_event_for_the_projects_read_model_is_parked_shown_and_retried(
             json!({"id": good, "name": "Good renamed"}),
         )
         .await;
-    assert_eq!(
-        renamed["data"]["renameProject"]["project"]["name"], "Good renamed",
-        "{renamed}"
-    );
+    let good_renamed: Project = view(payload(&renamed, "renameProject"));
+    assert_eq!(good_renamed.name, "Good renamed", "{renamed}");
     hub.create_project("Good two", "/srv/good-two").await;
 
-    let report = health(&hub).await;
-    assert_eq!(report["status"], "degraded", "{report}");
-    assert_eq!(report["consumers"]["projects"]["parked"], 2, "{report}");
-    assert_eq!(report["consumers"]["event_log"]["parked"], 0, "{report}");
+    let report = health_report(&hub).await;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert_eq!(report.consumer("projects").parked, Some(2), "{report:?}");
+    assert_eq!(report.consumer("event_log").parked, Some(0), "{report:?}");
 
     let listed = hub_projections(&hub_bin, &db, hub.hub_id(), &["list"]);
     assert!(listed.status.success(), "{listed:?}");
@@ -457,8 +459,8 @@ async fn a_poison_event_for_the_projects_read_model_is_parked_shown_and_retried(
     assert_eq!(project["version"], 2, "{project}");
     assert!(parked_events(&pool, "projects").await.unwrap().is_empty());
     wait_until("the hub to report healthy again", ARRIVES, || async {
-        let report = health(&hub).await;
-        (report["status"] == "healthy" && report["consumers"]["projects"]["parked"] == 0)
+        let report = health_report(&hub).await;
+        (report.status == HealthStatus::Healthy && report.consumer("projects").parked == Some(0))
             .then_some(())
     })
     .await;

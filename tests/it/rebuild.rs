@@ -144,18 +144,7 @@ async fn a_shadow_table_left_by_an_interrupted_rebuild_gets_the_status_constrain
     let pool = db.pool().await;
     // The schema as it was before the constraint, with a rebuild's shadow
     // table left half done.
-    let all = &infrastructure::db::MIGRATOR.migrations;
-    let before = all
-        .iter()
-        .position(|m| m.description.contains("project status check"))
-        .expect("the status constraint's migration");
-    let older = sqlx::migrate::Migrator {
-        migrations: std::borrow::Cow::Owned(all[..before].to_vec()),
-        ignore_missing: false,
-        locking: true,
-        no_tx: false,
-    };
-    older.run(&pool).await.unwrap();
+    hub_tests::db::migrate_before(&pool, "project status check").await;
     sqlx::query("CREATE TABLE projects__rebuild (LIKE projects INCLUDING ALL EXCLUDING INDEXES)")
         .execute(&pool)
         .await

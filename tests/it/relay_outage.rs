@@ -6,19 +6,20 @@
 use std::time::Duration;
 
 use hub_tests::feed::stored_event_ids;
-use hub_tests::jetstream::{assert_stream_holds, context, health, message_count, read_stream};
+use hub_tests::graphql::view;
+use hub_tests::jetstream::{
+    assert_stream_holds, context, health_report, message_count, read_stream,
+};
+use hub_tests::ops::payload;
+use hub_tests::views::{HealthStatus, LiveEvent};
 use hub_tests::ws::{Protocol, WsClient, EVENTS};
 use hub_tests::{wait_until, NatsServer, TestDb, TestHub};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgPool;
 
 /// Long enough for the NATS client to reconnect (its backoff reaches a few
 /// seconds) and the relay to retry (its backoff is capped at 5 s).
 const RECOVERS: Duration = Duration::from_secs(30);
-
-fn ok(body: Value, what: &str) {
-    assert!(body["errors"].is_null(), "{what} failed: {body}");
-}
 
 async fn store_count(pool: &PgPool) -> u64 {
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
@@ -35,8 +36,8 @@ async fn wait_until_relayed(hub: &TestHub, nats_url: &str, pool: &PgPool) -> u64
         "the relay to catch up with the store",
         RECOVERS,
         || async move {
-            let report = health(hub).await;
-            if report["relay_lag"] != json!(0) {
+            let report = health_report(hub).await;
+            if report.relay_lag != Some(0) {
                 return None;
             }
             let stored = store_count(pool).await;
@@ -64,30 +65,33 @@ async fn commands_made_while_nats_is_down_succeed_and_are_relayed_once_in_order_
 
     nats.stop();
     let report = wait_until("/health to report NATS down", RECOVERS, || async {
-        let report = health(&hub).await;
-        (report["status"] == "degraded" && report["nats"]["connected"] == false).then_some(report)
+        let report = health_report(&hub).await;
+        (report.status == HealthStatus::Degraded && !report.nats.connected).then_some(report)
     })
     .await;
-    assert_eq!(report["database"]["connected"], true, "{report}");
+    assert!(report.database.connected, "{report:?}");
 
     // Commands, and the orchestrator's completions, go on while NATS is down.
     let second = hub.create_project("Outage B", "/srv/outage-b").await;
     hub.start_and_wait(&second).await;
     hub.stop_and_wait(&first).await;
-    ok(hub.rename_project(&second, "Outage B2").await, "rename B");
+    payload(
+        &hub.rename_project(&second, "Outage B2").await,
+        "renameProject",
+    );
     hub.start_and_wait(&first).await;
     assert_eq!(store_count(&pool).await, 11);
-    let report = health(&hub).await;
-    assert_eq!(report["status"], "degraded", "{report}");
+    let report = health_report(&hub).await;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
     assert!(
-        report["relay_lag"].as_i64().is_some_and(|lag| lag > 0),
-        "events wait for NATS: {report}"
+        report.relay_lag.is_some_and(|lag| lag > 0),
+        "events wait for NATS: {report:?}"
     );
 
     nats.restart().await;
     assert_eq!(wait_until_relayed(&hub, &nats.url(), &pool).await, 11);
     wait_until("/health to report healthy again", RECOVERS, || async {
-        (health(&hub).await["status"] == "healthy").then_some(())
+        (health_report(&hub).await.status == HealthStatus::Healthy).then_some(())
     })
     .await;
 
@@ -103,7 +107,7 @@ async fn hub_on(nats: &NatsServer, db: &TestDb) -> TestHub {
     config.nats.nats_url = nats.url();
     let hub = TestHub::start_with(config).await;
     wait_until("the hub to reach NATS", RECOVERS, || async {
-        (health(&hub).await["status"] == "healthy").then_some(())
+        (health_report(&hub).await.status == HealthStatus::Healthy).then_some(())
     })
     .await;
     hub
@@ -116,15 +120,19 @@ async fn subscribe_from_the_start(hub: &TestHub) -> WsClient {
     client
         .subscribe("events", EVENTS, json!({ "after": "0" }))
         .await;
-    let first = client.next_data("events", RECOVERS).await;
-    assert_eq!(first["events"]["eventType"], "ProjectCreated");
+    assert_eq!(next_event(&mut client).await.event_type, "ProjectCreated");
     client
+}
+
+/// The next event subscription `events` delivers.
+async fn next_event(client: &mut WsClient) -> LiveEvent {
+    view(&client.next_data("events", RECOVERS).await["events"])
 }
 
 async fn stop_nats(nats: &mut NatsServer, hub: &TestHub) {
     nats.stop();
     wait_until("/health to report NATS down", RECOVERS, || async {
-        (health(hub).await["nats"]["connected"] == false).then_some(())
+        (!health_report(hub).await.nats.connected).then_some(())
     })
     .await;
 }
@@ -138,19 +146,20 @@ async fn a_subscriber_receives_the_events_written_during_a_nats_outage_once_nats
     let mut client = subscribe_from_the_start(&hub).await;
     // A live event before the outage, so this process's live feed has a
     // stream position to resume from.
-    ok(hub.start_project(&id, None).await, "start");
-    let live = client.next_data("events", RECOVERS).await;
-    assert_eq!(live["events"]["eventType"], "ProjectStartRequested");
-    let live = client.next_data("events", RECOVERS).await;
-    assert_eq!(live["events"]["eventType"], "ProjectStarted");
+    payload(&hub.start_project(&id, None).await, "startProject");
+    assert_eq!(
+        next_event(&mut client).await.event_type,
+        "ProjectStartRequested"
+    );
+    assert_eq!(next_event(&mut client).await.event_type, "ProjectStarted");
 
     stop_nats(&mut nats, &hub).await;
     hub.stop_and_wait(&id).await;
     nats.restart().await;
     for event_type in ["ProjectStopRequested", "ProjectStopped"] {
-        let resumed = client.next_data("events", RECOVERS).await;
-        assert_eq!(resumed["events"]["eventType"], event_type);
-        assert_eq!(resumed["events"]["aggregateId"], json!(id));
+        let resumed = next_event(&mut client).await;
+        assert_eq!(resumed.event_type, event_type);
+        assert_eq!(resumed.aggregate_id, id);
     }
 }
 
@@ -165,14 +174,12 @@ async fn a_subscriber_receives_the_events_written_during_a_nats_outage_even_when
     // live feed has passed on no message yet.
     let id = hub.create_project("Outage Live", "/srv/outage-live").await;
     let mut client = subscribe_from_the_start(&hub).await;
-    ok(
-        hub.start_project(&id, None).await,
-        "start during the outage",
-    );
+    // During the outage.
+    payload(&hub.start_project(&id, None).await, "startProject");
     nats.restart().await;
     for event_type in ["ProjectStartRequested", "ProjectStarted"] {
-        let resumed = client.next_data("events", RECOVERS).await;
-        assert_eq!(resumed["events"]["eventType"], event_type);
-        assert_eq!(resumed["events"]["aggregateId"], json!(id));
+        let resumed = next_event(&mut client).await;
+        assert_eq!(resumed.event_type, event_type);
+        assert_eq!(resumed.aggregate_id, id);
     }
 }

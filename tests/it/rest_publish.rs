@@ -5,12 +5,14 @@
 
 use std::time::Duration;
 
+use hub_tests::graphql::{data_as, view};
 use hub_tests::jetstream::{assert_once_and_in_aggregate_order, context, hub_events, read_stream};
 use hub_tests::rest::{self, subject};
+use hub_tests::views::{Connection, Event, RestEvent};
 use hub_tests::{ops, wait_until, TestDb, TestHub};
 use reqwest::StatusCode;
 use secrecy::SecretString;
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 const ARRIVES: Duration = Duration::from_secs(20);
@@ -46,21 +48,17 @@ async fn a_published_event_is_answered_201_with_its_ids_and_can_be_read_back_at_
     // Read-your-writes: the publish answers once the event log has it.
     let read = rest::get(&hub, &format!("/api/events/{event_id}")).await;
     assert_eq!(read.status, StatusCode::OK, "{read:?}");
-    assert_eq!(read.body["id"], event_id);
-    assert_eq!(read.body["subject"], json!(on));
+    let read: RestEvent = view(&read.body);
+    assert_eq!(read.id, event_id);
+    assert_eq!(read.subject, on);
+    assert_eq!(read.payload, json!({"status": "passed", "findings": 0}));
+    assert_eq!(read.correlation_id.as_deref(), Some("audit-run-7"));
+    assert_eq!(read.origin.hub_id, hub.hub_id());
+    assert_eq!(read.aggregate_type, "IntegrationEvent");
+    assert_eq!(read.sequence, 1);
     assert_eq!(
-        read.body["payload"],
-        json!({"status": "passed", "findings": 0})
-    );
-    assert_eq!(read.body["correlation_id"], "audit-run-7");
-    assert_eq!(read.body["origin"]["hub_id"], json!(hub.hub_id()));
-    assert_eq!(read.body["aggregate_type"], "IntegrationEvent");
-    assert_eq!(read.body["sequence"], 1);
-    assert_eq!(
-        read.body["timestamp"]
-            .as_str()
-            .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap()),
-        Some(chrono::DateTime::parse_from_rfc3339(timestamp).unwrap())
+        read.timestamp,
+        chrono::DateTime::parse_from_rfc3339(timestamp).unwrap()
     );
 
     let pool = db.pool().await;
@@ -273,8 +271,9 @@ async fn publishing_needs_the_token_even_when_reads_are_public() {
     assert_eq!(accepted.status, StatusCode::CREATED, "{accepted:?}");
     let listed = rest::list(&hub, &[]).await;
     assert_eq!(listed.status, StatusCode::OK);
-    assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
-    assert_eq!(listed.body[0]["origin"]["user"], "token");
+    let listed: Vec<RestEvent> = view(&listed.body);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].origin.user, "token");
 }
 
 #[tokio::test]
@@ -297,17 +296,16 @@ async fn integration_events_show_in_graphql_and_reach_nats_once_on_their_own_sub
             json!({ "filter": { "subject": subject(&hub, "audit.>") } }),
         )
         .await;
-    let edges = body["data"]["events"]["edges"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body}"));
-    assert_eq!(edges.len(), 1, "{body}");
-    let node = &edges[0]["node"];
-    assert_eq!(node["id"], json!(event_id));
-    assert_eq!(node["subject"], json!(on));
-    assert_eq!(node["aggregateType"], "IntegrationEvent");
-    assert_eq!(node["eventType"], "IntegrationEventPublished");
+    let page: Connection<Event> = data_as(&body, "events");
+    let [node] = page.nodes().collect::<Vec<_>>()[..] else {
+        panic!("one event: {body}");
+    };
+    assert_eq!(node.id, event_id);
+    assert_eq!(node.subject, on);
+    assert_eq!(node.aggregate_type, "IntegrationEvent");
+    assert_eq!(node.event_type, "IntegrationEventPublished");
     assert_eq!(
-        node["payload"],
+        node.payload,
         json!({"status": "passed", "nested": {"a": [1, 2]}})
     );
 
@@ -357,16 +355,13 @@ async fn two_publishes_are_two_aggregates_each_at_sequence_one() {
     let second = rest::publish(&hub, &on, json!({"n": 2})).await;
     assert_ne!(first["event_id"], second["event_id"]);
     let listed = rest::list(&hub, &[("subject", on.as_str())]).await;
-    let events = listed.body.as_array().expect("a list");
+    let events: Vec<RestEvent> = view(&listed.body);
     assert_eq!(events.len(), 2);
-    assert_ne!(events[0]["aggregate_id"], events[1]["aggregate_id"]);
-    assert!(events.iter().all(|e| e["sequence"] == 1));
+    assert_ne!(events[0].aggregate_id, events[1].aggregate_id);
+    assert!(events.iter().all(|e| e.sequence == 1));
     assert_eq!(
-        events
-            .iter()
-            .map(|e| e["payload"]["n"].clone())
-            .collect::<Vec<Value>>(),
-        vec![json!(1), json!(2)],
+        events.iter().map(|e| &e.payload["n"]).collect::<Vec<_>>(),
+        [&json!(1), &json!(2)],
         "oldest first"
     );
 }

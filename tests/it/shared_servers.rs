@@ -7,10 +7,13 @@
 
 use std::time::Duration;
 
-use hub_tests::jetstream::{context, health, read_stream};
-use hub_tests::ws::{Protocol, WsClient};
+use hub_tests::graphql::{data, data_as, view};
+use hub_tests::jetstream::{context, health_report, read_stream};
+use hub_tests::views::{HealthStatus, LiveEvent};
+use hub_tests::ws::{Protocol, WsClient, EVENTS};
 use hub_tests::{wait_until, TestDb, TestHub};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::json;
 use sqlx::{Connection as _, PgConnection};
 
 const ARRIVES: Duration = Duration::from_secs(15);
@@ -51,24 +54,36 @@ impl Bystander {
 const CREATE: &str = "mutation($input: CreateProjectInput!) { createProject(input: $input) { \
      stale project { id name version } } }";
 
-async fn create(hub: &TestHub, name: &str) -> Value {
-    hub.graphql(
-        CREATE,
-        json!({ "input": { "name": name, "path": "/srv/x" } }),
-    )
-    .await
+/// `createProject` as `CREATE` selects it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Created {
+    stale: bool,
+    project: CreatedProject,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatedProject {
+    id: String,
+    name: String,
+    version: i64,
+}
+
+async fn create(hub: &TestHub, name: &str) -> Created {
+    let answer = hub
+        .graphql(
+            CREATE,
+            json!({ "input": { "name": name, "path": "/srv/x" } }),
+        )
+        .await;
+    data_as(&answer, "createProject")
 }
 
 /// A live subscriber of every event.
 async fn subscriber(hub: &TestHub) -> WsClient {
     let mut subscriber = WsClient::connect_and_init(hub, Protocol::TransportWs, json!({})).await;
-    subscriber
-        .subscribe(
-            "live",
-            "subscription { events { aggregateId eventType } }",
-            json!({}),
-        )
-        .await;
+    subscriber.subscribe("live", EVENTS, json!({})).await;
     subscriber.wait_live_creating_probes("live", hub).await;
     subscriber
 }
@@ -77,10 +92,9 @@ async fn subscriber(hub: &TestHub) -> WsClient {
 /// waited: the answer comes from the read model, and the event reaches the
 /// event log, NATS and the live `subscriber`.
 async fn nothing_waits(hub: &TestHub, subscriber: &mut WsClient, name: &str) {
-    let answer = create(hub, name).await;
-    let payload = &answer["data"]["createProject"];
-    assert_eq!(payload["stale"], false, "the read model kept up: {answer}");
-    let id = payload["project"]["id"].as_str().expect("an id").to_owned();
+    let created = create(hub, name).await;
+    assert!(!created.stale, "the read model kept up: {created:?}");
+    let id = created.project.id;
     // The answer came after the `projects` read model showed it, so the
     // feed moved; `event_log` is fed by a runner of its own.
     wait_until("the event to reach the event log", ARRIVES, || async {
@@ -103,14 +117,14 @@ async fn nothing_waits(hub: &TestHub, subscriber: &mut WsClient, name: &str) {
     })
     .await;
     loop {
-        let data = subscriber.next_data("live", ARRIVES).await;
-        if data["events"]["aggregateId"] == id {
+        let event: LiveEvent = view(&subscriber.next_data("live", ARRIVES).await["events"]);
+        if event.aggregate_id == id {
             break;
         }
     }
-    let report = health(hub).await;
-    assert_eq!(report["status"], "healthy", "{report}");
-    assert_eq!(report["feed"]["held_back_by"], json!([]), "{report}");
+    let report = health_report(hub).await;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert!(report.feed.held_back_by.is_empty(), "{report:?}");
 }
 
 #[tokio::test]
@@ -146,7 +160,7 @@ async fn a_slow_event_writer_holds_the_feed_back_is_named_and_skips_nothing() {
     config.read_your_writes_timeout_ms = 500;
     let hub = TestHub::start_with(config).await;
     let before = create(&hub, "Before").await;
-    assert_eq!(before["data"]["createProject"]["stale"], false, "{before}");
+    assert!(!before.stale, "{before:?}");
 
     // A transaction that appends an event and stays open.
     let mut writer = PgConnection::connect(db.url())
@@ -166,12 +180,10 @@ async fn a_slow_event_writer_holds_the_feed_back_is_named_and_skips_nothing() {
     // A mutation meanwhile is recorded, and says so, though the read model
     // cannot show it yet.
     let answer = create(&hub, "During").await;
-    let payload = &answer["data"]["createProject"];
-    assert!(answer["errors"].is_null(), "{answer}");
-    assert_eq!(payload["stale"], true, "{answer}");
-    assert_eq!(payload["project"]["name"], "During");
-    assert_eq!(payload["project"]["version"], 1);
-    let during = payload["project"]["id"].as_str().unwrap().to_owned();
+    assert!(answer.stale, "{answer:?}");
+    assert_eq!(answer.project.name, "During");
+    assert_eq!(answer.project.version, 1);
+    let during = answer.project.id;
     let row = hub
         .graphql(
             "query($id: ID!) { project(id: $id) { name } }",
@@ -179,21 +191,32 @@ async fn a_slow_event_writer_holds_the_feed_back_is_named_and_skips_nothing() {
         )
         .await;
     assert!(
-        row["data"]["project"].is_null(),
+        data(&row, "project").is_null(),
         "the read model waits: {row}"
     );
 
     // /health names the writer once it has held the feed back for a second.
     let report = wait_until("/health to name the slow writer", ARRIVES, || async {
-        let report = health(&hub).await;
-        (report["status"] == "degraded").then_some(report)
+        let report = health_report(&hub).await;
+        (report.status == HealthStatus::Degraded).then_some(report)
     })
     .await;
-    let holder = &report["feed"]["held_back_by"][0];
-    assert_eq!(holder["pid"], writer_pid, "{report}");
-    assert_eq!(holder["application_name"], "slow-writer", "{report}");
-    assert_eq!(holder["database"], db.name(), "{report}");
-    assert!(holder["state"].is_string() && holder["open_seconds"].as_f64() >= Some(1.0));
+    let holder = report
+        .feed
+        .held_back_by
+        .first()
+        .unwrap_or_else(|| panic!("a holder: {report:?}"));
+    assert_eq!(holder.pid, writer_pid, "{report:?}");
+    assert_eq!(
+        holder.application_name.as_deref(),
+        Some("slow-writer"),
+        "{report:?}"
+    );
+    assert_eq!(holder.database.as_deref(), Some(db.name()), "{report:?}");
+    assert!(
+        holder.state.is_some() && holder.open_seconds >= 1.0,
+        "{report:?}"
+    );
     let metrics = hub
         .http()
         .get(format!("{}/metrics", hub.url()))
@@ -230,11 +253,11 @@ async fn a_slow_event_writer_holds_the_feed_back_is_named_and_skips_nothing() {
         "the slow writer's event is not skipped"
     );
     let report = wait_until("/health to be healthy again", ARRIVES, || async {
-        let report = health(&hub).await;
-        (report["status"] == "healthy").then_some(report)
+        let report = health_report(&hub).await;
+        (report.status == HealthStatus::Healthy).then_some(report)
     })
     .await;
-    assert_eq!(report["feed"]["held_back_by"], json!([]));
+    assert!(report.feed.held_back_by.is_empty(), "{report:?}");
 }
 
 #[tokio::test]

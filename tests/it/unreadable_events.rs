@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
+use hub_tests::graphql::{data, data_as, view};
 use hub_tests::jetstream::{context, health_at, read_stream};
 use hub_tests::spawned::SpawnedHub;
+use hub_tests::views::{Health, HealthStatus, RestEvent, SkipResult};
 use hub_tests::ws::{Incoming, Protocol, WsClient};
 use hub_tests::{wait_until, TestDb};
 use reqwest::StatusCode;
@@ -55,8 +57,8 @@ async fn publish(hub: &SpawnedHub, tail: &str, payload: Value) -> reqwest::Respo
         .expect("POST /api/events")
 }
 
-async fn health(hub: &SpawnedHub) -> Value {
-    health_at(hub.http(), &hub.url()).await
+async fn health(hub: &SpawnedHub) -> Health {
+    view(&health_at(hub.http(), &hub.url()).await)
 }
 
 #[tokio::test]
@@ -100,12 +102,12 @@ async fn a_number_the_store_cannot_give_back_is_refused_at_the_door() {
         .json()
         .await
         .expect("JSON");
-    assert_eq!(event["payload"], fine);
+    assert_eq!(view::<RestEvent>(&event).payload, fine);
     hub.assert_alive().await;
 }
 
 /// Waits until every consumer has parked the event and `/health` shows it.
-async fn wait_until_parked_everywhere(hub: &SpawnedHub, count: i64) -> Value {
+async fn wait_until_parked_everywhere(hub: &SpawnedHub, count: i64) -> Health {
     wait_until(
         "every consumer to park the unreadable event",
         ARRIVES,
@@ -113,7 +115,7 @@ async fn wait_until_parked_everywhere(hub: &SpawnedHub, count: i64) -> Value {
             let health = health(hub).await;
             CONSUMERS
                 .iter()
-                .all(|name| health["consumers"][name]["parked"] == count)
+                .all(|name| health.consumer(name).parked == Some(count))
                 .then_some(health)
         },
     )
@@ -140,21 +142,22 @@ async fn an_unreadable_row_is_parked_by_every_consumer_and_everything_else_flows
     let mut hub = SpawnedHub::start_spec(db, spec).await;
 
     let parked = wait_until_parked_everywhere(&hub, 1).await;
-    assert_eq!(parked["status"], "degraded", "{parked}");
+    assert_eq!(parked.status, HealthStatus::Degraded, "{parked:?}");
     for name in CONSUMERS {
-        let consumer = &parked["consumers"][name];
-        assert!(consumer["halted"].is_null(), "{parked}");
-        assert_eq!(
-            consumer["first_parked"][0]["event_id"],
-            old.to_string(),
-            "{parked}"
-        );
+        let consumer = parked.consumer(name);
+        assert!(consumer.halted.is_none(), "{parked:?}");
+        let first = consumer
+            .first_parked
+            .as_ref()
+            .and_then(|events| events.first())
+            .unwrap_or_else(|| panic!("{name} lists the parked event: {parked:?}"));
+        assert_eq!(first.event_id, old.to_string(), "{parked:?}");
         assert!(
-            consumer["first_parked"][0]["error"]
-                .as_str()
-                .unwrap_or("")
-                .contains("number out of range"),
-            "{parked}"
+            first
+                .error
+                .as_deref()
+                .is_some_and(|error| error.contains("number out of range")),
+            "{parked:?}"
         );
     }
 
@@ -187,7 +190,8 @@ async fn an_unreadable_row_is_parked_by_every_consumer_and_everything_else_flows
         )
         .await;
     assert_eq!(
-        row.body["data"]["project"]["name"], "flows-on",
+        data(&row.body, "project")["name"],
+        "flows-on",
         "{}",
         row.body
     );
@@ -202,7 +206,7 @@ async fn an_unreadable_row_is_parked_by_every_consumer_and_everything_else_flows
     loop {
         match subscriber.next(ARRIVES).await {
             Incoming::Next { payload, .. } => {
-                let id = payload["data"]["events"]["id"].as_str().unwrap_or("");
+                let id = data(&payload, "events")["id"].as_str().unwrap_or("");
                 assert_ne!(
                     id,
                     new.to_string(),
@@ -258,17 +262,18 @@ async fn an_unreadable_row_is_parked_by_every_consumer_and_everything_else_flows
             let answer = hub
                 .graphql(
                     "mutation($name: String!, $id: ID!) { skipParkedEvent(name: $name, eventId: $id) { \
-                       name heldBehind skipped { eventId failed error } } }",
+                       name heldBehind skipped { eventId aggregateId sequence eventType failed \
+                       error heldBehind attempts } } }",
                     json!({ "name": name, "id": event.to_string() }),
                 )
                 .await;
-            let skipped = &answer.body["data"]["skipParkedEvent"];
-            assert_eq!(skipped["skipped"]["failed"], true, "{}", answer.body);
+            let skipped = data_as::<SkipResult>(&answer.body, "skipParkedEvent").skipped;
+            assert!(skipped.failed, "{}", answer.body);
             assert!(
-                skipped["skipped"]["error"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("cannot be read back"),
+                skipped
+                    .error
+                    .as_deref()
+                    .is_some_and(|error| error.contains("cannot be read back")),
                 "{}",
                 answer.body
             );
@@ -276,10 +281,10 @@ async fn an_unreadable_row_is_parked_by_every_consumer_and_everything_else_flows
     }
     let healthy = wait_until("the hub to be healthy again", ARRIVES, || async {
         let report = health(&hub).await;
-        (report["status"] == "healthy").then_some(report)
+        (report.status == HealthStatus::Healthy).then_some(report)
     })
     .await;
-    assert_eq!(healthy["consumers"]["nats_relay"]["parked"], 0);
+    assert_eq!(healthy.consumer("nats_relay").parked, Some(0));
     hub.assert_alive().await;
 }
 

@@ -15,6 +15,27 @@ pub fn admin_url() -> String {
 
 pub use infrastructure::db::with_database;
 
+/// Applies the hub's migrations that come before the one whose description
+/// contains `description`: the schema an earlier version left, for tests
+/// of what that migration does at upgrade.
+///
+/// # Panics
+/// When no migration has that description, or migrating fails.
+pub async fn migrate_before(pool: &sqlx::PgPool, description: &str) {
+    let all = &infrastructure::db::MIGRATOR.migrations;
+    let before = all
+        .iter()
+        .position(|m| m.description.contains(description))
+        .unwrap_or_else(|| panic!("no migration is described as {description:?}"));
+    let older = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(all[..before].to_vec()),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    older.run(pool).await.expect("apply the earlier migrations");
+}
+
 /// Replaces the host and port of a PostgreSQL URL with `addr`, keeping the
 /// user, password, database and parameters (to route a hub through a
 /// [`crate::Proxy`]).

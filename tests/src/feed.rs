@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use domain::{PortRange, ProjectCommand, ProjectId, ProjectName, ProjectPath, ProjectServices};
+use domain::{PortRange, ProjectCommand, ProjectId, ProjectName, ProjectPath};
 use infrastructure::append::Appender;
 use infrastructure::feed::{
     AppendSignal, ConsumerError, FeedConsumer, PoisonPolicy, RunnerConfig, StoredEvent,
@@ -403,7 +403,7 @@ impl FeedConsumer for BreakableConsumer {
 pub fn command_bus(pool: &PgPool, ports: PortRange) -> CommandBus {
     CommandBus::new(
         pool.clone(),
-        ProjectServices::new(PgProjectLookup::new(pool.clone(), ports)),
+        PgProjectLookup::new(pool.clone(), ports),
         Appender::start(pool.clone(), AppendSignal::default()),
     )
 }

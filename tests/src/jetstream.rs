@@ -153,6 +153,15 @@ pub async fn health(hub: &TestHub) -> Value {
     health_at(hub.http(), &hub.url()).await
 }
 
+/// `GET /health` as a typed report (the full one: the hub has no token, or
+/// the request may read everything).
+///
+/// # Panics
+/// When the hub does not answer with a full report.
+pub async fn health_report(hub: &TestHub) -> crate::views::Health {
+    crate::graphql::view(&health(hub).await)
+}
+
 /// `GET /health` of the hub at `url`, as JSON.
 ///
 /// # Panics

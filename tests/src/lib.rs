@@ -16,6 +16,10 @@
 //! - `feed`: a migrated database, events written straight into the store,
 //!   recording feed consumers and a command bus, for feed and store tests.
 //! - `ops`: the GraphQL operations tests send, and [`ops::Response`].
+//! - `graphql`: [`graphql::data`], a field of a GraphQL answer or a failure
+//!   that shows its errors, and [`graphql::view`] into a typed view.
+//! - `views`: typed views of the hub's answers (a project, an event, a
+//!   page, a read model's status, a REST event, `/health`).
 //! - `nats_server`: [`NatsServer`], a private `nats-server` to stop and
 //!   restart, and [`NatsCluster`], three of them as one JetStream cluster.
 //! - `jetstream`: reading a hub's stream back, and the hub's `/health`.
@@ -40,6 +44,7 @@ pub mod browser;
 pub mod cli;
 pub mod db;
 pub mod feed;
+pub mod graphql;
 pub mod hub;
 pub mod jetstream;
 pub mod nats_server;
@@ -53,6 +58,7 @@ pub mod rebuild;
 pub mod reliability;
 pub mod rest;
 pub mod spawned;
+pub mod views;
 pub mod wait;
 pub mod ws;
 

@@ -82,6 +82,11 @@ pub const EVENTS: &str = "query($filter: EventFilter, $first: Int, $after: Strin
          sequence position correlationId causationId origin { hubId service user } \
          payload timestamp } } } }";
 
+/// `project(id).history` with every field of [`crate::views::Event`].
+pub const HISTORY: &str = "query($id: ID!) { project(id: $id) { history { id subject eventType \
+     eventVersion aggregateType aggregateId sequence position correlationId causationId \
+     origin { hubId service user } payload timestamp } } }";
+
 /// A GraphQL answer over HTTP.
 #[derive(Debug)]
 pub struct Response {

@@ -9,8 +9,9 @@ use infrastructure::feed::{retry_parked, RetryError};
 use projections::{ProjectionState, ProjectionStatus as Status, Rebuildable};
 
 use super::error::{ApiError, ErrorCode};
-use super::{ApiState, RequestContext};
+use super::RequestContext;
 use crate::rebuilds::{RebuildJob, StartError};
+use crate::state::GraphqlState;
 
 pub use super::parked::ParkedEvent;
 
@@ -186,11 +187,11 @@ fn authorize(ctx: &Context<'_>) -> Result<()> {
 /// Every read model's state (`projections` query).
 pub(crate) async fn projections(ctx: &Context<'_>) -> Result<Vec<Projection>> {
     authorize(ctx)?;
-    let state = ctx.data::<ApiState>()?;
+    let state = ctx.data::<GraphqlState>()?;
     // The rebuilds' state first: a rebuild seen as switched over has then
     // already committed what the database read below shows.
     let jobs = state.rebuilds.jobs();
-    let statuses = projections::status::list(state.read.pool(), &state.hub_id)
+    let statuses = projections::status::list(state.hub.pool(), &state.hub.id)
         .await
         .map_err(|err| ApiError::database(&err))?;
     Ok(statuses
@@ -209,7 +210,7 @@ pub(crate) async fn rebuild(
     names: Option<Vec<String>>,
 ) -> Result<Vec<Projection>> {
     authorize(ctx)?;
-    let state = ctx.data::<ApiState>()?;
+    let state = ctx.data::<GraphqlState>()?;
     let targets = match names {
         None => state.rebuilds.targets(),
         Some(names) if names.is_empty() => {
@@ -251,11 +252,11 @@ fn start_error(err: StartError) -> ApiError {
 /// mutation), as `hub projections retry` does.
 pub(crate) async fn retry(ctx: &Context<'_>, name: String) -> Result<RetryResult> {
     authorize(ctx)?;
-    let state = ctx.data::<ApiState>()?;
+    let state = ctx.data::<GraphqlState>()?;
     super::query::text_argument("name", &name)?;
     let target = state.rebuilds.target(&name).map_err(start_error)?;
     let consumer = target.live_consumer();
-    let report = retry_parked(state.read.pool(), consumer.as_ref())
+    let report = retry_parked(state.hub.pool(), consumer.as_ref())
         .await
         .map_err(|err| match &err {
             RetryError::AlreadyRunning(_) => ApiError::new(ErrorCode::Conflict, err.to_string()),
@@ -286,7 +287,7 @@ pub(crate) async fn retry(ctx: &Context<'_>, name: String) -> Result<RetryResult
 /// (`skipParkedEvent` mutation), as `hub projections skip` does.
 pub(crate) async fn skip(ctx: &Context<'_>, name: String, event_id: ID) -> Result<SkipResult> {
     authorize(ctx)?;
-    let state = ctx.data::<ApiState>()?;
+    let state = ctx.data::<GraphqlState>()?;
     super::query::text_argument("name", &name)?;
     let event_id = super::query::parse_uuid("event", &event_id)?;
     let consumer = match state.rebuilds.target(&name) {
@@ -301,7 +302,7 @@ pub(crate) async fn skip(ctx: &Context<'_>, name: String, event_id: ID) -> Resul
                 )
             })?,
     };
-    let report = infrastructure::feed::skip_parked(state.read.pool(), consumer, event_id)
+    let report = infrastructure::feed::skip_parked(state.hub.pool(), consumer, event_id)
         .await
         .map_err(|err| ApiError::database(&err))?
         .ok_or_else(|| {

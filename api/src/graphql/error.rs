@@ -136,7 +136,6 @@ impl From<CommandError> for ApiError {
                     | ProjectError::Deleted
                     | ProjectError::StillRunning
                     | ProjectError::RequestNotPending { .. } => ErrorCode::InvalidTransition,
-                    ProjectError::Lookup(cause) => return Self::internal(cause),
                 };
                 Self::new(code, rejection.to_string())
             }

@@ -1,26 +1,25 @@
 //! The GraphQL API: schema, roots, types and errors, the door ([`door`]):
-//! the limits every operation meets on every transport, and the project
-//! changes subscriptions stream ([`changes`]).
+//! the limits every operation meets on every transport, the project
+//! changes subscriptions stream ([`changes`]), and the fan-out that shares
+//! one stream between subscribers of the same operation ([`fanout`]).
 
 pub mod admin;
 pub mod changes;
 pub mod door;
 pub mod error;
+pub mod fanout;
 pub mod mutation;
 pub mod parked;
 pub mod query;
 pub mod subscription;
 pub mod types;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::Schema;
-use infrastructure::nats::LiveFeed;
-use infrastructure::{CommandBus, Origin};
-use projections::{ProjectsProgress, ReadModels};
 
-use crate::rebuilds::Rebuilds;
+use crate::state::GraphqlState;
 
 use self::door::{Door, DoorLimits, OpenSubscriptions};
 use self::error::{ApiError, ErrorCode};
@@ -31,35 +30,32 @@ use self::subscription::SubscriptionRoot;
 /// The hub's schema.
 pub type HubSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// What resolvers need, shared by every request.
-#[derive(Clone)]
-pub struct ApiState {
-    /// Runs commands.
-    pub bus: Arc<CommandBus>,
-    /// Counts commands for `/metrics`.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Answers queries.
-    pub read: ReadModels,
-    /// This hub's id.
-    pub hub_id: String,
-    /// Changes whenever the local `projects` projection commits.
-    pub projects_progress: ProjectsProgress,
-    /// How long a mutation waits for its change to show in the read model.
-    pub read_your_writes_timeout: Duration,
-    /// Live events from NATS, fanned out to subscriptions.
-    pub live: Arc<LiveFeed>,
-    /// Background rebuilds of the read models started by this process.
-    pub rebuilds: Rebuilds,
+/// How many GraphQL subscription streams hold a receiver of the live feed,
+/// so that `/metrics` counts subscribers rather than receivers (the
+/// subscribers of one operation share one stream: [`fanout`]).
+#[derive(Clone, Debug, Default)]
+pub struct LiveReaders(Arc<AtomicUsize>);
+
+impl LiveReaders {
+    /// How many are open.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts one until the returned guard is dropped.
+    pub fn hold(&self) -> LiveReader {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        LiveReader(self.0.clone())
+    }
 }
 
-impl ApiState {
-    /// The origin recorded on events of a request by `user`.
-    pub fn origin(&self, user: &str) -> Origin {
-        Origin {
-            hub_id: self.hub_id.clone(),
-            service: "hub-api".to_owned(),
-            user: user.to_owned(),
-        }
+/// One stream counted in [`LiveReaders`].
+#[derive(Debug)]
+pub struct LiveReader(Arc<AtomicUsize>);
+
+impl Drop for LiveReader {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -122,7 +118,7 @@ pub struct SchemaLimits {
 
 /// Builds the schema around `state`, counting its subscriptions in `open`.
 pub fn build_schema(
-    state: ApiState,
+    state: GraphqlState,
     limits: SchemaLimits,
     open: Arc<OpenSubscriptions>,
 ) -> HubSchema {

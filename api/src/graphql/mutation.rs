@@ -10,7 +10,8 @@ use super::admin::{self, Projection, RetryResult, SkipResult};
 use super::error::ApiError;
 use super::query::parse_uuid;
 use super::types::Project;
-use super::{ApiState, RequestContext};
+use super::RequestContext;
+use crate::state::GraphqlState;
 
 /// Changes, each recorded as events.
 #[derive(Default)]
@@ -77,16 +78,20 @@ async fn run(
     command: ProjectCommand,
     expected_version: Option<u64>,
 ) -> Result<ProjectPayload> {
-    let state = ctx.data::<ApiState>()?;
+    let state = ctx.data::<GraphqlState>()?;
     let request = ctx.data::<RequestContext>()?;
-    let metadata =
-        CommandMetadata::for_request(request.correlation_id.clone(), state.origin(&request.user));
+    let metadata = CommandMetadata::for_request(
+        request.correlation_id.clone(),
+        state.hub.origin(&request.user),
+    );
     let started = std::time::Instant::now();
     let Executed {
         version,
         project: commanded,
+        position,
         ..
     } = state
+        .hub
         .metrics
         .time_command(
             command.name(),
@@ -98,13 +103,8 @@ async fn run(
     // From here on the change is recorded: whatever the read model does,
     // the answer says so.
     let row = state
-        .read
-        .wait_for_project_version(
-            id.as_uuid(),
-            version as i64,
-            state.read_your_writes_timeout,
-            state.projects_progress.clone(),
-        )
+        .hub.read_your_writes
+        .project(id.as_uuid(), version as i64, position)
         .await
         .unwrap_or_else(|err| {
             tracing::warn!(project_id = %id, error = %err, "could not read the project back after a command");
@@ -125,7 +125,12 @@ async fn run(
         });
     }
     tracing::warn!(project_id = %id, version, "read model did not catch up in time; answering with the project as the command left it");
-    let previous = state.read.project(id.as_uuid()).await.unwrap_or_default();
+    let previous = state
+        .hub
+        .read
+        .project(id.as_uuid())
+        .await
+        .unwrap_or_default();
     let project =
         Project::as_commanded(&commanded, previous, chrono::Utc::now()).ok_or_else(|| {
             // A command that succeeded leaves a created project.

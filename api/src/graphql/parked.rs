@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::admin::Projection;
 use super::error::ApiError;
-use super::{ApiState, RequestContext};
+use super::RequestContext;
+use crate::state::GraphqlState;
 
 /// Most parked events one `parkedEvents` answer lists.
 pub const MAX_LISTED: i32 = 1000;
@@ -73,9 +74,9 @@ impl Projection {
             ))
             .into());
         }
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
         let parked =
-            infrastructure::feed::first_parked_events(state.read.pool(), &self.name, first.into())
+            infrastructure::feed::first_parked_events(state.hub.pool(), &self.name, first.into())
                 .await
                 .map_err(|err| ApiError::database(&err))?;
         Ok(parked.into_iter().map(ParkedEvent::from).collect())

@@ -3,13 +3,13 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, Result, ID};
 use domain::SubjectFilter;
-use projections::ProjectFilter;
+use projections::{Page, ProjectFilter};
 use uuid::Uuid;
 
 use super::admin::{self, Projection};
 use super::error::{ApiError, ErrorCode};
 use super::types::{page_size, Event, EventFilter, Project, ProjectStats, ProjectStatus};
-use super::ApiState;
+use crate::state::GraphqlState;
 
 /// Reads, all answered from the read models.
 #[derive(Default)]
@@ -35,12 +35,12 @@ impl QueryRoot {
         id: Option<ID>,
         slug: Option<String>,
     ) -> Result<Option<Project>> {
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
         let row = match (id, slug) {
-            (Some(id), None) => state.read.project(parse_uuid("project", &id)?).await,
+            (Some(id), None) => state.hub.read.project(parse_uuid("project", &id)?).await,
             (None, Some(slug)) => {
                 text_argument("slug", &slug)?;
-                state.read.project_by_slug(&slug).await
+                state.hub.read.project_by_slug(&slug).await
             }
             _ => return Err(ApiError::invalid_input("give exactly one of id and slug").into()),
         }
@@ -59,7 +59,7 @@ impl QueryRoot {
         #[graphql(desc = "Page size, 0-1000 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last item of the previous page.")] after: Option<String>,
     ) -> Result<Connection<String, Project, EmptyFields, EmptyFields>> {
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
         let first = page_size(first)?;
         if let Some(search) = &search {
             text_argument("search", search)?;
@@ -69,23 +69,18 @@ impl QueryRoot {
             search,
         };
         let page = state
+            .hub
             .read
             .projects(&filter, first, after.as_deref())
             .await
             .map_err(ApiError::from)?;
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|(cursor, row)| Edge::new(cursor, Project::from(row))),
-        );
-        Ok(connection)
+        Ok(connection(page, after.is_some()))
     }
 
     /// Counts of projects per status.
     async fn project_stats(&self, ctx: &Context<'_>) -> Result<ProjectStats> {
-        let state = ctx.data::<ApiState>()?;
-        Ok(state.read.stats().await.map_err(ApiError::from)?.into())
+        let state = ctx.data::<GraphqlState>()?;
+        Ok(state.hub.read.stats().await.map_err(ApiError::from)?.into())
     }
 
     /// Recorded events in commit order, oldest first.
@@ -97,27 +92,23 @@ impl QueryRoot {
         #[graphql(desc = "Page size, 0-1000 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last item of the previous page.")] after: Option<String>,
     ) -> Result<Connection<String, Event, EmptyFields, EmptyFields>> {
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
         let first = page_size(first)?;
         let filter = event_filter(filter.unwrap_or_default())?;
         let page = state
+            .hub
             .read
             .events(&filter, first, after.as_deref())
             .await
             .map_err(ApiError::from)?;
-        let mut connection = Connection::new(after.is_some(), page.has_next_page);
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|(cursor, row)| Edge::new(cursor, Event::from(row))),
-        );
-        Ok(connection)
+        Ok(connection(page, after.is_some()))
     }
 
     /// One event by id.
     async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Event>> {
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
         let row = state
+            .hub
             .read
             .event(parse_uuid("event", &id)?)
             .await
@@ -184,4 +175,22 @@ pub(crate) fn event_filter(filter: EventFilter) -> Result<projections::EventFilt
         since: filter.since,
         until: filter.until,
     })
+}
+
+/// A page of read-model rows as a GraphQL connection of `T`; `after_cursor`
+/// tells whether the page follows a cursor (so has a previous page).
+fn connection<R, T>(
+    page: Page<R>,
+    after_cursor: bool,
+) -> Connection<String, T, EmptyFields, EmptyFields>
+where
+    T: From<R> + async_graphql::OutputType,
+{
+    let mut connection = Connection::new(after_cursor, page.has_next_page);
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|(cursor, row)| Edge::new(cursor, T::from(row))),
+    );
+    connection
 }

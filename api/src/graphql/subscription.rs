@@ -2,6 +2,11 @@
 //! JetStream consumer ([`infrastructure::nats::LiveFeed`]) and fanned out in
 //! memory, with the store read for what came before (and what a lagging
 //! subscriber missed). Project changes are built in [`super::changes`].
+//!
+//! Run by the fan-out ([`super::fanout`]), each resolver records in the
+//! request's [`Tap`] where each item stands in the feed and where a live
+//! stream starts, and resumes after a [`Resume`] point instead of where
+//! its arguments say when it is given one.
 
 use async_graphql::{Context, Result, Subscription, ID};
 use futures::{Stream, StreamExt as _};
@@ -10,16 +15,20 @@ use projections::cursor::decode_event_cursor;
 
 use super::changes::{self, ProjectChange};
 use super::error::{ApiError, ErrorCode};
+use super::fanout::{Floor, Mark, Resume, Tap};
 use super::query::{event_filter, parse_uuid};
 use super::types::{Event, EventFilter, Project};
-use super::{ApiState, RequestContext};
+use super::RequestContext;
 use crate::live_events::{replay_then_live, LiveError, OnLag};
+use crate::state::GraphqlState;
 
 /// Live updates over WebSocket (`/graphql/ws`).
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
-fn lagged(skipped: u64, resume: Option<FeedPosition>) -> async_graphql::Error {
+/// The error ending a subscription that fell `skipped` events behind,
+/// naming where to resume when that is known.
+pub(crate) fn lagged(skipped: u64, resume: Option<FeedPosition>) -> async_graphql::Error {
     let how = match resume {
         Some(at) => format!(
             "resubscribe with after: \"{}\" to continue without a gap",
@@ -35,12 +44,12 @@ fn lagged(skipped: u64, resume: Option<FeedPosition>) -> async_graphql::Error {
 }
 
 /// Resolves `after`: an event cursor from a query, or a bare global position.
-async fn resolve_after(state: &ApiState, after: &str) -> Result<FeedPosition, ApiError> {
+async fn resolve_after(state: &GraphqlState, after: &str) -> Result<FeedPosition, ApiError> {
     if let Ok(position) = after.parse::<i64>() {
         if position == 0 {
             return Ok(FeedPosition::START);
         }
-        return position_of(state.read.pool(), position)
+        return position_of(state.hub.pool(), position)
             .await
             .map_err(|err| ApiError::from(projections::QueryError::from(err)))?
             .ok_or_else(|| {
@@ -55,7 +64,7 @@ async fn resolve_after(state: &ApiState, after: &str) -> Result<FeedPosition, Ap
 
 /// Resolves the `after` of `projectsChanged`: a cursor of an event in the
 /// store (or a bare position), or the start of the feed.
-async fn resolve_board_after(state: &ApiState, after: &str) -> Result<FeedPosition, ApiError> {
+async fn resolve_board_after(state: &GraphqlState, after: &str) -> Result<FeedPosition, ApiError> {
     let resync = |why: &str| {
         ApiError::new(
             ErrorCode::ResyncRequired,
@@ -74,7 +83,7 @@ async fn resolve_board_after(state: &ApiState, after: &str) -> Result<FeedPositi
     if at == FeedPosition::START {
         return Ok(at);
     }
-    let stored = position_of(state.read.pool(), at.position)
+    let stored = position_of(state.hub.pool(), at.position)
         .await
         .map_err(|err| ApiError::from(projections::QueryError::from(err)))?;
     if stored != Some(at) {
@@ -83,8 +92,12 @@ async fn resolve_board_after(state: &ApiState, after: &str) -> Result<FeedPositi
     Ok(at)
 }
 
-/// How a stream of changes ended early, as the client is told.
-fn live_error(err: LiveError) -> async_graphql::Error {
+/// How a stream of changes ended early, as the client is told (and, for
+/// a lag, as the tap records it).
+fn live_error(tap: Option<&Tap>, err: LiveError) -> async_graphql::Error {
+    if let (Some(tap), LiveError::Lagged { skipped, .. }) = (tap, &err) {
+        tap.lagged(*skipped);
+    }
     match err {
         LiveError::Lagged { skipped, resume } => lagged(skipped, resume),
         LiveError::Store(err) => ApiError::from(projections::QueryError::from(err)).into(),
@@ -113,13 +126,15 @@ impl SubscriptionRoot {
         #[graphql(default = false)] coalesce: bool,
     ) -> Result<impl Stream<Item = Result<Project>>> {
         ctx.data::<RequestContext>()?.require_read()?;
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
+        let tap = ctx.data_opt::<Tap>().cloned();
+        let resume = ctx.data_opt::<Resume>().map(|Resume(mark)| *mark);
         let changes = match id {
             Some(id) => {
                 let id = parse_uuid("project", &id)?;
-                changes::project(state, id, since_version, coalesce)
-                    .await?
-                    .boxed()
+                // Resumed after the version it passed on last.
+                let since = resume.and_then(|mark| mark.version).or(since_version);
+                changes::project(state, id, since, coalesce).await?.boxed()
             }
             None if since_version.is_some() => {
                 return Err(ApiError::invalid_input(
@@ -127,9 +142,22 @@ impl SubscriptionRoot {
                 )
                 .into())
             }
-            None => changes::every_project(state, coalesce).await?.boxed(),
+            None => {
+                let after = resume.map(|mark| mark.at);
+                let (start, changes) = changes::every_project(state, coalesce, after).await?;
+                if let Some(tap) = &tap {
+                    tap.floor(Floor::After(start));
+                }
+                changes.boxed()
+            }
         };
-        Ok(changes.map(|change| change.map_err(live_error)))
+        let reader = state.live_readers.hold();
+        Ok(changes.map(move |change| {
+            let _counted = &reader;
+            change
+                .map(|marked| Tap::pass(tap.as_ref(), marked))
+                .map_err(|err| live_error(tap.as_ref(), err))
+        }))
     }
 
     /// Changes to every project, for a list of them: without `after`, first
@@ -145,13 +173,25 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<ProjectChange>>> {
         ctx.data::<RequestContext>()?.require_read()?;
-        let state = ctx.data::<ApiState>()?;
-        let after = match after.as_deref() {
-            Some(after) => Some(resolve_board_after(state, after).await?),
-            None => None,
+        let state = ctx.data::<GraphqlState>()?;
+        let tap = ctx.data_opt::<Tap>().cloned();
+        let after = match (ctx.data_opt::<Resume>(), after.as_deref()) {
+            // Resumed after the change it passed on last.
+            (Some(Resume(mark)), _) => Some(mark.at),
+            (None, Some(after)) => Some(resolve_board_after(state, after).await?),
+            (None, None) => None,
         };
         let changes = changes::board(state, after).await?;
-        Ok(changes.map(|change| change.map_err(live_error)))
+        if let (Some(tap), Some(after)) = (&tap, after) {
+            tap.floor(Floor::After(after));
+        }
+        let reader = state.live_readers.hold();
+        Ok(changes.map(move |change| {
+            let _counted = &reader;
+            change
+                .map(|marked| Tap::pass(tap.as_ref(), marked))
+                .map_err(|err| live_error(tap.as_ref(), err))
+        }))
     }
 
     /// Events as they are recorded. With `after` (a cursor from `events` or
@@ -164,25 +204,35 @@ impl SubscriptionRoot {
         after: Option<String>,
     ) -> Result<impl Stream<Item = Result<Event>>> {
         ctx.data::<RequestContext>()?.require_read()?;
-        let state = ctx.data::<ApiState>()?.clone();
+        let state = ctx.data::<GraphqlState>()?.clone();
+        let tap = ctx.data_opt::<Tap>().cloned();
         let filter = event_filter(filter.unwrap_or_default())?;
         let start = match after.as_deref() {
             Some(after) => Some(resolve_after(&state, after).await?),
             None => None,
         };
+        if let Some(tap) = &tap {
+            tap.floor(start.map_or(Floor::Now, Floor::After));
+        }
         // Subscribe before replaying, so nothing relayed during the replay is missed.
-        let live = state.live.subscribe();
+        let live = state.hub.live.subscribe();
         let events = replay_then_live(
-            state.read.pool().clone(),
-            state.hub_id.clone(),
+            state.hub.pool().clone(),
+            state.hub.id.clone(),
             live,
             filter,
             start,
             OnLag::End,
         );
-        Ok(events.map(|event| match event {
-            Ok(event) => Ok(Event::from(event)),
-            Err(err) => Err(live_error(err)),
+        let reader = state.live_readers.hold();
+        Ok(events.map(move |event| match (&reader, event) {
+            (_, Ok(event)) => {
+                if let Some(tap) = &tap {
+                    tap.item(Mark::through(event.feed_position()));
+                }
+                Ok(Event::from(event))
+            }
+            (_, Err(err)) => Err(live_error(tap.as_ref(), err)),
         }))
     }
 }

@@ -9,7 +9,7 @@ use projections::cursor::encode_event_cursor;
 use projections::ProjectRow;
 
 use super::error::ApiError;
-use super::ApiState;
+use crate::state::GraphqlState;
 
 // The domain's `ProjectStatus` as GraphQL shows it (the doc comment is the
 // schema's description): `remote` derives the conversions both ways, each
@@ -139,8 +139,9 @@ impl Project {
         #[graphql(default = 100, desc = "At most this many events (0-1000).")] first: i32,
     ) -> Result<Vec<Event>> {
         let first = page_size(Some(first))?;
-        let state = ctx.data::<ApiState>()?;
+        let state = ctx.data::<GraphqlState>()?;
         let rows = state
+            .hub
             .read
             .history(&self.0.id.to_string(), first)
             .await

@@ -6,6 +6,8 @@
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 
 const INDEX: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
@@ -58,4 +60,12 @@ pub async fn script() -> Response {
 /// The console's style sheet.
 pub async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+/// The console's assets: `GET /graphql/console.js` and `/graphql/console.css`
+/// (its page is `GET /graphql` without a query, in [`super::graphql`]).
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/graphql/console.js", get(script))
+        .route("/graphql/console.css", get(style))
 }

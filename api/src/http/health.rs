@@ -1,18 +1,20 @@
 //! `GET /health` and `GET /health/nats`: is the hub able to do its work?
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::http::access;
+use crate::http::access::{self, Access};
 use crate::rest::error::ErrorBody;
+use crate::state::{AppState, Nats};
 
 /// The hub's state in one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -139,6 +141,13 @@ pub struct HaltedReport {
     error: String,
 }
 
+/// `GET /health` and `GET /health/nats`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/nats", get(nats))
+}
+
 /// `{status, database, nats, relay_lag, feed, consumers}`; with a token
 /// set, a request without it gets only `{status}`.
 ///
@@ -169,10 +178,10 @@ pub struct HaltedReport {
     security((), ("token" = []))
 )]
 pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let database_up = infrastructure::db::ping(&state.pool).await;
-    let nats_up = infrastructure::nats::is_connected(&state.nats);
+    let database_up = infrastructure::db::ping(state.hub.pool()).await;
+    let nats_up = infrastructure::nats::is_connected(&state.nats.client);
     let parked_counts = if database_up {
-        match infrastructure::feed::parked_counts(&state.pool).await {
+        match infrastructure::feed::parked_counts(state.hub.pool()).await {
             Ok(counts) => Some(counts),
             Err(err) => {
                 tracing::warn!(error = %err, "could not count parked events for /health");
@@ -193,7 +202,7 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
             || status.halted.is_some()
             || parked.is_some_and(|n| n > 0);
         let lag = if database_up {
-            infrastructure::feed::consumer_lag(&state.pool, feed.name())
+            infrastructure::feed::consumer_lag(state.hub.pool(), feed.name())
                 .await
                 .ok()
         } else {
@@ -203,7 +212,7 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
         // (`hub projections retry|skip`).
         let first_parked = match parked {
             Some(n) if n > 0 => {
-                infrastructure::feed::first_parked_events(&state.pool, feed.name(), 5)
+                infrastructure::feed::first_parked_events(state.hub.pool(), feed.name(), 5)
                     .await
                     .map(|events| {
                         events
@@ -242,7 +251,7 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
     // The open transactions that append events, oldest first: readers wait
     // below the oldest until it ends.
     let holders = if database_up {
-        infrastructure::feed::fence_holders(&state.pool, 5)
+        infrastructure::feed::fence_holders(state.hub.pool(), 5)
             .await
             .inspect_err(|err| tracing::warn!(error = %err, "could not read the feed's fence holders for /health"))
             .unwrap_or_default()
@@ -291,7 +300,7 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
         database: Some(DatabaseReport {
             connected: database_up,
         }),
-        nats: Some(nats_report(&state)),
+        nats: Some(nats_report(&state.nats)),
         relay_lag: Some(relay_lag),
         feed: Some(feed),
         consumers: Some(consumers),
@@ -299,12 +308,12 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
     (code, Json(report)).into_response()
 }
 
-fn nats_report(state: &AppState) -> NatsReport {
-    let connected = infrastructure::nats::is_connected(&state.nats);
+fn nats_report(nats: &Nats) -> NatsReport {
+    let connected = infrastructure::nats::is_connected(&nats.client);
     NatsReport {
         connected,
-        url: infrastructure::redact::url(&state.nats_url),
-        server: connected.then(|| state.nats.server_info().server_name),
+        url: infrastructure::redact::url(&nats.url),
+        server: connected.then(|| nats.client.server_info().server_name),
     }
 }
 
@@ -323,9 +332,13 @@ fn nats_report(state: &AppState) -> NatsReport {
     ),
     security((), ("token" = []))
 )]
-pub async fn nats(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !state.access.can_write(&headers) {
+pub async fn nats(
+    State(access): State<Arc<Access>>,
+    State(nats): State<Nats>,
+    headers: HeaderMap,
+) -> Response {
+    if !access.can_write(&headers) {
         return access::unauthenticated();
     }
-    Json(nats_report(&state)).into_response()
+    Json(nats_report(&nats)).into_response()
 }

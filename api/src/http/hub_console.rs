@@ -8,6 +8,8 @@
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 
 use super::console::{asset, html_page};
 
@@ -38,6 +40,16 @@ const ASSETS: [(&str, &str, &str); 10] = [
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const SVG: &str = "image/svg+xml";
+
+/// The console's routes: `GET /`, `/console`, `/console/{page}` and
+/// `/console/assets/{file}`.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(home))
+        .route("/console", get(home))
+        .route("/console/{page}", get(page))
+        .route("/console/assets/{file}", get(file))
+}
 
 /// `GET /` and `GET /console`: the console, on its first page.
 pub async fn home() -> Response {

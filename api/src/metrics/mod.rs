@@ -9,9 +9,9 @@
 //! Each [`Metrics`] has its own registry, so several hubs in one process
 //! (tests) do not mix their numbers.
 //!
-//! Layout: this file holds the registry and what is counted as it happens;
-//! `http` the middleware that counts requests; `scrape` the `GET /metrics`
-//! endpoint, which reads the scrape-time gauges.
+//! Layout: this file holds the registry, what is counted as it happens and
+//! the module's [`router`]; `http` the middleware that counts requests;
+//! `scrape` the `GET /metrics` endpoint, which reads the scrape-time gauges.
 
 mod http;
 pub mod scrape;
@@ -23,6 +23,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
 use cqrs_es::Aggregate as _;
 use domain::Project;
 use infrastructure::{CommandError, Executed};
@@ -30,6 +32,13 @@ use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
+
+use crate::state::AppState;
+
+/// `GET /metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
 
 /// How a command ended, as the `outcome` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +88,7 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
     sse_catch_ups: IntCounter,
+    subscription_catch_ups: IntCounter,
     feed_lag: IntGaugeVec,
     feed_handled: IntGaugeVec,
     feed_batches: IntGaugeVec,
@@ -88,6 +98,8 @@ pub struct Metrics {
     relay_lag: IntGauge,
     feed_wait: Gauge,
     subscriptions: IntGauge,
+    subscription_groups: IntGauge,
+    subscription_runs: IntGauge,
     connections: IntGauge,
     sockets: IntGauge,
     nats_connected: IntGauge,
@@ -226,6 +238,16 @@ impl Metrics {
                 "hub_subscriptions_open",
                 "Live subscriptions open in this process (GraphQL, event socket and SSE).",
             ),
+            subscription_groups: gauge(
+                &r,
+                "hub_subscription_groups",
+                "Distinct GraphQL subscriptions (document, variables, access) open; the subscribers of one share a stream.",
+            ),
+            subscription_runs: gauge(
+                &r,
+                "hub_subscription_runs",
+                "GraphQL operations running for sockets: one per shared stream, plus each subscriber's own run until it takes the shared stream over.",
+            ),
             connections: gauge(
                 &r,
                 "hub_http_connections_open",
@@ -245,6 +267,14 @@ impl Metrics {
                 &r,
                 "hub_database_up",
                 "1 when the database answered the last scrape.",
+            ),
+            subscription_catch_ups: register(
+                &r,
+                IntCounter::new(
+                    "hub_subscription_catch_ups_total",
+                    "Times a GraphQL project subscription fell behind the live feed or its shared stream and caught up from the store.",
+                )
+                .expect("valid metric options"),
             ),
             sse_catch_ups: register(
                 &r,
@@ -296,6 +326,12 @@ impl Metrics {
     /// back to the store.
     pub fn sse_caught_up(&self) {
         self.sse_catch_ups.inc();
+    }
+
+    /// Records a GraphQL project subscription that fell behind the live
+    /// feed or its shared stream and went back to the store.
+    pub fn subscription_caught_up(&self) {
+        self.subscription_catch_ups.inc();
     }
 
     fn observe_http(&self, method: &str, route: &str, status: StatusCode, took: Duration) {

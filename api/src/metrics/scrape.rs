@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use infrastructure::nats::NatsRelay;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// `GET /metrics`: refreshes the scrape-time gauges, then answers the
 /// registry in the Prometheus text format. Needs the token when one is set.
@@ -28,16 +28,29 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
     if !state.access.can_write(&headers) {
         return crate::http::access::unauthenticated();
     }
-    let metrics = &state.metrics;
-    let database_up = infrastructure::db::ping(&state.pool).await;
+    let metrics = &state.hub.metrics;
+    let database_up = infrastructure::db::ping(state.hub.pool()).await;
     metrics.database_up.set(i64::from(database_up));
     metrics
         .nats_connected
-        .set(i64::from(infrastructure::nats::is_connected(&state.nats)));
+        .set(i64::from(infrastructure::nats::is_connected(
+            &state.nats.client,
+        )));
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    // Subscribers, not live-feed receivers: the event sockets and SSE
+    // streams hold one each; GraphQL subscribers of one operation share
+    // one, so they are counted as the operations their sockets run.
+    let fanout = &state.fanout;
+    let other_readers = state
+        .hub
+        .live
+        .subscribers()
+        .saturating_sub(fanout.live_readers());
     metrics
         .subscriptions
-        .set(state.rest.live.subscribers() as i64);
-    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        .set(count(other_readers + state.subscriptions.count()));
+    metrics.subscription_groups.set(count(fanout.groups()));
+    metrics.subscription_runs.set(count(fanout.runs()));
     metrics.connections.set(count(state.connections.open()));
     metrics.sockets.set(count(state.sockets.open()));
     // Stale lags would mislead: without an answer, the series disappear.
@@ -46,7 +59,7 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
     metrics.relay_lag.set(0);
     metrics.feed_wait.set(0.0);
     if database_up {
-        match infrastructure::feed::fence_holders(&state.pool, 1).await {
+        match infrastructure::feed::fence_holders(state.hub.pool(), 1).await {
             Ok(holders) => {
                 if let Some(oldest) = holders.first() {
                     metrics.feed_wait.set(oldest.open_seconds);
@@ -58,7 +71,7 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
         }
     }
     let parked = if database_up {
-        infrastructure::feed::parked_counts(&state.pool)
+        infrastructure::feed::parked_counts(state.hub.pool())
             .await
             .inspect_err(
                 |err| tracing::warn!(error = %err, "could not count parked events for /metrics"),
@@ -95,7 +108,7 @@ pub async fn scrape(State(state): State<AppState>, headers: axum::http::HeaderMa
         if !database_up {
             continue;
         }
-        match infrastructure::feed::consumer_lag(&state.pool, name).await {
+        match infrastructure::feed::consumer_lag(state.hub.pool(), name).await {
             Ok(lag) => {
                 metrics.feed_lag.with_label_values(&[name]).set(lag);
                 if name == NatsRelay::NAME {

@@ -16,41 +16,14 @@ pub mod query;
 pub mod sse;
 pub mod stream;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use infrastructure::feed::ConsumerStatus;
-use infrastructure::nats::LiveFeed;
-use infrastructure::IntegrationPublisher;
-use projections::ReadModels;
-use tokio::sync::watch;
 
 use self::error::RestError;
-use crate::app::AppState;
-
-/// What the REST handlers need besides [`AppState`]'s shared parts.
-#[derive(Clone)]
-pub struct RestState {
-    /// Records integration events.
-    pub publisher: Arc<IntegrationPublisher>,
-    /// Answers event queries.
-    pub read: ReadModels,
-    /// Live events from NATS.
-    pub live: Arc<LiveFeed>,
-    /// This hub's id: published subjects must start with `hub.<hub_id>.`.
-    pub hub_id: String,
-    /// Changes whenever the local `event_log` projection commits.
-    pub event_log_progress: watch::Receiver<ConsumerStatus>,
-    /// How long a publish waits for its event to show in `GET /api/events`.
-    pub read_your_writes_timeout: Duration,
-    /// How long an SSE event stream stays quiet before a keepalive comment.
-    pub sse_keepalive: Duration,
-}
+use crate::state::AppState;
 
 /// The REST routes, with their own body limit of `max_body` bytes (answered
 /// in the REST error shape). Merge them where no other body limit applies.

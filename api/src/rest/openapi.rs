@@ -2,7 +2,7 @@
 //! from the handlers' own request, answer and error types. The checked-in
 //! `openapi.json` at the repository's root must equal it (a test says so).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -12,7 +12,7 @@ use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::RestError;
-use crate::app::AppState;
+use crate::http::access::Access;
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -120,8 +120,8 @@ pub fn json() -> &'static str {
     ),
     security((), ("token" = []))
 )]
-pub async fn document(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !state.access.can_read(&headers) {
+pub async fn document(State(access): State<Arc<Access>>, headers: HeaderMap) -> Response {
+    if !access.can_read(&headers) {
         return RestError::Unauthenticated.into_response();
     }
     ([(header::CONTENT_TYPE, "application/json")], json()).into_response()

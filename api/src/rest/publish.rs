@@ -6,7 +6,7 @@
 //! NATS on its subject and logs it, like every other event. The answer is
 //! `201 {event_id, correlation_id, timestamp, subject}`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest as _, Request, State};
@@ -15,16 +15,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use domain::{EventPayload, EventSubject, IntegrationCommand};
-use infrastructure::{CommandMetadata, Origin, PublishError, Recorded};
+use infrastructure::{CommandMetadata, PublishError, Recorded};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ErrorBody, RestError};
-use super::RestState;
-use crate::app::AppState;
 use crate::http::correlation::{self, CorrelationId};
 use crate::metrics::Outcome;
+use crate::state::{AppState, Hub};
 
 /// The command type integration events are counted under in `/metrics`.
 const COMMAND: &str = "PublishIntegrationEvent";
@@ -151,7 +150,7 @@ pub async fn publish(
         .await
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                RestError::TooLarge(state.max_body_bytes)
+                RestError::TooLarge(state.limits.max_body_bytes)
             } else if crate::http::server::is_body_timeout(&rejection) {
                 RestError::BodyTimeout
             } else {
@@ -163,12 +162,16 @@ pub async fn publish(
         })?;
     // The relay must be able to publish the event: an envelope larger than
     // what the NATS server accepts would stop it for good.
-    let nats_limit = state.nats.max_payload().saturating_sub(ENVELOPE_OVERHEAD);
+    let nats_limit = state
+        .nats
+        .client
+        .max_payload()
+        .saturating_sub(ENVELOPE_OVERHEAD);
     if body.len() > nats_limit {
         return Err(RestError::TooLarge(nats_limit));
     }
     let request = parse(&body)?;
-    let rest = &state.rest;
+    let hub = &state.hub;
     let user = if state.access.token.is_some() {
         "token"
     } else {
@@ -176,32 +179,27 @@ pub async fn publish(
     };
     let metadata = CommandMetadata::for_request(
         request.correlation_id.unwrap_or(request_correlation),
-        Origin {
-            hub_id: rest.hub_id.clone(),
-            service: "hub-api".to_owned(),
-            user: user.to_owned(),
-        },
+        hub.origin(user),
     );
     let command = IntegrationCommand::Publish {
-        hub_id: rest.hub_id.clone(),
+        hub_id: hub.id.clone(),
         subject: request.subject.clone(),
         payload: request.payload,
     };
     let started = Instant::now();
-    let result = rest.publisher.publish(command, &metadata).await;
+    let result = state.rest.publisher.publish(command, &metadata).await;
     let outcome = match &result {
         Ok(_) => Outcome::Ok,
         Err(PublishError::Rejected(_)) => Outcome::Rejected,
         Err(PublishError::Unavailable(_)) => Outcome::Unavailable,
         Err(PublishError::Internal(_)) => Outcome::Internal,
     };
-    state
-        .metrics
+    hub.metrics
         .observe_command(COMMAND, outcome, started.elapsed());
     let recorded = result?;
-    state.metrics.appended("IntegrationEvent", 1);
+    hub.metrics.appended("IntegrationEvent", 1);
     tracing::info!(event_id = %recorded.event_id, subject = %request.subject, "integration event published");
-    wait_until_logged(rest, &recorded).await;
+    wait_until_logged(hub, &recorded).await;
     Ok((
         StatusCode::CREATED,
         [(
@@ -221,47 +219,18 @@ pub async fn publish(
 /// Waits (bounded) until the event shows in the event log, so a client can
 /// read it right after publishing. The event is stored either way: a log
 /// that is behind only delays this answer, it never fails it.
-///
-/// While this process runs the event log, its checkpoint tells without a
-/// query: the checkpoint moves in the same transaction as the log's rows,
-/// so once it has reached the event's feed position the event is in the
-/// log (or was parked there). Otherwise the log is read.
-async fn wait_until_logged(rest: &RestState, recorded: &Recorded) {
-    let deadline = tokio::time::Instant::now() + rest.read_your_writes_timeout;
-    let mut progress = rest.event_log_progress.clone();
-    loop {
-        let (local, checkpoint) = {
-            let status = progress.borrow_and_update();
-            (status.active, status.checkpoint)
-        };
-        if local {
-            if checkpoint >= recorded.position {
-                return;
-            }
-        } else {
-            match rest.read.event(recorded.event_id).await {
-                Ok(Some(_)) => return,
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::debug!(error = %err, "could not check the event log after a publish");
-                    return;
-                }
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
+async fn wait_until_logged(hub: &Hub, recorded: &Recorded) {
+    match hub
+        .read_your_writes
+        .event(recorded.event_id, recorded.position)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
             tracing::warn!(event_id = %recorded.event_id, "the event log did not show a published event in time");
-            return;
         }
-        let poll = Duration::from_millis(if local { 1_000 } else { 20 });
-        tokio::select! {
-            changed = progress.changed() => {
-                if changed.is_err() {
-                    // The runner is gone (the hub is stopping): poll.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            () = tokio::time::sleep(poll) => {}
-            () = tokio::time::sleep_until(deadline) => {}
+        Err(err) => {
+            tracing::debug!(error = %err, "could not check the event log after a publish");
         }
     }
 }

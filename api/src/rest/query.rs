@@ -5,6 +5,8 @@
 //! types, repeated or comma-separated), `since` and `until`, and pages with
 //! `limit` and `after`.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -21,7 +23,8 @@ use uuid::Uuid;
 
 use super::error::{ErrorBody, RestError};
 use super::params::{correlation_id, event_types, timestamp};
-use crate::app::AppState;
+use crate::http::access::Access;
+use crate::state::Hub;
 
 /// Events per answer when `limit` is not given.
 const DEFAULT_LIMIT: u32 = 100;
@@ -208,11 +211,12 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
     security((), ("token" = []))
 )]
 pub async fn list(
-    State(state): State<AppState>,
+    State(access): State<Arc<Access>>,
+    State(hub): State<Hub>,
     headers: HeaderMap,
     pairs: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, RestError> {
-    if !state.access.can_read(&headers) {
+    if !access.can_read(&headers) {
         return Err(RestError::Unauthenticated);
     }
     let Query(pairs) = pairs.map_err(|rejection| {
@@ -222,11 +226,7 @@ pub async fn list(
         ))
     })?;
     let (filter, limit, after) = parse(ListParams::from_pairs(pairs)?)?;
-    let page = state
-        .rest
-        .read
-        .events(&filter, limit, after.as_deref())
-        .await?;
+    let page = hub.read.events(&filter, limit, after.as_deref()).await?;
     let next = page
         .has_next_page
         .then(|| page.items.last().map(|(cursor, _)| cursor.clone()))
@@ -261,11 +261,12 @@ pub async fn list(
     security((), ("token" = []))
 )]
 pub async fn one(
-    State(state): State<AppState>,
+    State(access): State<Arc<Access>>,
+    State(hub): State<Hub>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<EventBody>, RestError> {
-    if !state.access.can_read(&headers) {
+    if !access.can_read(&headers) {
         return Err(RestError::Unauthenticated);
     }
     let id = Uuid::parse_str(&id).map_err(|_| {
@@ -274,7 +275,7 @@ pub async fn one(
             id.chars().take(64).collect::<String>()
         ))
     })?;
-    let row = state.rest.read.event(id).await?;
+    let row = hub.read.event(id).await?;
     row.map(|row| Json(EventBody::from(row)))
         .ok_or_else(|| RestError::NotFound(format!("no event has the id {id}")))
 }

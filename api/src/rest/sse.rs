@@ -43,9 +43,9 @@ use projections::{EventFilter, QueryError};
 
 use super::error::RestError;
 use super::params::{correlation_id, event_types, timestamp};
-use crate::app::AppState;
 use crate::http::auth;
 use crate::live_events::{replay_then_live, LiveError, OnLag};
+use crate::state::AppState;
 
 /// The header `EventSource` resumes with (lower case, as `http` names it).
 pub const LAST_EVENT_ID: &str = "last-event-id";
@@ -154,7 +154,7 @@ async fn resolve(state: &AppState, name: &str, value: &str) -> Result<FeedPositi
     if position == 0 {
         return Ok(FeedPosition::START);
     }
-    position_of(&state.pool, position)
+    position_of(state.hub.pool(), position)
         .await
         .map_err(QueryError::from)?
         .ok_or_else(|| {
@@ -224,27 +224,27 @@ async fn open(state: AppState, uri: &Uri, headers: &HeaderMap) -> Result<Respons
     };
     // Subscribe before choosing the start: whatever is relayed from now on
     // is either after the start (replayed or live) or skipped as replayed.
-    let live = state.rest.live.subscribe();
+    let live = state.hub.live.subscribe();
     let start = match (resume, filter.since) {
         (Some(at), _) => at,
-        (None, Some(since)) => state.rest.read.replay_start_since(since).await?,
+        (None, Some(since)) => state.hub.read.replay_start_since(since).await?,
         (None, None) => {
-            let mut conn = state.pool.acquire().await.map_err(QueryError::from)?;
+            let mut conn = state.hub.pool().acquire().await.map_err(QueryError::from)?;
             last_readable(&mut conn).await.map_err(QueryError::from)?
         }
     };
     tracing::debug!(subject = ?filter.subject, ?start, "SSE event stream opened");
-    let metrics = state.metrics.clone();
+    let metrics = state.hub.metrics.clone();
     let on_lag = OnLag::Replay(Arc::new(move |_skipped| metrics.sse_caught_up()));
     let events = replay_then_live(
-        state.pool.clone(),
-        state.rest.hub_id.clone(),
+        state.hub.pool().clone(),
+        state.hub.id.clone(),
         live,
         filter,
         Some(start),
         on_lag,
     )
-    .take_until(crate::app::stopped(state.stopping.clone()))
+    .take_until(state.stopping.clone().stopped())
     // The socket place is held by the stream: it is freed when the
     // response body is dropped (the client went away, or the stream ended).
     .scan(slot, |_slot, event| {

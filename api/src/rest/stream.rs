@@ -28,8 +28,8 @@ use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::error::{ErrorBody, RestError};
-use crate::app::AppState;
 use crate::http::{access, auth};
+use crate::state::{AppState, Stopping};
 
 /// How long one frame may take to reach a client before it is given up on.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,11 +111,11 @@ pub async fn stream(
     };
     // Subscribe before answering, so nothing published after the client
     // sees the upgrade is missed.
-    let live = state.rest.live.subscribe();
+    let live = state.hub.live.subscribe();
     upgrade
         .read_buffer_size(crate::http::ws::READ_BUFFER_BYTES)
-        .max_message_size(state.ws_max_message_bytes)
-        .max_frame_size(state.ws_max_message_bytes)
+        .max_message_size(state.limits.ws_max_message_bytes)
+        .max_frame_size(state.limits.ws_max_message_bytes)
         .on_upgrade(move |socket| {
             crate::http::ws::holding(slot, forward(socket, live, filter, state.stopping.clone()))
         })
@@ -136,11 +136,11 @@ async fn forward(
     socket: WebSocket,
     mut live: broadcast::Receiver<Arc<Envelope>>,
     filter: SubjectFilter,
-    stopping: tokio::sync::watch::Receiver<bool>,
+    stopping: Stopping,
 ) {
     let (mut sink, mut incoming) = socket.split();
     tracing::debug!(subject = %filter, "event stream opened");
-    let stopped = crate::app::stopped(stopping);
+    let stopped = stopping.stopped();
     tokio::pin!(stopped);
     let end = loop {
         tokio::select! {

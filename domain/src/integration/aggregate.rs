@@ -20,7 +20,14 @@ impl IntegrationEvent {
         self.published.as_ref()
     }
 
-    fn decide(&self, command: IntegrationCommand) -> Result<IntegrationFact, IntegrationError> {
+    /// Decides what `command` means for this integration event: the one
+    /// event to record, or why not.
+    ///
+    /// # Errors
+    ///
+    /// [`IntegrationError`]: it was published already, or on another hub's
+    /// subject.
+    pub fn decide(&self, command: IntegrationCommand) -> Result<IntegrationFact, IntegrationError> {
         match command {
             IntegrationCommand::Publish {
                 hub_id,

@@ -1,4 +1,10 @@
 //! The [`Project`] aggregate: its state and the rules that guard it.
+//!
+//! Deciding is a plain function of the state, the command and the facts
+//! about other projects looked up before ([`Project::question`], then
+//! [`Project::decide`]): it awaits nothing. `Aggregate::handle` calls it
+//! for cqrs-es (and its `TestFramework`); the command bus calls it
+//! directly.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
@@ -6,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::project::lifecycle::{self, PendingRequest};
 use crate::project::{
-    ProjectCommand, ProjectError, ProjectEvent, ProjectLookup, ProjectServices, ProjectStatus,
+    Decide, Facts, ProjectCommand, ProjectError, ProjectEvent, ProjectStatus, Question,
 };
 use crate::{Ports, ProjectId, ProjectName, ProjectPath, Slug};
 
@@ -105,12 +111,37 @@ impl Project {
         }
     }
 
-    /// Decides what a command means for this project: the events to record
-    /// (none for a no-op, two only when a restart's stop completes).
-    async fn decide(
+    /// What must be looked up about other projects before `command` can be
+    /// decided: `None` when its decision needs nothing (or refuses it
+    /// anyway). The answer goes to [`Project::decide`] as [`Facts`].
+    pub fn question(&self, command: &ProjectCommand) -> Option<Question> {
+        match command {
+            ProjectCommand::CreateProject { name, .. } => self
+                .creation_slug(name)
+                .ok()
+                .map(|slug| Question::Creation { slug }),
+            ProjectCommand::RenameProject { name } => {
+                match self.changeable().ok()?.renaming_to(name) {
+                    Ok(Rename::NewSlug(slug)) => Some(Question::SlugHolder { slug }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Decides what `command` means for this project, knowing `facts` (the
+    /// answer to [`Project::question`]): the events to record (none for a
+    /// no-op, two only when a restart's stop completes), or why not.
+    ///
+    /// # Errors
+    ///
+    /// [`ProjectError`]: the command does not fit the project's state, or
+    /// the facts (a taken slug, no free ports).
+    pub fn decide(
         &self,
         command: ProjectCommand,
-        lookup: &dyn ProjectLookup,
+        facts: Facts,
     ) -> Result<Vec<ProjectEvent>, ProjectError> {
         let one = |event| Ok(vec![event]);
         match command {
@@ -118,11 +149,10 @@ impl Project {
                 project_id,
                 name,
                 path,
-            } => one(self.create(project_id, name, path, lookup).await?),
+            } => one(self.create(project_id, name, path, facts)?),
             ProjectCommand::RenameProject { name } => Ok(self
                 .changeable()?
-                .rename(name, lookup)
-                .await?
+                .rename(name, facts)?
                 .into_iter()
                 .collect()),
             ProjectCommand::StartProject => one(lifecycle::start(self.changeable()?)?),
@@ -144,20 +174,25 @@ impl Project {
         }
     }
 
-    async fn create(
+    /// The slug a project named `name` would be created with, if this
+    /// project may be created at all.
+    fn creation_slug(&self, name: &ProjectName) -> Result<Slug, ProjectError> {
+        if self.exists() {
+            return Err(ProjectError::AlreadyExists);
+        }
+        slug_of(name)
+    }
+
+    fn create(
         &self,
         project_id: ProjectId,
         name: ProjectName,
         path: ProjectPath,
-        lookup: &dyn ProjectLookup,
+        facts: Facts,
     ) -> Result<ProjectEvent, ProjectError> {
-        if self.exists() {
-            return Err(ProjectError::AlreadyExists);
-        }
-        let slug = slug_of(&name)?;
-        let (holder, ports) = lookup.for_creation(&slug, project_id).await?;
-        slug_free(&slug, holder, project_id)?;
-        let ports = ports.ok_or(ProjectError::PortsExhausted)?;
+        let slug = self.creation_slug(&name)?;
+        slug_free(&slug, facts.slug_holder, project_id)?;
+        let ports = facts.free_ports.ok_or(ProjectError::PortsExhausted)?;
         Ok(ProjectEvent::ProjectCreated {
             project_id,
             name,
@@ -168,23 +203,45 @@ impl Project {
     }
 }
 
+/// What renaming a project to a name changes.
+enum Rename {
+    /// It is the current name: nothing.
+    Unchanged,
+    /// A new spelling of the current slug ("My App" -> "my app"): the name,
+    /// and the project keeps the slug's reservation it already holds.
+    Respelled(Slug),
+    /// A new slug, which no other live project may hold.
+    NewSlug(Slug),
+}
+
 impl State {
-    async fn rename(
+    fn renaming_to(&self, name: &ProjectName) -> Result<Rename, ProjectError> {
+        if *name == self.name {
+            return Ok(Rename::Unchanged);
+        }
+        let slug = slug_of(name)?;
+        Ok(if slug == self.slug {
+            Rename::Respelled(slug)
+        } else {
+            Rename::NewSlug(slug)
+        })
+    }
+
+    fn rename(
         &self,
         name: ProjectName,
-        lookup: &dyn ProjectLookup,
+        facts: Facts,
     ) -> Result<Option<ProjectEvent>, ProjectError> {
-        if name == self.name {
+        let slug = match self.renaming_to(&name)? {
             // Renaming to the current name changes nothing, so it records
             // nothing; repeating a rename is harmless.
-            return Ok(None);
-        }
-        let slug = slug_of(&name)?;
-        // A new spelling of the same slug ("My App" -> "my app") keeps the
-        // reservation this project already holds; no need to ask.
-        if slug != self.slug {
-            slug_free(&slug, lookup.slug_holder(&slug).await?, self.id)?;
-        }
+            Rename::Unchanged => return Ok(None),
+            Rename::Respelled(slug) => slug,
+            Rename::NewSlug(slug) => {
+                slug_free(&slug, facts.slug_holder, self.id)?;
+                slug
+            }
+        };
         Ok(Some(ProjectEvent::ProjectRenamed { name, slug }))
     }
 }
@@ -211,18 +268,21 @@ fn slug_free(
 
 impl Aggregate for Project {
     const TYPE: &'static str = "Project";
-    type Command = ProjectCommand;
+    type Command = Decide;
     type Event = ProjectEvent;
     type Error = ProjectError;
-    type Services = ProjectServices;
+    /// Nothing: the facts a decision needs come with the command.
+    type Services = ();
 
+    /// [`Project::decide`]; async only because cqrs-es' trait is.
     async fn handle(
         &mut self,
         command: Self::Command,
-        services: &Self::Services,
+        _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        for event in self.decide(command, services.lookup()).await? {
+        let Decide { command, facts } = command;
+        for event in self.decide(command, facts)? {
             sink.write(event, self).await;
         }
         Ok(())

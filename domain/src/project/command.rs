@@ -1,10 +1,12 @@
-//! What a caller can ask of a project.
+//! What a caller can ask of a project ([`ProjectCommand`]), and what the
+//! aggregate decides on ([`Decide`]: the command with the facts it needs).
 
-use crate::project::FailureReason;
+use crate::project::{Facts, FailureReason};
 use crate::{ProjectId, ProjectName, ProjectPath};
 
-/// A request to change a project. Its values are already parsed, so
-/// `handle` only decides whether the request fits the project's state.
+/// A request to change a project. Its values are already parsed, so the
+/// decision is only whether the request fits the project's state (and, for
+/// a create or rename, the [`Facts`] about other projects).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProjectCommand {
     /// Register a new project; the hub derives its slug and reserves its
@@ -88,5 +90,32 @@ impl ProjectCommand {
             Self::RenameProject { .. } => "RenameProject",
             Self::DeleteProject => "DeleteProject",
         }
+    }
+
+    /// This command, to be decided knowing `facts` (the answer to
+    /// [`Project::question`](crate::Project::question)).
+    pub fn knowing(self, facts: Facts) -> Decide {
+        Decide {
+            command: self,
+            facts,
+        }
+    }
+}
+
+/// A command with the facts about other projects that its decision needs:
+/// the cqrs-es command of the [`Project`](crate::Project) aggregate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decide {
+    /// What the caller asks for.
+    pub command: ProjectCommand,
+    /// What was looked up for it.
+    pub facts: Facts,
+}
+
+impl From<ProjectCommand> for Decide {
+    /// A command decided knowing nothing about other projects: right for
+    /// every command but a create and a rename to a new slug.
+    fn from(command: ProjectCommand) -> Self {
+        command.knowing(Facts::default())
     }
 }

@@ -1,16 +1,14 @@
 //! Why a project command did not produce events.
 
-use crate::project::LookupError;
 use crate::NameError;
 
-/// Why a command was refused, or, for [`ProjectError::Lookup`], why it
-/// could not be decided.
+/// Why a command was refused: the caller asked for something the project's
+/// state (or another project) does not allow, and the message says what to
+/// do instead.
 ///
-/// Every variant but `Lookup` is a rejection: the caller asked for
-/// something the project's state does not allow, and the message says what
-/// to do instead. `Lookup` is a system failure (e.g. the database is down):
-/// retryable, to be logged, and not the caller's fault. Use
-/// [`ProjectError::is_rejection`] to tell them apart.
+/// Only rejections live here. The decision awaits no I/O, so it cannot
+/// fail for the system's sake; a failed lookup before it is the command
+/// bus's error.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum ProjectError {
     /// The command targets a project that was never created.
@@ -62,15 +60,4 @@ pub enum ProjectError {
     /// Every block of four ports in the range is held by a live project.
     #[error("no free block of four ports is left in the configured range; delete a project or widen HUB_PORT_RANGE")]
     PortsExhausted,
-    /// Looking up a fact the decision needs failed; nothing was decided.
-    #[error(transparent)]
-    Lookup(#[from] LookupError),
-}
-
-impl ProjectError {
-    /// `true` when the command was refused by a domain rule (a 4xx-like
-    /// outcome), `false` when the system failed to decide it.
-    pub fn is_rejection(&self) -> bool {
-        !matches!(self, Self::Lookup(_))
-    }
 }

@@ -21,14 +21,16 @@
 //!   committed (durably: the pool's `synchronous_commit` is on). A crash
 //!   before that leaves none of the batch in the store.
 //!
+//! The rows of a commit are those postgres-es would write (the shared
+//! executor, `crate::execute`, builds them), so postgres-es reads what the
+//! appender wrote. postgres-es itself opens one transaction per commit
+//! inside the crate and has no way to share it, so it cannot group commits.
+//!
 //! Layout:
 //! - this file: [`Appender`], its queue and its workers;
-//! - `batch`: one batch written by `hub_append_batch`;
-//! - `repository`: [`EventRepository`], postgres-es for reading and the
-//!   appender for writing, behind cqrs-es' `PersistedEventRepository`.
+//! - `batch`: one batch written by `hub_append_batch`.
 
 mod batch;
-mod repository;
 
 use std::sync::Arc;
 
@@ -40,8 +42,6 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use crate::feed::{AppendSignal, FeedPosition};
-
-pub use repository::EventRepository;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

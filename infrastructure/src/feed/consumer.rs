@@ -93,9 +93,10 @@ pub trait FeedConsumer: Send + Sync + 'static {
         super::poison::is_outage(err.as_ref())
     }
 
-    /// Called after a batch handled by [`FeedConsumer::handle`] committed
-    /// (with its checkpoint), e.g. to tell in-process waiters what changed.
-    /// Not called when the batch rolled back.
+    /// Called after each commit of the runner's checkpoint (a batch handled
+    /// by [`FeedConsumer::handle`], or events parked), before the status
+    /// reports it, e.g. to keep in memory what the batch wrote for the
+    /// waiters the status wakes. Not called when the batch rolled back.
     async fn after_commit(&self) {}
 }
 

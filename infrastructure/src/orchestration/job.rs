@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use super::orchestrator::{Orchestrator, ProjectSpec};
 use super::requests::{self, Outcome, QueuedRequest};
-use crate::commands::{CommandBus, CommandError};
 use crate::error::is_unavailable;
 use crate::metadata::{CommandMetadata, Origin};
+use crate::{CommandBus, CommandError};
 
 /// The reason recorded for a request whose earlier attempt was cut short.
 pub const INTERRUPTED: &str = "interrupted by a hub restart: the hub stopped while this request was running, so it may have partly run; it was not run again. Check the project, then start or stop it again";

@@ -8,7 +8,6 @@ mod apply;
 mod versions;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::ProjectStatus;
@@ -18,7 +17,6 @@ use infrastructure::feed::{
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments as _, PgConnection};
-use tokio::sync::broadcast;
 
 use crate::recent::RecentRows;
 use apply::apply;
@@ -70,13 +68,14 @@ pub struct ProjectRow {
 /// multi-row upsert), so replaying a long history costs a few statements per
 /// thousand events, not a few per event.
 ///
-/// After each committed batch it broadcasts the rows it wrote, so a mutation
-/// in this process can answer with its own write without polling the table.
+/// After each committed batch it keeps the rows it wrote in memory
+/// ([`RecentRows`]), before its runner reports the commit, so a mutation in
+/// this process that waits for the commit answers with its own write
+/// without reading the table.
 #[derive(Debug)]
 pub struct ProjectsProjection {
-    /// Rows written by the batch in flight, sent once it commits.
+    /// Rows written by the batch in flight, kept once it commits.
     pending: std::sync::Mutex<Vec<ProjectRow>>,
-    committed: broadcast::Sender<Arc<Vec<ProjectRow>>>,
     recent: RecentRows,
     /// `SELECT` of the touched rows, on this projection's table.
     select_sql: String,
@@ -96,7 +95,7 @@ impl ProjectsProjection {
     /// The consumer name (its checkpoint key).
     pub const NAME: &'static str = "projects";
 
-    /// A projection with no listeners yet.
+    /// A projection writing to `projects`.
     pub fn new() -> Self {
         Self::default()
     }
@@ -108,7 +107,6 @@ impl ProjectsProjection {
         let rows = ROWS.replace("{table}", table);
         Self {
             pending: std::sync::Mutex::new(Vec::new()),
-            committed: broadcast::channel(256).0,
             recent: RecentRows::default(),
             select_sql: format!("SELECT * FROM {table} WHERE id = ANY($1)"),
             upsert_sql: format!("{rows} {ON_CONFLICT}"),
@@ -118,16 +116,6 @@ impl ProjectsProjection {
                 checkpoint_cte(16)
             ),
         }
-    }
-
-    /// The rows of every batch committed from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<ProjectRow>>> {
-        self.committed.subscribe()
-    }
-
-    /// The sender side, for [`crate::ProjectsProgress`].
-    pub fn committed_rows(&self) -> broadcast::Sender<Arc<Vec<ProjectRow>>> {
-        self.committed.clone()
     }
 
     /// The latest committed row per project, as this projection wrote them.
@@ -264,8 +252,6 @@ impl FeedConsumer for ProjectsProjection {
         };
         if !rows.is_empty() {
             self.recent.record(&rows);
-            // Nobody listening is fine.
-            let _ = self.committed.send(Arc::new(rows));
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct ProjectVersions {
     rows: HashMap<Uuid, ProjectRow>,
     /// The sequence of the last event folded in (or skipped as unfoldable).
     folded: i64,
+    /// Where that event sits in the feed, when it was folded in here.
+    folded_at: Option<FeedPosition>,
 }
 
 impl ProjectVersions {
@@ -47,6 +49,7 @@ impl ProjectVersions {
             id,
             rows: HashMap::new(),
             folded: 0,
+            folded_at: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl ProjectVersions {
             id,
             rows: HashMap::from([(id, row)]),
             folded,
+            folded_at: None,
         }
     }
 
@@ -75,6 +79,12 @@ impl ProjectVersions {
         self.folded
     }
 
+    /// Where the last event folded in sits in the feed; `None` before any,
+    /// or when the row came from the read model ([`ProjectVersions::from_row`]).
+    pub fn folded_at(&self) -> Option<FeedPosition> {
+        self.folded_at
+    }
+
     /// Folds in `event`, the project's next one; returns the row at its
     /// version, or `None` when the event leaves the row as it is (one
     /// already folded in).
@@ -84,7 +94,10 @@ impl ProjectVersions {
     /// project's creation. The event then counts as folded in, the row
     /// unchanged, as the read model parks it.
     pub fn apply(&mut self, event: &StoredEvent) -> Result<Option<&ProjectRow>, FoldError> {
-        self.folded = self.folded.max(event.sequence);
+        if event.sequence > self.folded {
+            self.folded = event.sequence;
+            self.folded_at = Some(event.feed_position());
+        }
         if apply(&mut self.rows, self.id, event)? {
             Ok(self.rows.get(&self.id))
         } else {

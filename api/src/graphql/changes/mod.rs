@@ -33,9 +33,10 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorCode};
+use super::fanout::{Mark, Marked};
 use super::types::Project;
-use super::ApiState;
 use crate::live_events::{replay_then_live, LiveError, OnLag};
+use crate::state::GraphqlState;
 use fold::{latest_per_project, versions};
 
 /// Versions read from the store at once when replaying after `sinceVersion`.
@@ -71,8 +72,17 @@ pub struct ProjectChange {
     pub cursor: String,
 }
 
+/// The project at `version`, marked with where it stands.
+fn marked(version: Version) -> Marked<Project> {
+    Marked {
+        mark: Mark::of_version(&version),
+        item: Project::from(version.row),
+    }
+}
+
 impl ProjectChange {
-    fn of(version: Version) -> Self {
+    fn of(version: Version) -> Marked<Self> {
+        let mark = Mark::of_version(&version);
         let kind = if is_deleted(&version.row) {
             ProjectChangeKind::Deleted
         } else if version.row.version == 1 {
@@ -80,10 +90,13 @@ impl ProjectChange {
         } else {
             ProjectChangeKind::Updated
         };
-        Self {
-            kind,
-            project: Some(Project::from(version.row)),
-            cursor: encode_event_cursor(version.at),
+        Marked {
+            item: Self {
+                kind,
+                project: Some(Project::from(version.row)),
+                cursor: encode_event_cursor(version.at),
+            },
+            mark,
         }
     }
 }
@@ -96,18 +109,21 @@ fn is_deleted(row: &ProjectRow) -> bool {
 /// (`live` is subscribed before anything is read); a reader that makes the
 /// broadcast lag is caught up from the store.
 fn events_after(
-    state: &ApiState,
+    state: &GraphqlState,
     live: broadcast::Receiver<Arc<Envelope>>,
     filter: EventFilter,
     start: FeedPosition,
 ) -> impl Stream<Item = Result<Arc<Envelope>, LiveError>> + Send + 'static {
     replay_then_live(
-        state.read.pool().clone(),
-        state.hub_id.clone(),
+        state.hub.pool().clone(),
+        state.hub.id.clone(),
         live,
         filter,
         Some(start),
-        OnLag::Replay(Arc::new(|_skipped| {})),
+        {
+            let metrics = state.hub.metrics.clone();
+            OnLag::Replay(Arc::new(move |_skipped| metrics.subscription_caught_up()))
+        },
     )
 }
 
@@ -118,17 +134,19 @@ fn store_error(err: sqlx::Error) -> ApiError {
 /// `projectChanged(id, sinceVersion, coalesce)`: project `id`'s current
 /// state, or with `since` each version after it, then every later version;
 /// with `coalesce`, only the latest of those pending at once. Ends after
-/// the version that deletes the project.
+/// the version that deletes the project. Each version is marked with its
+/// event's place in the feed (the current state with the point it was
+/// read at).
 ///
 /// # Errors
 /// NOT_FOUND for a project that does not exist; INVALID_INPUT for a
 /// `since` below 0 or past the current version.
 pub async fn project(
-    state: &ApiState,
+    state: &GraphqlState,
     id: Uuid,
     since: Option<i64>,
     coalesce: bool,
-) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
+) -> Result<impl Stream<Item = Result<Marked<Project>, LiveError>> + Send + 'static, ApiError> {
     if let Some(since) = since.filter(|since| *since < 0) {
         return Err(ApiError::invalid_input(format!(
             "sinceVersion must be 0 or more (a version a query or an earlier message showed), got {since}"
@@ -136,8 +154,8 @@ pub async fn project(
     }
     // Subscribe first: every event is then either readable at `start`, and
     // so in the history read after it, or comes after `start`.
-    let live = state.live.subscribe();
-    let pool = state.read.pool().clone();
+    let live = state.hub.live.subscribe();
+    let pool = state.hub.pool().clone();
     let mut conn = pool.acquire().await.map_err(store_error)?;
     let start = last_readable(&mut conn).await.map_err(store_error)?;
     let mut project = ProjectVersions::new(id);
@@ -168,10 +186,13 @@ pub async fn project(
         )));
     }
     if since.is_none() {
-        first.push(Version {
-            row: current,
-            at: start,
-        });
+        // Everything of the project up to `start` is folded in, and maybe
+        // later events too (committed after `start` was taken): the
+        // current state stands at the later of the two.
+        let at = project
+            .folded_at()
+            .map_or(start, |folded| folded.max(start));
+        first.push(Version { row: current, at });
     }
     let filter = EventFilter {
         aggregate_id: Some(id.to_string()),
@@ -185,7 +206,7 @@ pub async fn project(
             if coalesce {
                 pending = Some(version);
             } else {
-                yield Ok(Project::from(version.row));
+                yield Ok(marked(version));
             }
         }
         // The versions after `since`, read page by page, so that a long
@@ -207,7 +228,7 @@ pub async fn project(
                 if coalesce {
                     pending = Some(version);
                 } else {
-                    yield Ok(Project::from(version.row));
+                    yield Ok(marked(version));
                 }
             }
             if project.folded() < before + REPLAY_PAGE {
@@ -215,7 +236,7 @@ pub async fn project(
             }
         }
         if let Some(version) = pending {
-            yield Ok(Project::from(version.row));
+            yield Ok(marked(version));
         }
         if project.row().is_some_and(is_deleted) {
             return;
@@ -234,7 +255,7 @@ pub async fn project(
             }
             for version in batch {
                 let deleted = is_deleted(&version.row);
-                yield Ok(Project::from(version.row));
+                yield Ok(marked(version));
                 if deleted {
                     return;
                 }
@@ -244,21 +265,35 @@ pub async fn project(
 }
 
 /// `projectChanged` without an id: every version of every project from now
-/// on; with `coalesce`, only the latest of each project's pending at once.
+/// on (or, with `after`, from that feed position on); with `coalesce`, only
+/// the latest of each project's pending at once. Returns where it starts
+/// with the stream.
 ///
 /// # Errors
 /// When the store cannot be read.
 pub async fn every_project(
-    state: &ApiState,
+    state: &GraphqlState,
     coalesce: bool,
-) -> Result<impl Stream<Item = Result<Project, LiveError>> + Send + 'static, ApiError> {
-    let live = state.live.subscribe();
-    let pool = state.read.pool().clone();
-    let mut conn = pool.acquire().await.map_err(store_error)?;
-    let start = last_readable(&mut conn).await.map_err(store_error)?;
-    drop(conn);
+    after: Option<FeedPosition>,
+) -> Result<
+    (
+        FeedPosition,
+        impl Stream<Item = Result<Marked<Project>, LiveError>> + Send + 'static,
+    ),
+    ApiError,
+> {
+    let live = state.hub.live.subscribe();
+    let pool = state.hub.pool().clone();
+    let start = match after {
+        Some(after) => after,
+        None => {
+            let mut conn = pool.acquire().await.map_err(store_error)?;
+            last_readable(&mut conn).await.map_err(store_error)?
+        }
+    };
     let events = events_after(state, live, EventFilter::default(), start);
-    Ok(
+    Ok((
+        start,
         versions(pool, events, HashMap::new()).flat_map(move |batch| {
             let batch = match batch {
                 Ok(batch) if coalesce => latest_per_project(batch),
@@ -267,28 +302,31 @@ pub async fn every_project(
             };
             let projects: Vec<_> = batch
                 .into_iter()
-                .map(|version| Ok(Project::from(version.row)))
+                .map(|version| Ok(marked(version)))
                 .collect();
             futures::stream::iter(projects)
         }),
-    )
+    ))
 }
 
 /// `projectsChanged(after)`: without `after`, every project that is not
 /// deleted (`SNAPSHOT`, then `SNAPSHOT_COMPLETE`); with it, nothing yet;
 /// then every change after that point, each exactly once, in feed order.
+/// The snapshot's messages are marked with the point it was read at (only
+/// `SNAPSHOT_COMPLETE` as complete), each change with its event's place.
 ///
 /// # Errors
 /// When the store or the read model cannot be read.
 pub async fn board(
-    state: &ApiState,
+    state: &GraphqlState,
     after: Option<FeedPosition>,
-) -> Result<impl Stream<Item = Result<ProjectChange, LiveError>> + Send + 'static, ApiError> {
-    let live = state.live.subscribe();
+) -> Result<impl Stream<Item = Result<Marked<ProjectChange>, LiveError>> + Send + 'static, ApiError>
+{
+    let live = state.hub.live.subscribe();
     let (start, snapshot) = match after {
         Some(after) => (after, None),
         None => {
-            let board = state.read.board().await.map_err(ApiError::from)?;
+            let board = state.hub.read.board().await.map_err(ApiError::from)?;
             (board.at, Some(board.rows))
         }
     };
@@ -297,22 +335,32 @@ pub async fn board(
         .flatten()
         .map(|row| (row.id, ProjectVersions::from_row(row.clone())))
         .collect();
-    let pool = state.read.pool().clone();
+    let pool = state.hub.pool().clone();
     let events = events_after(state, live, EventFilter::default(), start);
     let cursor = encode_event_cursor(start);
     let mut first = Vec::new();
     if let Some(rows) = snapshot {
+        let part = Mark {
+            complete: false,
+            ..Mark::through(start)
+        };
         for row in rows {
-            first.push(Ok(ProjectChange {
-                kind: ProjectChangeKind::Snapshot,
-                project: Some(Project::from(row)),
-                cursor: cursor.clone(),
+            first.push(Ok(Marked {
+                item: ProjectChange {
+                    kind: ProjectChangeKind::Snapshot,
+                    project: Some(Project::from(row)),
+                    cursor: cursor.clone(),
+                },
+                mark: part,
             }));
         }
-        first.push(Ok(ProjectChange {
-            kind: ProjectChangeKind::SnapshotComplete,
-            project: None,
-            cursor,
+        first.push(Ok(Marked {
+            item: ProjectChange {
+                kind: ProjectChangeKind::SnapshotComplete,
+                project: None,
+                cursor,
+            },
+            mark: Mark::through(start),
         }));
     }
     let later = versions(pool, events, known).flat_map(|batch| {

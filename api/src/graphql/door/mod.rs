@@ -23,6 +23,10 @@
 //!    the refused `subscribe` gets an error, and the socket stays usable.
 //!    Every operation a socket carries counts while it runs: a query or
 //!    mutation sent over the socket holds a place until it has answered.
+//!    The GraphQL socket takes the place itself, once per operation, before
+//!    the operation runs (one subscriber's operation may run more than once
+//!    when subscribers share a stream: `graphql::fanout`), and marks its
+//!    operations [`SlotHeld`]; other callers are counted here.
 //!
 //! The batch length limit (BATCH_TOO_LARGE) is checked by the HTTP handler,
 //! which sees the batch before it is split into operations.
@@ -48,8 +52,7 @@ mod size;
 mod subscriptions;
 
 pub use size::{check_expanded_size, check_text_nesting, check_variables_nesting, parse_and_check};
-use subscriptions::SubscriptionSlot;
-pub use subscriptions::{OpenSubscriptions, SocketSubscriptions};
+pub use subscriptions::{OpenSubscriptions, SlotHeld, SocketSubscriptions, SubscriptionSlot};
 
 /// Deepest nesting of brackets in a document, or of lists and objects in
 /// its variables. Far above what the depth limit lets a query use, far
@@ -221,6 +224,9 @@ impl Extension for DoorCheck {
         stream: BoxStream<'s, Response>,
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
+        if ctx.data_opt::<SlotHeld>().is_some() {
+            return next.run(ctx, stream);
+        }
         let socket = ctx.data_opt::<SocketSubscriptions>();
         match SubscriptionSlot::take(&self.open, socket, &self.limits) {
             Ok(slot) => next

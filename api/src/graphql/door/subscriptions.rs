@@ -18,15 +18,24 @@ impl OpenSubscriptions {
 #[derive(Debug, Default, Clone)]
 pub struct SocketSubscriptions(Arc<AtomicUsize>);
 
+/// In an operation's data: its place is held by whoever runs it (the
+/// GraphQL socket), so the door does not count it again.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SlotHeld;
+
 /// One open subscription, counted in the process and on its socket until
 /// dropped.
-pub(super) struct SubscriptionSlot {
+pub struct SubscriptionSlot {
     open: Arc<OpenSubscriptions>,
     socket: Option<SocketSubscriptions>,
 }
 
 impl SubscriptionSlot {
-    pub(super) fn take(
+    /// Takes a place in the process and, with `socket`, on that socket.
+    ///
+    /// # Errors
+    /// TOO_MANY_SUBSCRIPTIONS when either is full (nothing is taken then).
+    pub fn take(
         open: &Arc<OpenSubscriptions>,
         socket: Option<&SocketSubscriptions>,
         limits: &DoorLimits,

@@ -24,20 +24,25 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::Extension;
+use axum::{routing, Extension, Router};
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::graphql::door::{codes, ExecutionStarted};
 use crate::graphql::RequestContext;
 use crate::http::access;
 use crate::http::correlation::CorrelationId;
 use crate::http::{limits, server};
+use crate::state::AppState;
 
 mod media;
 
 pub use media::declares_json;
 use media::{answer, error, negotiate, not_json, MediaType};
+
+/// `GET /graphql` and `POST /graphql`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/graphql", routing::get(get).post(post))
+}
 
 /// Handles `POST /graphql`. The media type and the token are checked
 /// before the body is read, so a refused client's body is never waited for.
@@ -58,7 +63,7 @@ pub async fn post(
     let body = match Bytes::from_request(request, &state).await {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return limits::too_large(state.max_body_bytes);
+            return limits::too_large(state.limits.max_body_bytes);
         }
         Err(rejection) if server::is_body_timeout(&rejection) => {
             return error(
@@ -92,11 +97,11 @@ pub async fn post(
         }
     };
     if let async_graphql::BatchRequest::Batch(operations) = &request {
-        if operations.len() > state.max_batch {
+        if operations.len() > state.limits.max_batch {
             let message = format!(
                 "the batch holds {} operations; at most {} are allowed in one request",
                 operations.len(),
-                state.max_batch
+                state.limits.max_batch
             );
             return error(
                 StatusCode::BAD_REQUEST,

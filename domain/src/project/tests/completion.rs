@@ -10,45 +10,45 @@ use super::*;
 
 #[tokio::test]
 async fn completing_the_pending_start_makes_the_project_running() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(complete_start(2))
+        .when_async(complete_start(2).into())
         .await
         .then_expect_events(vec![started()]);
 }
 
 #[tokio::test]
 async fn failing_the_pending_start_records_the_reason() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(fail_start(2, "exit code 3: no such file"))
+        .when_async(fail_start(2, "exit code 3: no such file").into())
         .await
         .then_expect_events(vec![start_failed("exit code 3: no such file")]);
 }
 
 #[tokio::test]
 async fn completing_a_start_twice_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(running())
-        .when_async(complete_start(2))
+        .when_async(complete_start(2).into())
         .await
         .then_expect_error(not_pending(2, "start"));
 }
 
 #[tokio::test]
 async fn failing_a_start_that_already_succeeded_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(running())
-        .when_async(fail_start(2, "late timeout"))
+        .when_async(fail_start(2, "late timeout").into())
         .await
         .then_expect_error(not_pending(2, "start"));
 }
 
 #[tokio::test]
 async fn completing_a_start_that_already_failed_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(failed())
-        .when_async(complete_start(2))
+        .when_async(complete_start(2).into())
         .await
         .then_expect_error(not_pending(2, "start"));
 }
@@ -56,45 +56,45 @@ async fn completing_a_start_that_already_failed_is_rejected() {
 #[tokio::test]
 async fn a_late_completion_of_an_earlier_start_does_not_complete_the_current_one() {
     // Start 2 failed; start 4 is pending. A completion for 2 must not count for 4.
-    given(FakeLookup::new())
+    project()
         .given(then(failed(), [start_requested()]))
-        .when_async(complete_start(2))
+        .when_async(complete_start(2).into())
         .await
         .then_expect_error(not_pending(2, "start"));
 }
 
 #[tokio::test]
 async fn a_second_start_is_completed_by_its_own_sequence() {
-    given(FakeLookup::new())
+    project()
         .given(then(failed(), [start_requested()]))
-        .when_async(complete_start(4))
+        .when_async(complete_start(4).into())
         .await
         .then_expect_events(vec![started()]);
 }
 
 #[tokio::test]
 async fn completing_a_start_with_a_wrong_sequence_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(complete_start(7))
+        .when_async(complete_start(7).into())
         .await
         .then_expect_error(not_pending(7, "start"));
 }
 
 #[tokio::test]
 async fn completing_a_start_when_a_stop_is_pending_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested()]))
-        .when_async(complete_start(4))
+        .when_async(complete_start(4).into())
         .await
         .then_expect_error(not_pending(4, "start"));
 }
 
 #[tokio::test]
 async fn completing_a_start_of_a_project_that_was_never_created_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given_no_previous_events()
-        .when_async(complete_start(1))
+        .when_async(complete_start(1).into())
         .await
         .then_expect_error(ProjectError::NotFound);
 }
@@ -103,45 +103,45 @@ async fn completing_a_start_of_a_project_that_was_never_created_is_rejected() {
 
 #[tokio::test]
 async fn completing_the_pending_stop_makes_the_project_stopped() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested()]))
-        .when_async(complete_stop(4))
+        .when_async(complete_stop(4).into())
         .await
         .then_expect_events(vec![stopped()]);
 }
 
 #[tokio::test]
 async fn failing_the_pending_stop_records_the_reason() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested()]))
-        .when_async(fail_stop(4, "timed out after 600 s"))
+        .when_async(fail_stop(4, "timed out after 600 s").into())
         .await
         .then_expect_events(vec![stop_failed("timed out after 600 s")]);
 }
 
 #[tokio::test]
 async fn completing_a_stop_twice_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested(), stopped()]))
-        .when_async(complete_stop(4))
+        .when_async(complete_stop(4).into())
         .await
         .then_expect_error(not_pending(4, "stop"));
 }
 
 #[tokio::test]
 async fn failing_a_stop_that_already_succeeded_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested(), stopped()]))
-        .when_async(fail_stop(4, "late"))
+        .when_async(fail_stop(4, "late").into())
         .await
         .then_expect_error(not_pending(4, "stop"));
 }
 
 #[tokio::test]
 async fn completing_a_stop_when_a_start_is_pending_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(complete_stop(2))
+        .when_async(complete_stop(2).into())
         .await
         .then_expect_error(not_pending(2, "stop"));
 }
@@ -150,9 +150,9 @@ async fn completing_a_stop_when_a_start_is_pending_is_rejected() {
 
 #[tokio::test]
 async fn completing_the_stop_of_a_restart_also_requests_the_start() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [restart_requested()]))
-        .when_async(complete_stop(4))
+        .when_async(complete_stop(4).into())
         .await
         .then_expect_events(vec![stopped(), start_requested()]);
 }
@@ -160,42 +160,42 @@ async fn completing_the_stop_of_a_restart_also_requests_the_start() {
 #[tokio::test]
 async fn the_start_of_a_restart_is_completed_by_the_sequence_of_its_start_request() {
     // 4 restart requested, 5 stopped, 6 start requested.
-    given(FakeLookup::new())
+    project()
         .given(then(
             running(),
             [restart_requested(), stopped(), start_requested()],
         ))
-        .when_async(complete_start(6))
+        .when_async(complete_start(6).into())
         .await
         .then_expect_events(vec![started()]);
 }
 
 #[tokio::test]
 async fn completing_the_stop_of_a_restart_twice_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(
             running(),
             [restart_requested(), stopped(), start_requested()],
         ))
-        .when_async(complete_stop(4))
+        .when_async(complete_stop(4).into())
         .await
         .then_expect_error(not_pending(4, "stop"));
 }
 
 #[tokio::test]
 async fn a_failed_stop_of_a_restart_does_not_start() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [restart_requested()]))
-        .when_async(fail_stop(4, "exit code 1"))
+        .when_async(fail_stop(4, "exit code 1").into())
         .await
         .then_expect_events(vec![stop_failed("exit code 1")]);
 }
 
 #[tokio::test]
 async fn completing_the_restart_as_a_start_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [restart_requested()]))
-        .when_async(complete_start(4))
+        .when_async(complete_start(4).into())
         .await
         .then_expect_error(not_pending(4, "start"));
 }

@@ -4,19 +4,25 @@ use super::*;
 
 #[tokio::test]
 async fn creating_a_project_records_its_slug_and_a_free_block_of_ports() {
-    given(FakeLookup::new())
+    project()
         .given_no_previous_events()
-        .when_async(create("My App"))
+        .when_async(create("My App").knowing(free()))
         .await
         .then_expect_events(vec![created()]);
 }
 
 #[tokio::test]
 async fn creating_a_project_derives_the_slug_from_an_accented_name() {
-    let lookup = FakeLookup::new().with_slug_held("my-app", other_id());
-    given(lookup)
+    let command = create("Café Ünïcode");
+    assert_eq!(
+        Project::default().question(&command),
+        Some(Question::Creation {
+            slug: slug("cafe-unicode")
+        })
+    );
+    project()
         .given_no_previous_events()
-        .when_async(create("Café Ünïcode"))
+        .when_async(command.knowing(free()))
         .await
         .then_expect_events(vec![ProjectEvent::ProjectCreated {
             project_id: id(),
@@ -29,28 +35,27 @@ async fn creating_a_project_derives_the_slug_from_an_accented_name() {
 
 #[tokio::test]
 async fn creating_a_project_with_an_id_that_exists_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created()])
-        .when_async(create("Another App"))
+        .when_async(create("Another App").knowing(free()))
         .await
         .then_expect_error(ProjectError::AlreadyExists);
 }
 
 #[tokio::test]
 async fn creating_a_project_with_the_id_of_a_deleted_one_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), deleted()])
-        .when_async(create("My App"))
+        .when_async(create("My App").knowing(free()))
         .await
         .then_expect_error(ProjectError::AlreadyExists);
 }
 
 #[tokio::test]
 async fn creating_a_project_whose_slug_another_project_holds_is_rejected() {
-    let lookup = FakeLookup::new().with_slug_held("my-app", other_id());
-    given(lookup)
+    project()
         .given_no_previous_events()
-        .when_async(create("MY  APP!"))
+        .when_async(create("MY  APP!").knowing(held_by(other_id())))
         .await
         .then_expect_error(ProjectError::NameTaken {
             slug: "my-app".to_owned(),
@@ -59,33 +64,61 @@ async fn creating_a_project_whose_slug_another_project_holds_is_rejected() {
 
 #[tokio::test]
 async fn creating_a_project_whose_name_has_no_slug_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given_no_previous_events()
-        .when_async(create("!!!"))
+        .when_async(create("!!!").knowing(free()))
         .await
         .then_expect_error(ProjectError::InvalidName(NameError::EmptySlug));
 }
 
 #[tokio::test]
 async fn creating_a_project_when_no_block_of_ports_is_free_is_rejected() {
-    given(FakeLookup::new().with_ports_exhausted())
+    project()
         .given_no_previous_events()
-        .when_async(create("My App"))
+        .when_async(create("My App").knowing(exhausted()))
         .await
         .then_expect_error(ProjectError::PortsExhausted);
 }
 
 #[tokio::test]
-async fn a_failed_lookup_while_creating_is_a_system_failure_not_a_rejection() {
-    let error = given(FakeLookup::new().broken())
+async fn a_taken_slug_is_reported_before_exhausted_ports() {
+    let facts = Facts {
+        slug_holder: Some(other_id()),
+        free_ports: None,
+    };
+    project()
         .given_no_previous_events()
-        .when_async(create("My App"))
+        .when_async(create("My App").knowing(facts))
         .await
-        .inspect_result()
-        .unwrap_err();
-    assert!(!error.is_rejection());
+        .then_expect_error(ProjectError::NameTaken {
+            slug: "my-app".to_owned(),
+        });
+}
+
+#[tokio::test]
+async fn creating_a_project_knowing_nothing_finds_no_free_ports() {
+    // A caller that skipped the question cannot record a project without
+    // ports.
+    project()
+        .given_no_previous_events()
+        .when_async(create("My App").into())
+        .await
+        .then_expect_error(ProjectError::PortsExhausted);
+}
+
+#[test]
+fn creating_asks_who_holds_the_slug_and_which_ports_are_free() {
     assert_eq!(
-        error.to_string(),
-        "looking up the slug holder failed: connection refused"
+        Project::default().question(&create("MY  APP!")),
+        Some(Question::Creation {
+            slug: slug("my-app")
+        })
     );
+}
+
+#[test]
+fn a_create_that_will_be_refused_asks_nothing() {
+    let existing = replay(vec![created()]);
+    assert_eq!(existing.question(&create("Another App")), None);
+    assert_eq!(Project::default().question(&create("!!!")), None);
 }

@@ -4,14 +4,6 @@
 
 use super::*;
 
-fn replay(events: Vec<ProjectEvent>) -> Project {
-    let mut project = Project::default();
-    for event in events {
-        project.apply(event);
-    }
-    project
-}
-
 #[test]
 fn the_version_is_the_number_of_events_applied() {
     assert_eq!(Project::default().version(), 0);
@@ -111,36 +103,36 @@ fn an_old_history_of_direct_starts_and_stops_replays_to_its_status() {
 
 #[tokio::test]
 async fn a_project_running_from_an_old_history_can_be_stopped_through_a_request() {
-    given(FakeLookup::new())
+    project()
         .given(old_history())
-        .when_async(ProjectCommand::StopProject)
+        .when_async(ProjectCommand::StopProject.into())
         .await
         .then_expect_events(vec![stop_requested()]);
 }
 
 #[tokio::test]
 async fn a_stop_requested_after_an_old_history_is_completed_by_its_sequence() {
-    given(FakeLookup::new())
+    project()
         .given(then(old_history(), [stop_requested()]))
-        .when_async(complete_stop(5))
+        .when_async(complete_stop(5).into())
         .await
         .then_expect_events(vec![stopped()]);
 }
 
 #[tokio::test]
 async fn a_project_stopped_in_an_old_history_can_be_started_through_a_request() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), started(), stopped()])
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_events(vec![start_requested()]);
 }
 
 #[tokio::test]
 async fn an_old_direct_start_completes_no_request() {
-    given(FakeLookup::new())
+    project()
         .given(old_history())
-        .when_async(complete_start(2))
+        .when_async(complete_start(2).into())
         .await
         .then_expect_error(not_pending(2, "start"));
 }

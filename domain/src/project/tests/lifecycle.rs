@@ -7,72 +7,72 @@ use super::*;
 
 #[tokio::test]
 async fn starting_a_stopped_project_requests_a_start() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created()])
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_events(vec![start_requested()]);
 }
 
 #[tokio::test]
 async fn a_project_stopped_after_running_can_be_started_again() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested(), stopped()]))
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_events(vec![start_requested()]);
 }
 
 #[tokio::test]
 async fn a_project_in_error_can_be_started_again() {
-    given(FakeLookup::new())
+    project()
         .given(failed())
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_events(vec![start_requested()]);
 }
 
 #[tokio::test]
 async fn starting_a_running_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(running())
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyRunning);
 }
 
 #[tokio::test]
 async fn starting_a_starting_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyStarting);
 }
 
 #[tokio::test]
 async fn starting_a_stopping_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested()]))
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyStopping);
 }
 
 #[tokio::test]
 async fn starting_a_project_that_was_never_created_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given_no_previous_events()
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_error(ProjectError::NotFound);
 }
 
 #[tokio::test]
 async fn starting_a_deleted_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), deleted()])
-        .when_async(ProjectCommand::StartProject)
+        .when_async(ProjectCommand::StartProject.into())
         .await
         .then_expect_error(ProjectError::Deleted);
 }
@@ -81,63 +81,63 @@ async fn starting_a_deleted_project_is_rejected() {
 
 #[tokio::test]
 async fn stopping_a_running_project_requests_a_stop() {
-    given(FakeLookup::new())
+    project()
         .given(running())
-        .when_async(ProjectCommand::StopProject)
+        .when_async(ProjectCommand::StopProject.into())
         .await
         .then_expect_events(vec![stop_requested()]);
 }
 
 #[tokio::test]
 async fn a_project_in_error_can_be_stopped() {
-    given(FakeLookup::new())
+    project()
         .given(failed())
-        .when_async(ProjectCommand::StopProject)
+        .when_async(ProjectCommand::StopProject.into())
         .await
         .then_expect_events(vec![stop_requested()]);
 }
 
 #[tokio::test]
 async fn stopping_a_stopped_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created()])
-        .when_async(ProjectCommand::StopProject)
+        .when_async(ProjectCommand::StopProject.into())
         .await
         .then_expect_error(ProjectError::NotRunning);
 }
 
 #[tokio::test]
 async fn stopping_a_stopping_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested()]))
-        .when_async(ProjectCommand::StopProject)
+        .when_async(ProjectCommand::StopProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyStopping);
 }
 
 #[tokio::test]
 async fn stopping_a_starting_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(ProjectCommand::StopProject)
+        .when_async(ProjectCommand::StopProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyStarting);
 }
 
 #[tokio::test]
 async fn stopping_a_project_that_was_never_created_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given_no_previous_events()
-        .when_async(ProjectCommand::StopProject)
+        .when_async(ProjectCommand::StopProject.into())
         .await
         .then_expect_error(ProjectError::NotFound);
 }
 
 #[tokio::test]
 async fn stopping_a_deleted_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), deleted()])
-        .when_async(ProjectCommand::StopProject)
+        .when_async(ProjectCommand::StopProject.into())
         .await
         .then_expect_error(ProjectError::Deleted);
 }
@@ -146,54 +146,54 @@ async fn stopping_a_deleted_project_is_rejected() {
 
 #[tokio::test]
 async fn restarting_a_running_project_requests_a_restart() {
-    given(FakeLookup::new())
+    project()
         .given(running())
-        .when_async(ProjectCommand::RestartProject)
+        .when_async(ProjectCommand::RestartProject.into())
         .await
         .then_expect_events(vec![restart_requested()]);
 }
 
 #[tokio::test]
 async fn a_project_in_error_can_be_restarted() {
-    given(FakeLookup::new())
+    project()
         .given(failed())
-        .when_async(ProjectCommand::RestartProject)
+        .when_async(ProjectCommand::RestartProject.into())
         .await
         .then_expect_events(vec![restart_requested()]);
 }
 
 #[tokio::test]
 async fn restarting_a_stopped_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created()])
-        .when_async(ProjectCommand::RestartProject)
+        .when_async(ProjectCommand::RestartProject.into())
         .await
         .then_expect_error(ProjectError::NotRunning);
 }
 
 #[tokio::test]
 async fn restarting_a_starting_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(ProjectCommand::RestartProject)
+        .when_async(ProjectCommand::RestartProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyStarting);
 }
 
 #[tokio::test]
 async fn restarting_a_restarting_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [restart_requested()]))
-        .when_async(ProjectCommand::RestartProject)
+        .when_async(ProjectCommand::RestartProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyStopping);
 }
 
 #[tokio::test]
 async fn restarting_a_deleted_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), deleted()])
-        .when_async(ProjectCommand::RestartProject)
+        .when_async(ProjectCommand::RestartProject.into())
         .await
         .then_expect_error(ProjectError::Deleted);
 }
@@ -202,72 +202,72 @@ async fn restarting_a_deleted_project_is_rejected() {
 
 #[tokio::test]
 async fn deleting_a_stopped_project_deletes_it() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested(), stopped()]))
-        .when_async(ProjectCommand::DeleteProject)
+        .when_async(ProjectCommand::DeleteProject.into())
         .await
         .then_expect_events(vec![deleted()]);
 }
 
 #[tokio::test]
 async fn deleting_a_project_in_error_deletes_it() {
-    given(FakeLookup::new())
+    project()
         .given(failed())
-        .when_async(ProjectCommand::DeleteProject)
+        .when_async(ProjectCommand::DeleteProject.into())
         .await
         .then_expect_events(vec![deleted()]);
 }
 
 #[tokio::test]
 async fn deleting_a_running_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(running())
-        .when_async(ProjectCommand::DeleteProject)
+        .when_async(ProjectCommand::DeleteProject.into())
         .await
         .then_expect_error(ProjectError::StillRunning);
 }
 
 #[tokio::test]
 async fn deleting_a_starting_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(ProjectCommand::DeleteProject)
+        .when_async(ProjectCommand::DeleteProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyStarting);
 }
 
 #[tokio::test]
 async fn deleting_a_stopping_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(then(running(), [stop_requested()]))
-        .when_async(ProjectCommand::DeleteProject)
+        .when_async(ProjectCommand::DeleteProject.into())
         .await
         .then_expect_error(ProjectError::AlreadyStopping);
 }
 
 #[tokio::test]
 async fn deleting_a_project_that_was_never_created_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given_no_previous_events()
-        .when_async(ProjectCommand::DeleteProject)
+        .when_async(ProjectCommand::DeleteProject.into())
         .await
         .then_expect_error(ProjectError::NotFound);
 }
 
 #[tokio::test]
 async fn deleting_a_deleted_project_is_rejected() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), deleted()])
-        .when_async(ProjectCommand::DeleteProject)
+        .when_async(ProjectCommand::DeleteProject.into())
         .await
         .then_expect_error(ProjectError::Deleted);
 }
 
 #[tokio::test]
 async fn renaming_a_starting_project_is_allowed() {
-    given(FakeLookup::new())
+    project()
         .given(vec![created(), start_requested()])
-        .when_async(rename("Tea Time"))
+        .when_async(rename("Tea Time").into())
         .await
         .then_expect_events(vec![ProjectEvent::ProjectRenamed {
             name: name("Tea Time"),

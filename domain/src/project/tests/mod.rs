@@ -1,8 +1,6 @@
-//! Given / when / then tests of the project rules, against an in-memory
-//! lookup, and (`reservation_trigger`) the stored event JSON the
-//! reservation trigger in `migrations/0002` reads.
-
-use std::collections::HashMap;
+//! Given / when / then tests of the project rules, the facts about other
+//! projects written down as values, and (`reservation_trigger`) the stored
+//! event JSON the reservation trigger in `migrations/0002` reads.
 
 use cqrs_es::test::TestFramework;
 use cqrs_es::Aggregate;
@@ -18,64 +16,45 @@ mod rename;
 mod reservation_trigger;
 mod state;
 
-/// An in-memory [`ProjectLookup`] whose answers each test sets up.
-#[derive(Clone)]
-struct FakeLookup {
-    slug_holders: HashMap<String, ProjectId>,
-    free_ports: Option<Ports>,
-    broken: bool,
+/// A project's given / when / then. Commands that need no facts go in as
+/// `command.into()`; a create or rename says what it knows with
+/// `command.knowing(facts)`.
+fn project() -> TestFramework<Project> {
+    TestFramework::with(())
 }
 
-impl FakeLookup {
-    /// No slug is held and the first block of the default range is free.
-    fn new() -> Self {
-        Self {
-            slug_holders: HashMap::new(),
-            free_ports: Some(first_block()),
-            broken: false,
-        }
-    }
-
-    fn with_slug_held(mut self, slug: &str, holder: ProjectId) -> Self {
-        self.slug_holders.insert(slug.to_owned(), holder);
-        self
-    }
-
-    fn with_ports_exhausted(mut self) -> Self {
-        self.free_ports = None;
-        self
-    }
-
-    /// Every lookup fails, as if the database were down.
-    fn broken(mut self) -> Self {
-        self.broken = true;
-        self
-    }
-
-    fn check(&self, what: &'static str) -> Result<(), LookupError> {
-        if self.broken {
-            Err(LookupError::new(what, "connection refused"))
-        } else {
-            Ok(())
-        }
+/// Nothing is in the way: no project holds the slug asked about, and the
+/// first block of the default range is free.
+fn free() -> Facts {
+    Facts {
+        slug_holder: None,
+        free_ports: Some(first_block()),
     }
 }
 
-#[async_trait::async_trait]
-impl ProjectLookup for FakeLookup {
-    async fn slug_holder(&self, slug: &Slug) -> Result<Option<ProjectId>, LookupError> {
-        self.check("the slug holder")?;
-        Ok(self.slug_holders.get(slug.as_str()).copied())
-    }
-
-    async fn free_ports(&self, _project_id: ProjectId) -> Result<Option<Ports>, LookupError> {
-        self.check("free ports")?;
-        Ok(self.free_ports)
+/// The slug asked about is held by `holder`; ports are free.
+fn held_by(holder: ProjectId) -> Facts {
+    Facts {
+        slug_holder: Some(holder),
+        ..free()
     }
 }
 
-fn given(lookup: FakeLookup) -> TestFramework<Project> {
-    TestFramework::with(ProjectServices::new(lookup))
+/// No slug is held, and every block of ports is.
+fn exhausted() -> Facts {
+    Facts {
+        free_ports: None,
+        ..free()
+    }
+}
+
+/// The project `events` rebuild.
+fn replay(events: Vec<ProjectEvent>) -> Project {
+    let mut project = Project::default();
+    for event in events {
+        project.apply(event);
+    }
+    project
 }
 
 fn first_block() -> Ports {

@@ -2,14 +2,6 @@
 
 use super::*;
 
-fn replay(events: Vec<ProjectEvent>) -> Project {
-    let mut project = Project::default();
-    for event in events {
-        project.apply(event);
-    }
-    project
-}
-
 #[test]
 fn a_project_that_was_never_created_has_no_state() {
     let project = Project::default();
@@ -79,34 +71,6 @@ fn a_project_snapshot_round_trips_through_json() {
     let project = replay(vec![created(), started()]);
     let json = serde_json::to_string(&project).unwrap();
     assert_eq!(serde_json::from_str::<Project>(&json).unwrap(), project);
-}
-
-#[test]
-fn only_lookup_failures_are_not_rejections() {
-    let rejections = [
-        ProjectError::NotFound,
-        ProjectError::AlreadyExists,
-        ProjectError::NameTaken {
-            slug: "my-app".to_owned(),
-        },
-        ProjectError::InvalidName(NameError::EmptySlug),
-        ProjectError::AlreadyRunning,
-        ProjectError::AlreadyStarting,
-        ProjectError::AlreadyStopping,
-        ProjectError::RequestNotPending {
-            request: 2,
-            operation: "start",
-        },
-        ProjectError::NotRunning,
-        ProjectError::Deleted,
-        ProjectError::StillRunning,
-        ProjectError::PortsExhausted,
-    ];
-    for error in rejections {
-        assert!(error.is_rejection(), "{error:?}");
-    }
-    let failure = ProjectError::from(LookupError::new("free ports", "timed out"));
-    assert!(!failure.is_rejection());
 }
 
 #[test]

@@ -101,7 +101,7 @@ impl<C: FeedConsumer> Runner<C> {
         state
             .handled_without_writes(conn, batch.last, count, delay)
             .await?;
-        self.status.committed(state.checkpoint(), state.handled());
+        self.report_commit(state).await;
         tracing::debug!(
             consumer = self.consumer.name(),
             events = count,
@@ -128,7 +128,7 @@ impl<C: FeedConsumer> Runner<C> {
         match moved {
             Some(true) => {
                 state.committed(batch.last, count);
-                self.status.committed(state.checkpoint(), state.handled());
+                self.report_commit(state).await;
                 tracing::debug!(
                     consumer = self.consumer.name(),
                     events = count,
@@ -221,6 +221,15 @@ impl<C: FeedConsumer> Runner<C> {
         Ok(tx)
     }
 
+    /// Tells the consumer its last writes committed, then reports the
+    /// commit in the status: in that order, so that a waiter the status
+    /// wakes finds whatever the consumer keeps in memory of them (the
+    /// `projects` read model's recent rows).
+    async fn report_commit(&self, state: &RunnerState) {
+        self.consumer.after_commit().await;
+        self.status.committed(state.checkpoint(), state.handled());
+    }
+
     /// Moves the checkpoint to `to` (adding `count` events) inside `tx`,
     /// commits, and reports the commit.
     pub(super) async fn commit(
@@ -233,7 +242,7 @@ impl<C: FeedConsumer> Runner<C> {
         state.move_in(&mut tx, to, count).await?;
         tx.commit().await?;
         state.committed(to, count);
-        self.status.committed(state.checkpoint(), state.handled());
+        self.report_commit(state).await;
         Ok(())
     }
 }

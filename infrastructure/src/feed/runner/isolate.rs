@@ -57,7 +57,6 @@ impl<C: FeedConsumer> Runner<C> {
             {
                 Ok(()) => {
                     self.commit(tx, state, at, 1).await?;
-                    self.consumer.after_commit().await;
                     continue;
                 }
                 Err(err) => err,

@@ -1,8 +1,9 @@
 //! Build-time switches, each turning one of the runner's cheaper paths
 //! off, for A/B runs with `hub-bench` (see docs/PERFORMANCE.md, "A/B runs
 //! of the feed's paths"). Every path is on unless the hub is built with
-//! `RUSTFLAGS='--cfg hub_feed_without="<path>"'` (repeat the flag to turn
-//! several off). Behaviour is the same either way, only the statements
+//! `HUB_FEED_WITHOUT=<path>[,<path>...]` in the environment (read by
+//! `infrastructure/build.rs`, which rebuilds only this crate and its
+//! dependents when it changes). Behaviour is the same either way, only the statements
 //! differ; the tests run with every path on.
 
 /// `one_statement`: [`super::plan::BatchPlan::OneStatement`]; without it

@@ -136,10 +136,7 @@ impl<C: FeedConsumer> Runner<C> {
     ) -> Result<(), StepError> {
         match stepped {
             Ok(Stepped::Idle) => self.wait_for_news(pacing).await,
-            Ok(Stepped::Advanced) => {
-                pacing.progressed();
-                self.consumer.after_commit().await;
-            }
+            Ok(Stepped::Advanced) => pacing.progressed(),
             Err(StepError::Consumer(err)) if self.consumer.is_outage(&err) => {
                 self.outage(conn, err, pacing).await?;
             }

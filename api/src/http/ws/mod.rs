@@ -2,9 +2,11 @@
 //! `graphql-transport-ws` protocol (the `graphql-ws` library) and the legacy
 //! `graphql-ws` protocol (subscriptions-transport-ws).
 //!
-//! The hub runs the handshake itself, then hands the socket to
-//! async-graphql, so that refusals close the socket the way `graphql-ws`
-//! clients expect (they stop retrying on these codes):
+//! The hub runs the handshake itself, so that refusals close the socket
+//! the way `graphql-ws` clients expect (they stop retrying on these codes),
+//! then serves the protocol (`protocol`), running each operation through
+//! the fan-out (`graphql::fanout`), which shares one stream between
+//! subscribers of the same operation:
 //!
 //! | close code | when |
 //! | --- | --- |
@@ -18,29 +20,34 @@
 //! The upgrade answers with the first protocol of the client's list that
 //! the hub speaks, the one it then speaks. When as many WebSockets are open
 //! as the hub allows, the upgrade is answered 503.
+//!
+//! Layout: this module holds the upgrade and the handshake; `protocol`
+//! the messages after it.
+
+mod protocol;
 
 use std::str::FromStr as _;
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_graphql::http::WebSocketProtocols;
 use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql_axum::GraphQLProtocol;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::Extension;
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt as _, StreamExt as _};
+use axum::routing::get;
+use axum::{Extension, Router};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
-use crate::graphql::door::SocketSubscriptions;
+use crate::graphql::door::{SlotHeld, SocketSubscriptions};
+use crate::graphql::fanout::SocketSession;
 use crate::graphql::RequestContext;
 use crate::http::access::refusal;
 use crate::http::auth::token_matches;
 use crate::http::correlation::CorrelationId;
 use crate::http::server::SocketSlot;
+use crate::state::AppState;
 
 /// Read buffer of a server WebSocket. tungstenite zero-fills its read buffer
 /// up to this size before each socket read; at its default (128 KiB), with
@@ -88,12 +95,18 @@ fn protocol_of(headers: &HeaderMap) -> WebSocketProtocols {
         .unwrap_or(WebSocketProtocols::GraphQLWS)
 }
 
+/// The GraphQL WebSocket endpoint.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/graphql/ws", get(graphql_ws))
+}
+
 /// Upgrades to a GraphQL WebSocket.
 pub async fn graphql_ws(
     State(state): State<AppState>,
     Extension(CorrelationId(correlation_id)): Extension<CorrelationId>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
+    // Refuses an upgrade that offers no protocol the hub speaks.
+    _protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Some(slot) = state.sockets.take() else {
@@ -103,14 +116,9 @@ pub async fn graphql_ws(
     upgrade
         .protocols([kind.sec_websocket_protocol()])
         .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(state.ws_max_message_bytes)
-        .max_frame_size(state.ws_max_message_bytes)
-        .on_upgrade(move |socket| {
-            holding(
-                slot,
-                serve_socket(socket, state, protocol, kind, correlation_id),
-            )
-        })
+        .max_message_size(state.limits.ws_max_message_bytes)
+        .max_frame_size(state.limits.ws_max_message_bytes)
+        .on_upgrade(move |socket| holding(slot, serve_socket(socket, state, kind, correlation_id)))
 }
 
 /// 503 for an upgrade past the most WebSockets the hub keeps open.
@@ -135,40 +143,38 @@ pub(crate) async fn holding<F: std::future::Future<Output = ()>>(slot: SocketSlo
 
 /// How the handshake ended.
 enum Handshake {
-    /// `connection_init`, with the client's message to replay.
-    Init { message: Message, payload: Value },
+    /// `connection_init`, with its payload.
+    Init { payload: Value },
     /// Refused: close with this code and reason.
     Refuse { code: u16, reason: &'static str },
     /// The client went away.
     Gone,
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-type Incoming = SplitStream<WebSocket>;
-
 async fn serve_socket(
-    socket: WebSocket,
+    mut socket: WebSocket,
     state: AppState,
-    protocol: GraphQLProtocol,
     kind: WebSocketProtocols,
     correlation_id: String,
 ) {
-    let (mut sink, mut incoming) = socket.split();
-    let handshake = match tokio::time::timeout(state.ws_init_timeout, first_message(&mut incoming))
-        .await
+    let handshake = match tokio::time::timeout(
+        state.limits.ws_init_timeout,
+        first_message(&mut socket),
+    )
+    .await
     {
         Ok(handshake) => handshake,
         Err(_) => {
-            tracing::info!(timeout = ?state.ws_init_timeout, "closed a subscription socket that never sent connection_init");
+            tracing::info!(timeout = ?state.limits.ws_init_timeout, "closed a subscription socket that never sent connection_init");
             Handshake::Refuse {
                 code: 4408,
                 reason: "Connection initialisation timeout",
             }
         }
     };
-    let (message, payload) = match handshake {
-        Handshake::Init { message, payload } => (message, payload),
-        Handshake::Refuse { code, reason } => return refuse(&mut sink, kind, code, reason).await,
+    let payload = match handshake {
+        Handshake::Init { payload } => payload,
+        Handshake::Refuse { code, reason } => return refuse(&mut socket, kind, code, reason).await,
         Handshake::Gone => return,
     };
     let access = &state.access;
@@ -179,10 +185,10 @@ async fn serve_socket(
     if !authorized && !access.public_reads {
         tracing::info!("refused a subscription socket without a valid token");
         let reason = "Forbidden: this hub needs its API token in connection_init, e.g. {\"authToken\": \"<token>\"}";
-        return refuse(&mut sink, kind, 4403, reason).await;
+        return refuse(&mut socket, kind, 4403, reason).await;
     }
     let mut data = Data::default();
-    data.insert(RequestContext {
+    let access = RequestContext {
         correlation_id,
         authorized,
         may_read: true,
@@ -192,64 +198,28 @@ async fn serve_socket(
             "anonymous"
         }
         .to_owned(),
-    });
-    data.insert(SocketSubscriptions::default());
-    // The library acknowledges the replayed `connection_init` itself. Its
-    // messages go through a channel, so that the socket can be closed with
-    // 1001 when the hub shuts down.
-    let replayed = futures::stream::once(async move { Ok(message) }).chain(incoming);
-    let (to_client, outgoing) = futures::channel::mpsc::channel::<Message>(16);
-    let mut serve = Box::pin(
-        GraphQLWebSocket::new_with_pair(to_client, replayed, state.schema.clone(), protocol)
-            .on_connection_init(move |_| async move { Ok(data) })
-            .serve(),
-    );
-    let mut send = Box::pin(send_until_stopped(sink, outgoing, state.stopping.clone()));
-    tokio::select! {
-        () = &mut serve => {
-            // Its sender goes with it: what it sent last is passed on.
-            drop(serve);
-            send.await;
-        }
-        () = &mut send => {}
-    }
-}
-
-/// Passes `outgoing` to the client until it ends, the client is gone, or the
-/// hub starts shutting down (then the socket is closed with 1001).
-async fn send_until_stopped(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut outgoing: futures::channel::mpsc::Receiver<Message>,
-    stopping: tokio::sync::watch::Receiver<bool>,
-) {
-    let stopped = crate::app::stopped(stopping);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            message = outgoing.next() => match message {
-                Some(message) => {
-                    if sink.send(message).await.is_err() {
-                        return;
-                    }
-                }
-                None => return,
-            },
-            () = &mut stopped => {
-                let close = Message::Close(Some(CloseFrame {
-                    code: axum::extract::ws::close_code::AWAY,
-                    reason: "the hub is shutting down".into(),
-                }));
-                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
-                return;
-            }
-        }
-    }
+    };
+    data.insert(access.clone());
+    data.insert(SlotHeld);
+    let session = SocketSession {
+        data: Arc::new(data),
+        access,
+        subscriptions: SocketSubscriptions::default(),
+    };
+    protocol::serve(
+        socket,
+        kind,
+        session,
+        state.fanout.clone(),
+        state.stopping.clone(),
+    )
+    .await;
 }
 
 /// Reads until the client's first protocol message (pings aside).
-async fn first_message(incoming: &mut Incoming) -> Handshake {
+async fn first_message(socket: &mut WebSocket) -> Handshake {
     loop {
-        let message = match incoming.next().await {
+        let message = match socket.recv().await {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Handshake::Gone,
             Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => message,
             Some(Ok(_)) => continue,
@@ -268,7 +238,6 @@ async fn first_message(incoming: &mut Incoming) -> Handshake {
         return match parsed.get("type").and_then(Value::as_str) {
             Some("connection_init") => Handshake::Init {
                 payload: parsed.get("payload").cloned().unwrap_or(Value::Null),
-                message,
             },
             Some("subscribe" | "start") => Handshake::Refuse {
                 code: 4401,
@@ -286,16 +255,16 @@ async fn first_message(incoming: &mut Incoming) -> Handshake {
 
 /// Closes the socket with `code`; on the legacy protocol, says why in a
 /// `connection_error` first (its clients read that, not the close frame).
-async fn refuse(sink: &mut Sink, kind: WebSocketProtocols, code: u16, reason: &'static str) {
+async fn refuse(socket: &mut WebSocket, kind: WebSocketProtocols, code: u16, reason: &'static str) {
     if kind == WebSocketProtocols::SubscriptionsTransportWS {
         let error = json!({ "type": "connection_error", "payload": { "message": reason } });
-        let _ = sink.send(Message::Text(error.to_string().into())).await;
+        let _ = socket.send(Message::Text(error.to_string().into())).await;
     }
     let close = Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),
     }));
-    let _ = sink.send(close).await;
+    let _ = socket.send(close).await;
 }
 
 #[cfg(test)]
