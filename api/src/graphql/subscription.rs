@@ -15,7 +15,7 @@ use projections::cursor::decode_event_cursor;
 
 use super::changes::{self, ProjectChange};
 use super::error::{ApiError, ErrorCode};
-use super::fanout::{Floor, Mark, Resume, Tap};
+use super::fanout::{Floor, Mark, Marked, Resume, Tap};
 use super::query::{event_filter, parse_uuid};
 use super::types::{Event, EventFilter, Project};
 use super::RequestContext;
@@ -104,6 +104,23 @@ fn live_error(tap: Option<&Tap>, err: LiveError) -> async_graphql::Error {
     }
 }
 
+/// A project stream as a subscription sends it: counted among the live
+/// feed's readers while open, each item's mark passed to the shared run's
+/// tap (when it runs for one), and a lag told to the tap too.
+fn counted_and_tapped<T>(
+    state: &GraphqlState,
+    tap: Option<Tap>,
+    changes: impl Stream<Item = Result<Marked<T>, LiveError>>,
+) -> impl Stream<Item = Result<T>> {
+    let reader = state.live_readers.hold();
+    changes.map(move |change| {
+        let _counted = &reader;
+        change
+            .map(|marked| Tap::pass(tap.as_ref(), marked))
+            .map_err(|err| live_error(tap.as_ref(), err))
+    })
+}
+
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Project `id` at each of its versions: first its current state (or,
@@ -151,13 +168,7 @@ impl SubscriptionRoot {
                 changes.boxed()
             }
         };
-        let reader = state.live_readers.hold();
-        Ok(changes.map(move |change| {
-            let _counted = &reader;
-            change
-                .map(|marked| Tap::pass(tap.as_ref(), marked))
-                .map_err(|err| live_error(tap.as_ref(), err))
-        }))
+        Ok(counted_and_tapped(state, tap, changes))
     }
 
     /// Changes to every project, for a list of them: without `after`, first
@@ -185,13 +196,7 @@ impl SubscriptionRoot {
         if let (Some(tap), Some(after)) = (&tap, after) {
             tap.floor(Floor::After(after));
         }
-        let reader = state.live_readers.hold();
-        Ok(changes.map(move |change| {
-            let _counted = &reader;
-            change
-                .map(|marked| Tap::pass(tap.as_ref(), marked))
-                .map_err(|err| live_error(tap.as_ref(), err))
-        }))
+        Ok(counted_and_tapped(state, tap, changes))
     }
 
     /// Events as they are recorded. With `after` (a cursor from `events` or
