@@ -28,6 +28,7 @@ mod protocol;
 
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::http::WebSocketProtocols;
 use async_graphql::Data;
@@ -41,21 +42,23 @@ use axum::{Extension, Router};
 use serde_json::{json, Value};
 
 use crate::graphql::door::{SlotHeld, SocketSubscriptions};
-use crate::graphql::fanout::SocketSession;
+use crate::graphql::fanout::{Fanout, SocketSession};
 use crate::graphql::RequestContext;
-use crate::http::access::refusal;
+use crate::http::access::{refusal, Access};
 use crate::http::auth::token_matches;
 use crate::http::correlation::CorrelationId;
 use crate::http::server::SocketSlot;
-use crate::state::AppState;
+use crate::state::{AppState, Stopping};
 
 /// Read buffer of a server WebSocket. tungstenite zero-fills its read buffer
-/// up to this size before each socket read; at its default (128 KiB), with
-/// 1,000 subscribers that memset took 12% of the machine's CPU in the
-/// `subscriptions` benchmark. Clients send small messages (subscribe,
-/// ping, complete): 4 KiB holds them, and a larger one still arrives
-/// (up to `HUB_WS_MAX_MESSAGE_BYTES`) over several reads.
-pub(crate) const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// up to this size before each attempt to read the socket, and a socket
+/// that writes a change tries a read again after it; at its default
+/// (128 KiB), with 1,000 subscribers that memset took 12% of the machine's
+/// CPU in the `subscriptions` benchmark, and each socket keeps the buffer
+/// while open. Clients send small messages (subscribe, ping, complete):
+/// 1 KiB holds them, and a larger one still arrives (up to
+/// `HUB_WS_MAX_MESSAGE_BYTES`) over several reads.
+pub(crate) const READ_BUFFER_BYTES: usize = 1024;
 
 /// Where a client may put the token in its `connection_init` payload, e.g.
 /// graphql-ws's `connectionParams`.
@@ -113,12 +116,31 @@ pub async fn graphql_ws(
         return too_many_sockets();
     };
     let kind = protocol_of(&headers);
+    let serving = Serving {
+        kind,
+        correlation_id,
+        access: state.access.clone(),
+        init_timeout: state.limits.ws_init_timeout,
+        fanout: state.fanout.clone(),
+        stopping: state.stopping.clone(),
+    };
     upgrade
         .protocols([kind.sec_websocket_protocol()])
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(state.limits.ws_max_message_bytes)
         .max_frame_size(state.limits.ws_max_message_bytes)
-        .on_upgrade(move |socket| holding(slot, serve_socket(socket, state, kind, correlation_id)))
+        .on_upgrade(move |socket| holding(slot, serving.serve(socket)))
+}
+
+/// What one socket's task keeps: only what it uses, since every open
+/// socket keeps it for as long as it is open.
+struct Serving {
+    kind: WebSocketProtocols,
+    correlation_id: String,
+    access: Arc<Access>,
+    init_timeout: Duration,
+    fanout: Arc<Fanout>,
+    stopping: Stopping,
 }
 
 /// 503 for an upgrade past the most WebSockets the hub keeps open.
@@ -151,69 +173,76 @@ enum Handshake {
     Gone,
 }
 
-async fn serve_socket(
-    mut socket: WebSocket,
-    state: AppState,
-    kind: WebSocketProtocols,
-    correlation_id: String,
-) {
-    let handshake = match tokio::time::timeout(
-        state.limits.ws_init_timeout,
-        first_message(&mut socket),
-    )
-    .await
-    {
-        Ok(handshake) => handshake,
-        Err(_) => {
-            tracing::info!(timeout = ?state.limits.ws_init_timeout, "closed a subscription socket that never sent connection_init");
-            Handshake::Refuse {
-                code: 4408,
-                reason: "Connection initialisation timeout",
-            }
-        }
-    };
-    let payload = match handshake {
-        Handshake::Init { payload } => payload,
-        Handshake::Refuse { code, reason } => return refuse(&mut socket, kind, code, reason).await,
-        Handshake::Gone => return,
-    };
-    let access = &state.access;
-    let authorized = match &access.token {
-        None => true,
-        Some(token) => token_in(&payload).is_some_and(|sent| token_matches(token, &sent)),
-    };
-    if !authorized && !access.public_reads {
-        tracing::info!("refused a subscription socket without a valid token");
-        let reason = "Forbidden: this hub needs its API token in connection_init, e.g. {\"authToken\": \"<token>\"}";
-        return refuse(&mut socket, kind, 4403, reason).await;
+impl Serving {
+    async fn serve(self, mut socket: WebSocket) {
+        let Some(session) = self.handshake(&mut socket).await else {
+            return;
+        };
+        // On the heap: the handshake's state is not kept beside the
+        // protocol's for the rest of the socket's life.
+        Box::pin(protocol::serve(
+            socket,
+            self.kind,
+            session,
+            self.fanout,
+            self.stopping,
+        ))
+        .await;
     }
-    let mut data = Data::default();
-    let access = RequestContext {
-        correlation_id,
-        authorized,
-        may_read: true,
-        user: if access.token.is_some() && authorized {
-            "token"
-        } else {
-            "anonymous"
+
+    /// Waits for `connection_init` and checks its token: the session, or
+    /// `None` once the socket is refused (and closed) or gone.
+    async fn handshake(&self, socket: &mut WebSocket) -> Option<SocketSession> {
+        let kind = self.kind;
+        let handshake = match tokio::time::timeout(self.init_timeout, first_message(socket)).await {
+            Ok(handshake) => handshake,
+            Err(_) => {
+                tracing::info!(timeout = ?self.init_timeout, "closed a subscription socket that never sent connection_init");
+                Handshake::Refuse {
+                    code: 4408,
+                    reason: "Connection initialisation timeout",
+                }
+            }
+        };
+        let payload = match handshake {
+            Handshake::Init { payload } => payload,
+            Handshake::Refuse { code, reason } => {
+                refuse(socket, kind, code, reason).await;
+                return None;
+            }
+            Handshake::Gone => return None,
+        };
+        let access = &self.access;
+        let authorized = match &access.token {
+            None => true,
+            Some(token) => token_in(&payload).is_some_and(|sent| token_matches(token, &sent)),
+        };
+        if !authorized && !access.public_reads {
+            tracing::info!("refused a subscription socket without a valid token");
+            let reason = "Forbidden: this hub needs its API token in connection_init, e.g. {\"authToken\": \"<token>\"}";
+            refuse(socket, kind, 4403, reason).await;
+            return None;
         }
-        .to_owned(),
-    };
-    data.insert(access.clone());
-    data.insert(SlotHeld);
-    let session = SocketSession {
-        data: Arc::new(data),
-        access,
-        subscriptions: SocketSubscriptions::default(),
-    };
-    protocol::serve(
-        socket,
-        kind,
-        session,
-        state.fanout.clone(),
-        state.stopping.clone(),
-    )
-    .await;
+        let mut data = Data::default();
+        let context = RequestContext {
+            correlation_id: self.correlation_id.clone(),
+            authorized,
+            may_read: true,
+            user: if access.token.is_some() && authorized {
+                "token"
+            } else {
+                "anonymous"
+            }
+            .to_owned(),
+        };
+        data.insert(context.clone());
+        data.insert(SlotHeld);
+        Some(SocketSession {
+            data: Arc::new(data),
+            access: context,
+            subscriptions: SocketSubscriptions::default(),
+        })
+    }
 }
 
 /// Reads until the client's first protocol message (pings aside).
