@@ -118,9 +118,11 @@ pub async fn graphql_ws(
     let kind = protocol_of(&headers);
     let serving = Serving {
         kind,
-        correlation_id,
-        access: state.access.clone(),
-        init_timeout: state.limits.ws_init_timeout,
+        rules: HandshakeRules {
+            correlation_id,
+            access: state.access.clone(),
+            init_timeout: state.limits.ws_init_timeout,
+        },
         fanout: state.fanout.clone(),
         stopping: state.stopping.clone(),
     };
@@ -133,14 +135,20 @@ pub async fn graphql_ws(
 }
 
 /// What one socket's task keeps: only what it uses, since every open
-/// socket keeps it for as long as it is open.
+/// socket keeps it for as long as it is open (the handshake's part only
+/// until the handshake is over).
 struct Serving {
     kind: WebSocketProtocols,
+    rules: HandshakeRules,
+    fanout: Arc<Fanout>,
+    stopping: Stopping,
+}
+
+/// What the handshake checks a socket against.
+struct HandshakeRules {
     correlation_id: String,
     access: Arc<Access>,
     init_timeout: Duration,
-    fanout: Arc<Fanout>,
-    stopping: Stopping,
 }
 
 /// 503 for an upgrade past the most WebSockets the hub keeps open.
@@ -175,25 +183,29 @@ enum Handshake {
 
 impl Serving {
     async fn serve(self, mut socket: WebSocket) {
-        let Some(session) = self.handshake(&mut socket).await else {
+        let Self {
+            kind,
+            rules,
+            fanout,
+            stopping,
+        } = self;
+        let Some(session) = rules.handshake(&mut socket, kind).await else {
             return;
         };
         // On the heap: the handshake's state is not kept beside the
         // protocol's for the rest of the socket's life.
-        Box::pin(protocol::serve(
-            socket,
-            self.kind,
-            session,
-            self.fanout,
-            self.stopping,
-        ))
-        .await;
+        Box::pin(protocol::serve(socket, kind, session, fanout, stopping)).await;
     }
+}
 
+impl HandshakeRules {
     /// Waits for `connection_init` and checks its token: the session, or
     /// `None` once the socket is refused (and closed) or gone.
-    async fn handshake(&self, socket: &mut WebSocket) -> Option<SocketSession> {
-        let kind = self.kind;
+    async fn handshake(
+        self,
+        socket: &mut WebSocket,
+        kind: WebSocketProtocols,
+    ) -> Option<SocketSession> {
         let handshake = match tokio::time::timeout(self.init_timeout, first_message(socket)).await {
             Ok(handshake) => handshake,
             Err(_) => {
@@ -225,7 +237,7 @@ impl Serving {
         }
         let mut data = Data::default();
         let context = RequestContext {
-            correlation_id: self.correlation_id.clone(),
+            correlation_id: self.correlation_id,
             authorized,
             may_read: true,
             user: if access.token.is_some() && authorized {
