@@ -71,6 +71,7 @@ impl App {
 
         let nats = connect_nats(config).await?;
         let js = async_nats::jetstream::new(nats.client.clone());
+        let reconnections = nats.connections.clone();
         let live = Arc::new(LiveFeed::start(
             js.clone(),
             config.stream_settings(),
@@ -90,7 +91,7 @@ impl App {
             config,
             &pool,
             &appended,
-            js,
+            (js, reconnections),
             bus.clone(),
             orchestrator,
         ));

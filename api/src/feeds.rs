@@ -24,14 +24,19 @@ pub struct Feeds {
 
 impl Feeds {
     /// Spawns the four runners, each on a connection of its own to `pool`'s
-    /// database, woken by `appended`: the relay publishes to `js`, the
+    /// database, woken by `appended`: the relay publishes to `js` (and
+    /// publishes a batch again when `reconnections` says the client
+    /// connected again while it waited for the acknowledgements), the
     /// orchestrator runs `orchestrator` and records its outcomes through
     /// `bus`. Must be called within a Tokio runtime.
     pub fn start(
         config: &ServeConfig,
         pool: &PgPool,
         appended: &AppendSignal,
-        js: async_nats::jetstream::Context,
+        (js, reconnections): (
+            async_nats::jetstream::Context,
+            tokio::sync::watch::Receiver<u64>,
+        ),
         bus: Arc<CommandBus>,
         orchestrator: Arc<dyn Orchestrator>,
     ) -> Self {
@@ -62,11 +67,10 @@ impl Feeds {
             appended,
         );
         let relay = spawn_runner(
-            Arc::new(NatsRelay::new(
-                js,
-                config.stream_settings(),
-                config.hub_id.clone(),
-            )),
+            Arc::new(
+                NatsRelay::new(js, config.stream_settings(), config.hub_id.clone())
+                    .with_reconnections(reconnections),
+            ),
             connect.clone(),
             RunnerConfig {
                 max_backoff: Duration::from_secs(5),

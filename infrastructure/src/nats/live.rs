@@ -104,24 +104,40 @@ async fn follow(
     connections: &mut watch::Receiver<u64>,
 ) -> Result<(), NatsError> {
     connections.borrow_and_update();
-    let mut stream = ensure_stream(js, settings).await?;
-    if last_sequence.is_none() {
-        // Start after what the stream holds now, and remember it: if the
-        // consumer is interrupted before it passes anything on, it resumes
-        // from here rather than from "new" (which would skip what arrived
-        // meanwhile).
-        *last_sequence = Some(stream.info().await?.state.last_sequence);
-    }
-    let start_sequence = last_sequence.map_or(1, |seq| seq + 1);
-    let deliver_policy = consumer::DeliverPolicy::ByStartSequence { start_sequence };
-    let ordered = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: settings.subjects.first().cloned().unwrap_or_default(),
-            deliver_policy,
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = ordered.messages().await?;
+    // A request sent while the connection was being lost gets no answer
+    // (it would wait out the request timeout): a reconnection starts over.
+    let mut messages = {
+        let setup = async {
+            let mut stream = ensure_stream(js, settings).await?;
+            if last_sequence.is_none() {
+                // Start after what the stream holds now, and remember it: if the
+                // consumer is interrupted before it passes anything on, it resumes
+                // from here rather than from "new" (which would skip what arrived
+                // meanwhile).
+                *last_sequence = Some(stream.info().await?.state.last_sequence);
+            }
+            let start_sequence = last_sequence.map_or(1, |seq| seq + 1);
+            let deliver_policy = consumer::DeliverPolicy::ByStartSequence { start_sequence };
+            let ordered = stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: settings.subjects.first().cloned().unwrap_or_default(),
+                    deliver_policy,
+                    ..Default::default()
+                })
+                .await?;
+            Ok::<_, NatsError>(ordered.messages().await?)
+        };
+        tokio::pin!(setup);
+        tokio::select! {
+            messages = &mut setup => messages?,
+            changed = connections.changed() => {
+                if changed.is_ok() {
+                    return Ok(());
+                }
+                setup.await?
+            }
+        }
+    };
     tracing::info!(stream = %settings.name, "following the stream for live events");
     // Whether reconnections are still announced (the client may be gone;
     // then only the ordered consumer's own recovery is left).

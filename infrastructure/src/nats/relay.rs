@@ -34,7 +34,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::HeaderMap;
 use sqlx::PgConnection;
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 use super::envelope::{
     format_feed_position, parse_feed_position, Envelope, CAUSATION_HEADER, CORRELATION_HEADER,
@@ -67,6 +67,9 @@ pub struct NatsRelay {
     settings: StreamSettings,
     hub_id: String,
     ack_timeout: Duration,
+    /// Changes each time the client connects again (see
+    /// [`NatsRelay::with_reconnections`]).
+    reconnections: Option<watch::Receiver<u64>>,
     /// `None`: reconcile before the next batch. `Some(w)`: skip events at or
     /// before `w` (already in the stream).
     watermark: Mutex<Option<Option<FeedPosition>>>,
@@ -87,8 +90,20 @@ impl NatsRelay {
             settings,
             hub_id: hub_id.into(),
             ack_timeout: Duration::from_secs(10),
+            reconnections: None,
             watermark: Mutex::new(None),
         }
+    }
+
+    /// Publishes a batch again at once when the client connects again
+    /// while it waits for the batch's acknowledgements (`reconnections`
+    /// changes on each connection): a publish sent while the connection
+    /// was being lost gets no answer, and would wait out the request
+    /// timeout. Publishing again is safe: JetStream drops the duplicates.
+    #[must_use]
+    pub fn with_reconnections(mut self, reconnections: watch::Receiver<u64>) -> Self {
+        self.reconnections = Some(reconnections);
+        self
     }
 
     /// Ensures the stream exists and finds the last event it holds.
@@ -142,6 +157,10 @@ impl NatsRelay {
     /// Publishes `events` pipelined, each chained to the one before it,
     /// and awaits every acknowledgement.
     async fn publish_chained(&self, events: &[&StoredEvent]) -> Result<Published, NatsError> {
+        let mut reconnections = self.reconnections.clone();
+        if let Some(reconnections) = reconnections.as_mut() {
+            reconnections.borrow_and_update();
+        }
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
         let mut previous: Option<String> = None;
         for event in events {
@@ -157,9 +176,23 @@ impl NatsRelay {
             );
         }
         for (index, ack) in acks.into_iter().enumerate() {
-            let acked = tokio::time::timeout(self.ack_timeout, ack)
-                .await
-                .map_err(|_| "timed out waiting for JetStream to acknowledge a publish")?;
+            let acked = tokio::time::timeout(self.ack_timeout, ack);
+            let acked = match reconnections.as_mut() {
+                None => acked.await,
+                Some(reconnections) => {
+                    tokio::pin!(acked);
+                    tokio::select! {
+                        acked = &mut acked => acked,
+                        changed = reconnections.changed() => {
+                            if changed.is_ok() {
+                                return Err("the NATS connection was made anew while the relay waited for acknowledgements".into());
+                            }
+                            acked.await
+                        }
+                    }
+                }
+            }
+            .map_err(|_| "timed out waiting for JetStream to acknowledge a publish")?;
             match acked {
                 Ok(_) => {}
                 Err(err) if is_chain_broken(&err) && index > 0 => {
