@@ -29,6 +29,7 @@
 //!   position, so a checkpoint that fails to commit does not make this
 //!   process publish the batch again.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
@@ -95,11 +96,12 @@ impl NatsRelay {
         }
     }
 
-    /// Publishes a batch again at once when the client connects again
-    /// while it waits for the batch's acknowledgements (`reconnections`
-    /// changes on each connection): a publish sent while the connection
-    /// was being lost gets no answer, and would wait out the request
-    /// timeout. Publishing again is safe: JetStream drops the duplicates.
+    /// Tries a batch again at once when the client connects again while
+    /// the relay waits for JetStream (its reconciliation or the batch's
+    /// acknowledgements; `reconnections` changes on each connection): a
+    /// request or publish sent while the connection was being lost gets
+    /// no answer, and would wait out its timeout. Publishing again is
+    /// safe: the relay reconciles first, and JetStream drops duplicates.
     #[must_use]
     pub fn with_reconnections(mut self, reconnections: watch::Receiver<u64>) -> Self {
         self.reconnections = Some(reconnections);
@@ -157,10 +159,6 @@ impl NatsRelay {
     /// Publishes `events` pipelined, each chained to the one before it,
     /// and awaits every acknowledgement.
     async fn publish_chained(&self, events: &[&StoredEvent]) -> Result<Published, NatsError> {
-        let mut reconnections = self.reconnections.clone();
-        if let Some(reconnections) = reconnections.as_mut() {
-            reconnections.borrow_and_update();
-        }
         let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(events.len());
         let mut previous: Option<String> = None;
         for event in events {
@@ -176,23 +174,9 @@ impl NatsRelay {
             );
         }
         for (index, ack) in acks.into_iter().enumerate() {
-            let acked = tokio::time::timeout(self.ack_timeout, ack);
-            let acked = match reconnections.as_mut() {
-                None => acked.await,
-                Some(reconnections) => {
-                    tokio::pin!(acked);
-                    tokio::select! {
-                        acked = &mut acked => acked,
-                        changed = reconnections.changed() => {
-                            if changed.is_ok() {
-                                return Err("the NATS connection was made anew while the relay waited for acknowledgements".into());
-                            }
-                            acked.await
-                        }
-                    }
-                }
-            }
-            .map_err(|_| "timed out waiting for JetStream to acknowledge a publish")?;
+            let acked = tokio::time::timeout(self.ack_timeout, ack)
+                .await
+                .map_err(|_| "timed out waiting for JetStream to acknowledge a publish")?;
             match acked {
                 Ok(_) => {}
                 Err(err) if is_chain_broken(&err) && index > 0 => {
@@ -264,10 +248,14 @@ impl FeedConsumer for NatsRelay {
         events: &[StoredEvent],
     ) -> Result<(), ConsumerError> {
         let mut watermark = self.watermark.lock().await;
+        let mut reconnections = self.reconnections.clone();
+        if let Some(reconnections) = reconnections.as_mut() {
+            reconnections.borrow_and_update();
+        }
         let current = match *watermark {
             Some(current) => current,
             None => {
-                let found = self.reconcile().await?;
+                let found = unless_reconnected(&mut reconnections, self.reconcile()).await?;
                 if let Some(found) = found {
                     tracing::info!(position = %format_feed_position(found), "relay reconciled with the stream's last event");
                 }
@@ -275,7 +263,7 @@ impl FeedConsumer for NatsRelay {
                 found
             }
         };
-        match self.publish(events, current).await {
+        match unless_reconnected(&mut reconnections, self.publish(events, current)).await {
             Ok(()) => {
                 // Remember what is in the stream now: if the checkpoint then
                 // fails to commit, the retry skips it instead of publishing
@@ -290,6 +278,27 @@ impl FeedConsumer for NatsRelay {
                 Err(err)
             }
         }
+    }
+}
+
+/// `work`, or an error as soon as the client connects again while it runs
+/// (when `reconnections` is watched): a request or publish sent while the
+/// connection was being lost gets no answer and would wait out its
+/// timeout, and the caller may make it again at once.
+async fn unless_reconnected<T>(
+    reconnections: &mut Option<watch::Receiver<u64>>,
+    work: impl Future<Output = Result<T, NatsError>>,
+) -> Result<T, NatsError> {
+    let Some(reconnections) = reconnections.as_mut() else {
+        return work.await;
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => done,
+        changed = reconnections.changed() => match changed {
+            Ok(()) => Err("the NATS connection was made anew while the relay waited for JetStream".into()),
+            Err(_) => work.await,
+        },
     }
 }
 
