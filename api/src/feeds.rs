@@ -25,8 +25,8 @@ pub struct Feeds {
 impl Feeds {
     /// Spawns the four runners, each on a connection of its own to `pool`'s
     /// database, woken by `appended`: the relay publishes to `js` (and
-    /// publishes a batch again when `reconnections` says the client
-    /// connected again while it waited for the acknowledgements), the
+    /// starts a batch over when `reconnections` says the client connected
+    /// again while it waited for JetStream), the
     /// orchestrator runs `orchestrator` and records its outcomes through
     /// `bus`. Must be called within a Tokio runtime.
     pub fn start(
