@@ -70,13 +70,11 @@ impl App {
             .context("while applying database migrations")?;
 
         let nats = connect_nats(config).await?;
-        let js = async_nats::jetstream::new(nats.client.clone());
-        let reconnections = nats.connections.clone();
         let live = Arc::new(LiveFeed::start(
-            js.clone(),
+            async_nats::jetstream::new(nats.client.clone()),
             config.stream_settings(),
             config.ws.subscriber_buffer.max(1),
-            nats.connections,
+            nats.connections.clone(),
         ));
 
         // Commands and published events append through one queue: those
@@ -91,7 +89,7 @@ impl App {
             config,
             &pool,
             &appended,
-            (js, reconnections),
+            &nats,
             bus.clone(),
             orchestrator,
         ));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infrastructure::feed::{spawn_runner, AppendSignal, FeedHandle, PoisonPolicy, RunnerConfig};
-use infrastructure::nats::NatsRelay;
+use infrastructure::nats::{NatsConnection, NatsRelay};
 use infrastructure::orchestration::{OrchestrationConfig, Orchestrator, ProcessManager};
 use infrastructure::CommandBus;
 use projections::{EventLogProjection, ProjectsProjection, ReadModelRunners, RunnerProgress};
@@ -24,19 +24,16 @@ pub struct Feeds {
 
 impl Feeds {
     /// Spawns the four runners, each on a connection of its own to `pool`'s
-    /// database, woken by `appended`: the relay publishes to `js` (and
-    /// starts a batch over when `reconnections` says the client connected
-    /// again while it waited for JetStream), the
+    /// database, woken by `appended`: the relay publishes through `nats`'s
+    /// JetStream (and starts a batch over when the client connects again
+    /// while it waits for JetStream), the
     /// orchestrator runs `orchestrator` and records its outcomes through
     /// `bus`. Must be called within a Tokio runtime.
     pub fn start(
         config: &ServeConfig,
         pool: &PgPool,
         appended: &AppendSignal,
-        (js, reconnections): (
-            async_nats::jetstream::Context,
-            tokio::sync::watch::Receiver<u64>,
-        ),
+        nats: &NatsConnection,
         bus: Arc<CommandBus>,
         orchestrator: Arc<dyn Orchestrator>,
     ) -> Self {
@@ -68,8 +65,12 @@ impl Feeds {
         );
         let relay = spawn_runner(
             Arc::new(
-                NatsRelay::new(js, config.stream_settings(), config.hub_id.clone())
-                    .with_reconnections(reconnections),
+                NatsRelay::new(
+                    async_nats::jetstream::new(nats.client.clone()),
+                    config.stream_settings(),
+                    config.hub_id.clone(),
+                )
+                .with_reconnections(nats.connections.clone()),
             ),
             connect.clone(),
             RunnerConfig {

@@ -43,7 +43,7 @@ async fn events_keep_arriving_after_the_reconnection_announcer_is_gone() {
     let client = async_nats::connect(nats_url()).await.expect("NATS");
     let js = async_nats::jetstream::new(client);
     let (announcer, connections) = watch::channel(0);
-    let feed = LiveFeed::start(js.clone(), settings, 16, connections);
+    let feed = LiveFeed::start(js.clone(), settings, 16, connections.into());
     let mut live = feed.subscribe();
     drop(announcer);
     wait_until("the stream", Duration::from_secs(10), || async {

@@ -2,6 +2,7 @@
 //! `.creds` file or an nkey seed, reconnecting forever, and a signal each
 //! time it (re)connects.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,14 +28,53 @@ pub struct NatsOptions {
     pub nkey_file: Option<PathBuf>,
 }
 
-/// A client, and the count of its (re)connections so far: it changes each
-/// time the client is connected again after losing its server.
+/// A client, and a watch on its (re)connections.
 #[derive(Clone, Debug)]
 pub struct NatsConnection {
     /// The client.
     pub client: async_nats::Client,
-    /// Bumped on every connection the client makes.
-    pub connections: watch::Receiver<u64>,
+    /// Announces every connection the client makes.
+    pub connections: Reconnections,
+}
+
+/// A watch on a client's connections: each time it is connected again
+/// after losing its server.
+///
+/// A JetStream request (or a publish's acknowledgement) sent while the
+/// connection was being lost gets no answer and would wait out its
+/// timeout; racing it against a reconnection lets the caller make it again
+/// at once.
+#[derive(Clone, Debug)]
+pub struct Reconnections(watch::Receiver<u64>);
+
+impl From<watch::Receiver<u64>> for Reconnections {
+    /// A watch on a count that changes on each connection.
+    fn from(count: watch::Receiver<u64>) -> Self {
+        Self(count)
+    }
+}
+
+impl Reconnections {
+    /// Counts every connection so far as seen: from now on only a new one
+    /// ends [`Reconnections::unless_reconnected`].
+    pub fn mark_seen(&mut self) {
+        self.0.borrow_and_update();
+    }
+
+    /// `work`'s output, or `None` as soon as the client connects again
+    /// while it runs (a connection since the last one seen counts). Once
+    /// the client is gone no connection is announced: then `work` runs to
+    /// its end.
+    pub async fn unless_reconnected<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(work);
+        tokio::select! {
+            done = &mut work => Some(done),
+            changed = self.0.changed() => match changed {
+                Ok(()) => None,
+                Err(_) => Some(work.await),
+            },
+        }
+    }
 }
 
 /// The servers of a comma-separated list, and the credentials written in
@@ -209,7 +249,7 @@ pub async fn connect(options: &NatsOptions) -> Result<NatsConnection, NatsError>
         .await?;
     Ok(NatsConnection {
         client,
-        connections,
+        connections: connections.into(),
     })
 }
 

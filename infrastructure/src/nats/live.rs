@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use super::connection::Reconnections;
 use super::envelope::Envelope;
 use super::stream::{ensure_stream, NatsError, StreamSettings};
 
@@ -31,7 +32,7 @@ impl LiveFeed {
         js: jetstream::Context,
         settings: StreamSettings,
         capacity: usize,
-        connections: watch::Receiver<u64>,
+        connections: Reconnections,
     ) -> Self {
         let (sender, _) = broadcast::channel(capacity);
         let task = tokio::spawn(run(js, settings, sender.clone(), connections));
@@ -59,7 +60,7 @@ async fn run(
     js: jetstream::Context,
     settings: StreamSettings,
     sender: broadcast::Sender<Arc<Envelope>>,
-    mut connections: watch::Receiver<u64>,
+    mut connections: Reconnections,
 ) {
     // The stream sequence of the last message passed on; after an outage the
     // consumer resumes right after it, so nothing published meanwhile is missed.
@@ -78,18 +79,10 @@ async fn run(
             Ok(()) => backoff = Duration::from_millis(100),
             Err(err) => {
                 tracing::warn!(error = %err, retry_in = ?backoff, "live event feed from NATS interrupted");
-                // A reconnection ends the wait early (when the client is
-                // gone, only the wait is left).
-                let wait = tokio::time::sleep(backoff);
-                tokio::pin!(wait);
-                tokio::select! {
-                    () = &mut wait => {}
-                    changed = connections.changed() => {
-                        if changed.is_err() {
-                            wait.await;
-                        }
-                    }
-                }
+                // A reconnection ends the wait early.
+                connections
+                    .unless_reconnected(tokio::time::sleep(backoff))
+                    .await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
@@ -101,9 +94,9 @@ async fn follow(
     settings: &StreamSettings,
     sender: &broadcast::Sender<Arc<Envelope>>,
     last_sequence: &mut Option<u64>,
-    connections: &mut watch::Receiver<u64>,
+    connections: &mut Reconnections,
 ) -> Result<(), NatsError> {
-    connections.borrow_and_update();
+    connections.mark_seen();
     // A request sent while the connection was being lost gets no answer
     // (it would wait out the request timeout): a reconnection starts over.
     let mut messages = {
@@ -127,32 +120,16 @@ async fn follow(
                 .await?;
             Ok::<_, NatsError>(ordered.messages().await?)
         };
-        tokio::pin!(setup);
-        tokio::select! {
-            messages = &mut setup => messages?,
-            changed = connections.changed() => {
-                if changed.is_ok() {
-                    return Ok(());
-                }
-                setup.await?
-            }
+        match connections.unless_reconnected(setup).await {
+            Some(messages) => messages?,
+            None => return Ok(()),
         }
     };
     tracing::info!(stream = %settings.name, "following the stream for live events");
-    // Whether reconnections are still announced (the client may be gone;
-    // then only the ordered consumer's own recovery is left).
-    let mut watching = true;
     loop {
-        let message = tokio::select! {
-            message = messages.next() => message,
-            changed = connections.changed(), if watching => {
-                if changed.is_ok() {
-                    tracing::info!("NATS is back: following the stream anew from the last event passed on");
-                    return Ok(());
-                }
-                watching = false;
-                continue;
-            }
+        let Some(message) = connections.unless_reconnected(messages.next()).await else {
+            tracing::info!("NATS is back: following the stream anew from the last event passed on");
+            return Ok(());
         };
         let Some(message) = message else { break };
         let message = message?;

@@ -14,7 +14,9 @@ mod live;
 mod relay;
 mod stream;
 
-pub use connection::{connect, is_connected, parse_servers, NatsConnection, NatsOptions};
+pub use connection::{
+    connect, is_connected, parse_servers, NatsConnection, NatsOptions, Reconnections,
+};
 pub use envelope::{
     format_feed_position, parse_feed_position, Envelope, CAUSATION_HEADER, CORRELATION_HEADER,
     EVENT_TYPE_HEADER, FEED_POSITION_HEADER,

@@ -35,8 +35,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::HeaderMap;
 use sqlx::PgConnection;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::Mutex;
 
+use super::connection::Reconnections;
 use super::envelope::{
     format_feed_position, parse_feed_position, Envelope, CAUSATION_HEADER, CORRELATION_HEADER,
     EVENT_TYPE_HEADER, FEED_POSITION_HEADER,
@@ -70,7 +71,7 @@ pub struct NatsRelay {
     ack_timeout: Duration,
     /// Changes each time the client connects again (see
     /// [`NatsRelay::with_reconnections`]).
-    reconnections: Option<watch::Receiver<u64>>,
+    reconnections: Option<Reconnections>,
     /// `None`: reconcile before the next batch. `Some(w)`: skip events at or
     /// before `w` (already in the stream).
     watermark: Mutex<Option<Option<FeedPosition>>>,
@@ -103,7 +104,7 @@ impl NatsRelay {
     /// no answer, and would wait out its timeout. Publishing again is
     /// safe: the relay reconciles first, and JetStream drops duplicates.
     #[must_use]
-    pub fn with_reconnections(mut self, reconnections: watch::Receiver<u64>) -> Self {
+    pub fn with_reconnections(mut self, reconnections: Reconnections) -> Self {
         self.reconnections = Some(reconnections);
         self
     }
@@ -250,7 +251,7 @@ impl FeedConsumer for NatsRelay {
         let mut watermark = self.watermark.lock().await;
         let mut reconnections = self.reconnections.clone();
         if let Some(reconnections) = reconnections.as_mut() {
-            reconnections.borrow_and_update();
+            reconnections.mark_seen();
         }
         let current = match *watermark {
             Some(current) => current,
@@ -286,19 +287,17 @@ impl FeedConsumer for NatsRelay {
 /// connection was being lost gets no answer and would wait out its
 /// timeout, and the caller may make it again at once.
 async fn unless_reconnected<T>(
-    reconnections: &mut Option<watch::Receiver<u64>>,
+    reconnections: &mut Option<Reconnections>,
     work: impl Future<Output = Result<T, NatsError>>,
 ) -> Result<T, NatsError> {
-    let Some(reconnections) = reconnections.as_mut() else {
-        return work.await;
-    };
-    tokio::pin!(work);
-    tokio::select! {
-        done = &mut work => done,
-        changed = reconnections.changed() => match changed {
-            Ok(()) => Err("the NATS connection was made anew while the relay waited for JetStream".into()),
-            Err(_) => work.await,
-        },
+    match reconnections.as_mut() {
+        None => work.await,
+        Some(reconnections) => reconnections
+            .unless_reconnected(work)
+            .await
+            .unwrap_or_else(|| {
+                Err("the NATS connection was made anew while the relay waited for JetStream".into())
+            }),
     }
 }
 
