@@ -222,6 +222,20 @@ async fn check_every_filter(read: &ReadModels, rows: &[Row]) {
         })
         .await;
     }
+    // A subject without wildcards is compared for equality, patterns by
+    // `LIKE` and a regular expression: each page, from every cursor, as the
+    // table has it.
+    for pattern in ["deploy.failed", "*.failed", "build.>"] {
+        let subject = SubjectFilter::parse(&format!("hub.{HUB_ID}.{pattern}")).expect("a pattern");
+        let filter = EventFilter {
+            subject: Some(subject.clone()),
+            ..EventFilter::default()
+        };
+        check(read, rows, pattern, filter, |row| {
+            subject.matches(&row.subject)
+        })
+        .await;
+    }
     let since = instants[instants.len() / 3];
     for pattern in ["deploy.failed", "*.failed", "build.>"] {
         let subject = SubjectFilter::parse(&format!("hub.{HUB_ID}.{pattern}")).expect("a pattern");

@@ -3,8 +3,10 @@
 //!
 //! The store is seeded with SQL the way the hub stores integration events
 //! (an `IntegrationEvent` aggregate per event): five domains times three
-//! actions as subjects, a number of correlation ids, and a timestamp one
-//! millisecond apart each. The other consumers are moved past the seed (the
+//! actions as subjects, and a retired one (one event in ten of the log's
+//! first half, none after: its deep page, after the middle of the log,
+//! shows whether a page walks the rest of the log), a number of correlation
+//! ids, and a timestamp one millisecond apart each. The other consumers are moved past the seed (the
 //! relay would otherwise publish it all to NATS), `event_log` is built by
 //! the rebuild command, and then a hub serves it. Each query is sent
 //! `samples` times, one at a time, over REST (`GET /api/events`: the first
@@ -94,6 +96,7 @@ fn filters(hub_id: &str, correlation: &str, middle: DateTime<Utc>) -> Vec<Filter
     let since = middle.to_rfc3339_opts(SecondsFormat::Millis, true);
     vec![
         subject("exact subject", format!("hub.{hub_id}.deploy.failed")),
+        subject("retired subject", format!("hub.{hub_id}.{}", seed::RETIRED)),
         subject("hub.<id>.*.failed", format!("hub.{hub_id}.*.failed")),
         subject("hub.<id>.deploy.>", format!("hub.{hub_id}.deploy.>")),
         Filter {

@@ -14,15 +14,18 @@ const CHUNK: i64 = 500_000;
 const SKIPPED: [&str; 3] = ["projects", "nats_relay", "project_orchestrator"];
 
 /// `$1..$2`: the events' numbers; `$3`: correlation ids; `$4`: the hub id;
-/// `$5`: the time of event 0. Subjects cycle through five domains times
-/// three actions; event `i` is recorded `i` ms after `$5`.
+/// `$5`: the time of event 0; `$6`: every how many events one has the
+/// retired subject; `$7`: the number of events; `$8`: the retired domain
+/// and action. Subjects cycle through five domains times three actions,
+/// but for the retired subject ([`RETIRED`]): every `$6`th event of the
+/// log's first half. Event `i` is recorded `i` ms after `$5`.
 const SEED: &str = "\
 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at)
 SELECT 'IntegrationEvent', md5('q' || i)::uuid::text, 1, 'IntegrationEventPublished', '1.0',
        json_build_object('IntegrationEventPublished', json_build_object(
-           'subject', 'hub.' || $4 || '.'
-               || (ARRAY['deploy','build','test','audit','backup'])[i % 5 + 1] || '.'
-               || (ARRAY['started','completed','failed'])[(i / 5) % 3 + 1],
+           'subject', 'hub.' || $4 || '.' || CASE WHEN i % $6 = 0 AND 2 * i <= $7 THEN $8 ELSE
+                  (ARRAY['deploy','build','test','audit','backup'])[i % 5 + 1] || '.'
+               || (ARRAY['started','completed','failed'])[(i / 5) % 3 + 1] END,
            'payload', json_build_object('n', i, 'status', 'ok'))),
        json_build_object('correlation_id', 'corr-' || (i % $3), 'causation_id', 'cause-' || i,
                          'hub_id', $4, 'service', 'hub-api', 'user', 'anonymous'),
@@ -37,6 +40,13 @@ SELECT c, head.transaction_id, head.position, $2 FROM unnest($1::text[]) c,
      (SELECT transaction_id, position FROM events ORDER BY transaction_id DESC, position DESC LIMIT 1) head
 ON CONFLICT (consumer) DO UPDATE
 SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, handled = EXCLUDED.handled";
+
+/// The domain and action of a subject no longer published: one event in
+/// ten of the log's first half, none after.
+pub(super) const RETIRED: &str = "legacy.synced";
+
+/// Every how many events of the first half one has the retired subject.
+const RETIRED_EVERY: i64 = 10;
 
 /// The correlation id of the events whose number is `n` modulo the count.
 pub(super) fn correlation(n: i64) -> String {
@@ -59,6 +69,9 @@ pub(super) async fn seed(url: &str, hub_id: &str, config: &QueriesConfig) -> any
             .bind(config.correlations)
             .bind(hub_id)
             .bind(start)
+            .bind(RETIRED_EVERY)
+            .bind(config.events)
+            .bind(RETIRED)
             .execute(&mut conn)
             .await
             .context("while seeding the events")?;

@@ -47,6 +47,15 @@ impl SubjectFilter {
         }
     }
 
+    /// The one subject the filter matches, when it has no wildcard (a NATS
+    /// subject without `*` or `>`): a query can then compare for equality.
+    pub fn literal(&self) -> Option<String> {
+        match self {
+            Self::Nats(pattern) if pattern.is_literal() => Some(pattern.to_string()),
+            _ => None,
+        }
+    }
+
     /// A `LIKE` pattern (escape character `\`) for the filter: the literal
     /// prefix of a NATS pattern, or the `LIKE` pattern with `_` and `\`
     /// escaped.
@@ -113,6 +122,19 @@ fn like_matches(pattern: &str, subject: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_subject_without_wildcards_is_literal() {
+        let literal = |input: &str| SubjectFilter::parse(input).expect("valid").literal();
+        assert_eq!(
+            literal("hub.a.deploy.failed").as_deref(),
+            Some("hub.a.deploy.failed")
+        );
+        assert_eq!(literal("hub.a_b.x\\y.z").as_deref(), Some("hub.a_b.x\\y.z"));
+        assert_eq!(literal("hub.a.*.failed"), None);
+        assert_eq!(literal("hub.a.>"), None);
+        assert_eq!(literal("hub.a.deploy%"), None);
+    }
 
     #[test]
     fn a_percent_makes_a_like_pattern_and_anything_else_a_nats_pattern() {
