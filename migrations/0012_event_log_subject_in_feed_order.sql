@@ -7,3 +7,8 @@
 CREATE INDEX event_log_subject_feed_order_idx
     ON event_log (subject text_pattern_ops, transaction_id, position);
 DROP INDEX event_log_subject_idx;
+
+-- A rebuild of event_log interrupted after it built its indexes has the
+-- old shape on its shadow table: without it, the rebuild builds the new one
+-- when it resumes.
+DROP INDEX IF EXISTS event_log_subject_idx__rebuild;

@@ -176,8 +176,8 @@ fn bind<'q>(
 }
 
 /// The regular expression that decides after the subject's `LIKE`
-/// pattern, or none when the pattern decides alone (a literal subject, or
-/// a `LIKE` pattern). A redundant regular expression would be counted
+/// pattern, or none when the pattern decides alone (a `LIKE` pattern; a
+/// subject without wildcards is compared for equality instead). A redundant regular expression would be counted
 /// twice by the planner's estimate of the subject's rows, which then looks
 /// rare enough to read by the subject index and sort, even with `since`.
 fn regex(subject: &SubjectFilter) -> Option<String> {

@@ -164,6 +164,39 @@ async fn a_shadow_table_left_by_an_interrupted_rebuild_gets_the_status_constrain
 }
 
 #[tokio::test]
+async fn a_rebuild_interrupted_with_the_old_subject_index_switches_to_the_new_one_only() {
+    let db = TestDb::create().await;
+    let pool = db.pool().await;
+    // The schema before the subject index in feed order, with a rebuild of
+    // `event_log` interrupted after it built its indexes (the old shape).
+    hub_tests::db::migrate_before(&pool, "event log subject in feed order").await;
+    for statement in [
+        "CREATE TABLE event_log__rebuild (LIKE event_log INCLUDING ALL EXCLUDING INDEXES)",
+        "CREATE INDEX event_log_subject_idx__rebuild ON event_log__rebuild (subject text_pattern_ops)",
+        "INSERT INTO feed_checkpoints (consumer) VALUES ('event_log@rebuild')",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+
+    infrastructure::db::migrate(&pool).await.unwrap();
+    let migrated = schema_names(&pool).await;
+    let event_log = Rebuildable::all(HUB_ID)
+        .into_iter()
+        .find(|projection| projection.name() == "event_log")
+        .expect("event_log is rebuildable");
+    let outcome = rebuild_fully(&pool, &event_log).await;
+    assert!(
+        matches!(outcome, RebuildOutcome::Switched(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        schema_names(&pool).await,
+        migrated,
+        "the rebuilt event_log has exactly the migrated indexes"
+    );
+}
+
+#[tokio::test]
 async fn queries_are_answered_throughout_a_rebuild_while_events_keep_arriving() {
     let db = TestDb::create().await;
     let pool = migrated_pool(&db).await;
