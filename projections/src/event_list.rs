@@ -7,8 +7,14 @@
 //! - a subject without wildcards, compared for equality: its index holds
 //!   its rows in feed order (migration 0012), so its page after a cursor
 //!   reads its own entries only, even past its last event;
-//! - a subject pattern, an aggregate or event types: the walk, or the
-//!   filter's index when its rows are few;
+//! - a subject pattern and no other filter: the walk of a few pages' worth
+//!   of rows (a dense pattern's page is there, [`window`]), then each
+//!   matching subject's own entries in that index ([`list_pattern`]), so a
+//!   page past the pattern's last event reads no more than that; with
+//!   other filters too, or with more than [`MAX_SUBJECTS`] subjects under
+//!   its literal prefix, the walk;
+//! - an aggregate or event types: the walk, or the filter's index when its
+//!   rows are few;
 //! - a correlation id: its index holds its rows in feed order (migration
 //!   0011), so its page after a cursor reads its own entries only, even
 //!   past its last event (where a walk would filter the rest of the log);
@@ -56,6 +62,15 @@ const FILTERS: &str = "\
     AND ($5::text[] IS NULL OR event_type = ANY($5))
     AND ($6::timestamptz IS NULL OR \"timestamp\" >= $6)
     AND ($7::timestamptz IS NULL OR \"timestamp\" < $7)";
+
+/// How many rows after the cursor a subject pattern's page walks in feed
+/// order, as a multiple of the page's size, before it reads the pattern's
+/// subjects' own entries instead (see [`list_pattern`]).
+const WINDOW: i64 = 10;
+
+/// The most distinct subjects under a pattern's literal prefix that a page
+/// reads one by one; with more, it walks the feed-order index as before.
+const MAX_SUBJECTS: i64 = 64;
 
 /// A page without `since`: from feed position `($8, $9)` on (the one
 /// after the cursor), `$10` rows.
@@ -111,6 +126,129 @@ fn list_since() -> String {
     )
 }
 
+/// The subject condition of a pattern's page: `$1` its `LIKE` pattern,
+/// `$2` its regular expression (or null).
+const PATTERN: &str = "subject LIKE $1 ESCAPE '\\' AND ($2::text IS NULL OR subject ~ $2)";
+
+/// A subject pattern's matches among the first [`WINDOW`] times `$5` rows
+/// after feed position `($3, $4)`, at most `$5`: a dense pattern's whole
+/// page, read by the walk of the feed-order index alone.
+fn window() -> String {
+    format!(
+        "SELECT * FROM (
+             SELECT * FROM event_log WHERE (transaction_id, position) >= ($3, $4)
+             ORDER BY transaction_id, position LIMIT {WINDOW} * $5) AS head
+         WHERE {PATTERN}
+         ORDER BY transaction_id, position LIMIT $5"
+    )
+}
+
+/// A page of a subject pattern and no other filter whose [`window`] holds
+/// less than a page, bounded however far the pattern's next event lies
+/// behind the cursor (`$1`-`$5` as for the window; `$6`-`$7`: the range of
+/// subjects under the pattern's literal prefix, see [`prefix_range`]).
+///
+/// The window's matches come first; the rest of the page comes from each
+/// matching subject's own entries after the window (the subject index
+/// holds each subject's rows in feed order): the first `$5` of each, in
+/// the index alone, merged and cut to `$5`, then read by feed position.
+/// The subjects are found by skipping through the subject index from one
+/// distinct subject to the next under the prefix (one lookup each); with
+/// more than [`MAX_SUBJECTS`] of them, the walk goes on after the window
+/// instead. One statement, so one snapshot: the window is read again.
+///
+/// Each part is exact: the window's matches are the first in feed order
+/// up to its end, and after it every matching row of the page is among the
+/// first `$5` of its own subject there.
+fn list_pattern() -> String {
+    let window = window();
+    format!(
+        "WITH RECURSIVE subjects (subject) AS (
+             (SELECT subject FROM event_log WHERE subject ~>=~ $6 AND subject ~<~ $7
+              ORDER BY subject USING ~<~ LIMIT 1)
+             UNION ALL
+             SELECT (SELECT next.subject FROM event_log AS next
+                     WHERE next.subject ~>~ previous.subject AND next.subject ~<~ $7
+                     ORDER BY next.subject USING ~<~ LIMIT 1)
+             FROM subjects AS previous WHERE previous.subject IS NOT NULL),
+         listed AS (
+             SELECT subject FROM subjects WHERE subject IS NOT NULL LIMIT {MAX_SUBJECTS} + 1),
+         walked AS ({window}),
+         window_end AS (
+             SELECT transaction_id, position FROM event_log
+             WHERE (transaction_id, position) >= ($3, $4)
+             ORDER BY transaction_id, position OFFSET {WINDOW} * $5 - 1 LIMIT 1),
+         short AS (SELECT count(*) < $5 AS short FROM walked),
+         few AS (SELECT count(*) <= {MAX_SUBJECTS} AS few FROM listed),
+         after_window AS (
+             SELECT entry.transaction_id, entry.position
+             FROM (SELECT subject FROM listed WHERE {PATTERN}) AS matching
+             CROSS JOIN LATERAL (
+                 SELECT transaction_id, position FROM event_log AS own
+                 WHERE own.subject = matching.subject
+                   AND (transaction_id, position) > (SELECT transaction_id, position FROM window_end)
+                 ORDER BY transaction_id, position LIMIT $5) AS entry
+             WHERE (SELECT short FROM short) AND (SELECT few FROM few)
+             ORDER BY 1, 2 LIMIT $5)
+         SELECT * FROM (
+             SELECT * FROM walked
+             UNION ALL
+             SELECT logged.* FROM after_window JOIN event_log AS logged
+                 ON (logged.transaction_id, logged.position)
+                    = (after_window.transaction_id, after_window.position)
+             UNION ALL
+             (SELECT * FROM event_log WHERE {PATTERN}
+                AND (transaction_id, position) > (SELECT transaction_id, position FROM window_end)
+                AND (SELECT short FROM short) AND NOT (SELECT few FROM few)
+              ORDER BY transaction_id, position LIMIT $5)
+         ) AS page
+         ORDER BY transaction_id, position
+         LIMIT $5"
+    )
+}
+
+/// The subjects that start with `prefix`, as a range of the subject index
+/// (`text_pattern_ops` compares bytes, so code points): from `prefix` up
+/// to, not including, `prefix` with its last character raised by one. None
+/// for an empty prefix, or one without a character to raise.
+fn prefix_range(prefix: &str) -> Option<(String, String)> {
+    let mut upper: Vec<char> = prefix.chars().collect();
+    while let Some(last) = upper.pop() {
+        let raised = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            next => char::from_u32(next),
+        };
+        if let Some(raised) = raised {
+            upper.push(raised);
+            return Some((prefix.to_owned(), upper.into_iter().collect()));
+        }
+    }
+    None
+}
+
+/// The range of subjects of a page that only a subject pattern filters:
+/// such a page reads its subjects' own entries ([`list_pattern`]).
+fn pattern_range(filter: &EventFilter) -> Option<(&SubjectFilter, String, String)> {
+    let EventFilter {
+        subject,
+        aggregate_id,
+        correlation_id,
+        event_types,
+        since,
+        until,
+    } = filter;
+    let others = aggregate_id.is_some()
+        || correlation_id.is_some()
+        || event_types.is_some()
+        || since.is_some()
+        || until.is_some();
+    let pattern = subject
+        .as_ref()
+        .filter(|s| !others && s.literal().is_none())?;
+    let (lower, upper) = prefix_range(&pattern.literal_prefix())?;
+    Some((pattern, lower, upper))
+}
+
 /// The feed position right after `after`: the inclusive bound the
 /// statements take. None past the last position there can be.
 fn successor(after: FeedPosition) -> Option<FeedPosition> {
@@ -140,9 +278,32 @@ pub(crate) async fn page_rows(
 ) -> Result<Vec<Envelope>, sqlx::Error> {
     static LIST: std::sync::LazyLock<String> = std::sync::LazyLock::new(list);
     static LIST_SINCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(list_since);
+    static WINDOW_ONLY: std::sync::LazyLock<String> = std::sync::LazyLock::new(window);
+    static LIST_PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(list_pattern);
     let Some(from) = successor(after) else {
         return Ok(Vec::new());
     };
+    if let Some((subject, lower, upper)) = pattern_range(filter) {
+        let like = subject.sql_like();
+        let regex = regex(subject);
+        let pattern = |sql| {
+            sqlx::query_as(sql)
+                .bind(like.clone())
+                .bind(regex.clone())
+                .bind(from.transaction_id)
+                .bind(from.position)
+                .bind(limit)
+        };
+        let head: Vec<Envelope> = pattern(WINDOW_ONLY.as_str()).fetch_all(pool).await?;
+        if i64::try_from(head.len()) == Ok(limit) {
+            return Ok(head);
+        }
+        return pattern(LIST_PATTERN.as_str())
+            .bind(lower)
+            .bind(upper)
+            .fetch_all(pool)
+            .await;
+    }
     let sql = if filter.since.is_some() {
         LIST_SINCE.as_str()
     } else {
@@ -199,5 +360,29 @@ mod tests {
         assert_eq!(successor(at(7, i64::MAX)), Some(at(8, i64::MIN)));
         assert_eq!(successor(at(i64::MAX, i64::MAX)), None);
         assert_eq!(successor(at(-3, -9)), Some(at(-3, -8)));
+    }
+
+    #[test]
+    fn a_prefix_range_holds_exactly_the_subjects_that_start_with_it() {
+        let range = |prefix: &str| prefix_range(prefix).map(|(_, upper)| upper);
+        assert_eq!(range("hub.a.").as_deref(), Some("hub.a/"));
+        assert_eq!(range("hub.a.dep").as_deref(), Some("hub.a.deq"));
+        assert_eq!(range("hub.\u{D7FF}").as_deref(), Some("hub.\u{E000}"));
+        assert_eq!(range("hub.\u{10FFFF}").as_deref(), Some("hub/"));
+        assert_eq!(range(""), None);
+        assert_eq!(range("\u{10FFFF}"), None);
+        let (lower, upper) = prefix_range("hub.a.").expect("a range");
+        for inside in ["hub.a.", "hub.a.deploy.failed", "hub.a.\u{10FFFF}"] {
+            assert!(
+                lower.as_str() <= inside && inside < upper.as_str(),
+                "{inside}"
+            );
+        }
+        for outside in ["hub.a", "hub.a/", "hub.b.x", "hub.a-x"] {
+            assert!(
+                !(lower.as_str() <= outside && outside < upper.as_str()),
+                "{outside}"
+            );
+        }
     }
 }

@@ -20,8 +20,10 @@ use uuid::Uuid;
 
 /// Events the store is seeded with.
 const EVENTS: i64 = 240;
-/// Events per page while a filter's pages are followed to the end.
-const PAGE: u32 = 25;
+/// Events per page while a filter's pages are followed to the end: a
+/// subject pattern's page reads ten pages' worth of rows in feed order before
+/// its subjects' own entries, fewer than the log has.
+const PAGE: u32 = 10;
 
 /// One row of `event_log`, as the checks need it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -69,28 +71,47 @@ fn recorded_at(i: i64) -> DateTime<Utc> {
     at
 }
 
+/// The subject of seeded event `n` after `hub.<id>.` (SQL): six that
+/// alternate, a retired one in every tenth of the first 60 events, and two
+/// rare ones taking turns in every twentieth (sparser than a pattern's
+/// page walks in feed order before it reads its subjects' own entries).
+const SUBJECTS: &str = "CASE WHEN n < 60 AND n % 10 = 5 THEN 'legacy.synced' \
+                        WHEN n % 20 = 7 THEN 'audit.' || (ARRAY['a','b'])[n / 20 % 2 + 1] \
+                        ELSE (ARRAY['deploy','build','test'])[n % 3 + 1] \
+                             || '.' || (ARRAY['started','failed'])[n % 2 + 1] END";
+
 /// Seeds the store with integration events `numbers`, one to five per
 /// transaction, each with its [`recorded_at`] time moved by `shift`, a
 /// subject and one of seven correlation ids (some events without).
 async fn seed(pool: &PgPool, numbers: std::ops::Range<i64>, shift: chrono::Duration) {
+    seed_subjects(pool, numbers, shift, SUBJECTS).await;
+}
+
+/// [`seed`] with the subjects after `hub.<id>.` given by `subjects`, an
+/// SQL expression of the event's number `n`.
+async fn seed_subjects(
+    pool: &PgPool,
+    numbers: std::ops::Range<i64>,
+    shift: chrono::Duration,
+    subjects: &str,
+) {
     let mut i = numbers.start;
     while i < numbers.end {
         let size = 1 + (i * 31 % 5);
         let numbers: Vec<i64> = (i..(i + size).min(numbers.end)).collect();
         let times: Vec<DateTime<Utc>> = numbers.iter().map(|&n| recorded_at(n) + shift).collect();
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
                                  payload, metadata, recorded_at) \
              SELECT 'IntegrationEvent', gen_random_uuid()::text, 1, 'IntegrationEventPublished', '1.0', \
                     json_build_object('IntegrationEventPublished', json_build_object( \
-                        'subject', 'hub.' || $3 || '.' || (ARRAY['deploy','build','test'])[n % 3 + 1] \
-                                   || '.' || (ARRAY['started','failed'])[n % 2 + 1], \
+                        'subject', 'hub.' || $3 || '.' || {subjects}, \
                         'payload', json_build_object('n', n))), \
-                    CASE WHEN n % 11 = 0 THEN '{}'::json \
+                    CASE WHEN n % 11 = 0 THEN '{{}}'::json \
                          ELSE json_build_object('correlation_id', 'corr-' || (n % 7)) END, \
                     at \
              FROM unnest($1::bigint[], $2::timestamptz[]) AS seed(n, at) ORDER BY n",
-        )
+        ))
         .bind(&numbers)
         .bind(&times)
         .bind(HUB_ID)
@@ -222,22 +243,9 @@ async fn check_every_filter(read: &ReadModels, rows: &[Row]) {
         })
         .await;
     }
-    // A subject without wildcards is compared for equality, patterns by
-    // `LIKE` and a regular expression: each page, from every cursor, as the
-    // table has it.
-    for pattern in ["deploy.failed", "*.failed", "build.>"] {
-        let subject = SubjectFilter::parse(&format!("hub.{HUB_ID}.{pattern}")).expect("a pattern");
-        let filter = EventFilter {
-            subject: Some(subject.clone()),
-            ..EventFilter::default()
-        };
-        check(read, rows, pattern, filter, |row| {
-            subject.matches(&row.subject)
-        })
-        .await;
-    }
+    check_subjects(read, rows, &PATTERNS).await;
     let since = instants[instants.len() / 3];
-    for pattern in ["deploy.failed", "*.failed", "build.>"] {
+    for pattern in PATTERNS {
         let subject = SubjectFilter::parse(&format!("hub.{HUB_ID}.{pattern}")).expect("a pattern");
         let filter = EventFilter {
             subject: Some(subject.clone()),
@@ -246,6 +254,43 @@ async fn check_every_filter(read: &ReadModels, rows: &[Row]) {
         };
         check(read, rows, pattern, filter, |row| {
             subject.matches(&row.subject) && row.timestamp >= since
+        })
+        .await;
+    }
+}
+
+/// Subject filters after `hub.<id>.` of the seed's subjects: a subject
+/// without wildcards (compared for equality); NATS patterns, dense (most
+/// of a page in the rows right after the cursor) and sparse (`audit`: a
+/// page's rows far apart, read from each subject's entries); the retired
+/// subject by a pattern, whose pages after its last event are empty;
+/// `LIKE` patterns, one without a literal prefix; a pattern nothing
+/// matches.
+const PATTERNS: [&str; 11] = [
+    "deploy.failed",
+    "*.failed",
+    "build.>",
+    "*.*",
+    "audit.*",
+    "audit.%",
+    "legacy.*",
+    "deploy.%iled",
+    "%.started",
+    "test.*.x",
+    "missing.>",
+];
+
+/// Each of `patterns` (after `hub.<id>.`) alone: each page, from every
+/// cursor, as the table has it.
+async fn check_subjects(read: &ReadModels, rows: &[Row], patterns: &[&str]) {
+    for pattern in patterns {
+        let subject = SubjectFilter::parse(&format!("hub.{HUB_ID}.{pattern}")).expect("a pattern");
+        let filter = EventFilter {
+            subject: Some(subject.clone()),
+            ..EventFilter::default()
+        };
+        check(read, rows, pattern, filter, |row| {
+            subject.matches(&row.subject)
         })
         .await;
     }
@@ -445,4 +490,29 @@ async fn interleaved_transactions_record_timestamps_out_of_feed_order_and_since_
         start < logged[1].at(),
         "a replay since the second transaction's event starts before the first's last"
     );
+}
+
+#[tokio::test]
+async fn a_pattern_over_more_subjects_than_a_page_reads_one_by_one_still_pages_exactly() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    // 84 subjects under `hub.<id>.w`, more than a page reads one by one
+    // (`MAX_SUBJECTS`): one event in twenty is `.rare` (four of them, too
+    // sparse for a page's walk in feed order), and `w1%` and `w2%` have
+    // few subjects of their own.
+    let subjects = "'w' || (n % 80) || CASE WHEN n % 20 = 3 THEN '.rare' ELSE '.ping' END";
+    seed_subjects(&pool, 0..EVENTS, chrono::Duration::zero(), subjects).await;
+    let _runners = live_runners(&db);
+    caught_up(&pool).await;
+    let logged = rows(&pool).await;
+    assert_eq!(logged.len() as i64, EVENTS);
+    let read = ReadModels::new(pool.clone());
+    check_subjects(
+        &read,
+        &logged,
+        &[
+            "w%.rare", "*.rare", "w1%.rare", "w2%.rare", "w1.*", "w7%", "w%",
+        ],
+    )
+    .await;
 }

@@ -5,8 +5,9 @@
 //! (an `IntegrationEvent` aggregate per event): five domains times three
 //! actions as subjects, and a retired one (one event in ten of the log's
 //! first half, none after: its deep page, after the middle of the log,
-//! shows whether a page walks the rest of the log), a number of correlation
-//! ids, and a timestamp one millisecond apart each. The other consumers are moved past the seed (the
+//! shows whether a page walks the rest of the log, for the subject and for
+//! a pattern of its domain), a number of correlation ids, and a timestamp
+//! one millisecond apart each. The other consumers are moved past the seed (the
 //! relay would otherwise publish it all to NATS), `event_log` is built by
 //! the rebuild command, and then a hub serves it. Each query is sent
 //! `samples` times, one at a time, over REST (`GET /api/events`: the first
@@ -97,6 +98,10 @@ fn filters(hub_id: &str, correlation: &str, middle: DateTime<Utc>) -> Vec<Filter
     vec![
         subject("exact subject", format!("hub.{hub_id}.deploy.failed")),
         subject("retired subject", format!("hub.{hub_id}.{}", seed::RETIRED)),
+        subject(
+            "retired pattern",
+            format!("hub.{hub_id}.{}.*", seed::RETIRED_DOMAIN),
+        ),
         subject("hub.<id>.*.failed", format!("hub.{hub_id}.*.failed")),
         subject("hub.<id>.deploy.>", format!("hub.{hub_id}.deploy.>")),
         Filter {

@@ -45,6 +45,9 @@ SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, hand
 /// ten of the log's first half, none after.
 pub(super) const RETIRED: &str = "legacy.synced";
 
+/// The domain of [`RETIRED`]: no other subject has it.
+pub(super) const RETIRED_DOMAIN: &str = "legacy";
+
 /// Every how many events of the first half one has the retired subject.
 const RETIRED_EVERY: i64 = 10;
 

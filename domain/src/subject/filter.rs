@@ -56,6 +56,17 @@ impl SubjectFilter {
         }
     }
 
+    /// What every subject the filter matches starts with: the literal
+    /// tokens of a NATS pattern before its first wildcard, or a `LIKE`
+    /// pattern's text before its first `%`. Empty when the filter starts
+    /// with a wildcard.
+    pub fn literal_prefix(&self) -> String {
+        match self {
+            Self::Nats(pattern) => pattern.literal_prefix(),
+            Self::Like(pattern) => pattern.split('%').next().unwrap_or_default().to_owned(),
+        }
+    }
+
     /// A `LIKE` pattern (escape character `\`) for the filter: the literal
     /// prefix of a NATS pattern, or the `LIKE` pattern with `_` and `\`
     /// escaped.
@@ -134,6 +145,27 @@ mod tests {
         assert_eq!(literal("hub.a.*.failed"), None);
         assert_eq!(literal("hub.a.>"), None);
         assert_eq!(literal("hub.a.deploy%"), None);
+    }
+
+    #[test]
+    fn every_matching_subject_starts_with_the_literal_prefix() {
+        let prefix = |input: &str| SubjectFilter::parse(input).expect("valid").literal_prefix();
+        assert_eq!(prefix("hub.a.*.failed"), "hub.a.");
+        assert_eq!(prefix("hub.a.deploy.>"), "hub.a.deploy.");
+        assert_eq!(prefix("hub.a.deploy.failed"), "hub.a.deploy.failed");
+        assert_eq!(prefix("*.a.>"), "");
+        assert_eq!(prefix(">"), "");
+        assert_eq!(prefix("hub.a_b.dep%.f%"), "hub.a_b.dep");
+        assert_eq!(prefix("%.failed"), "");
+        for (input, subject) in [
+            ("hub.a.*.failed", "hub.a.deploy.failed"),
+            ("hub.a.deploy.>", "hub.a.deploy.x.y"),
+            ("hub.a_b.dep%.f%", "hub.a_b.deploy.failed"),
+        ] {
+            let filter = SubjectFilter::parse(input).expect("valid");
+            assert!(filter.matches(subject));
+            assert!(subject.starts_with(&filter.literal_prefix()));
+        }
     }
 
     #[test]

@@ -108,6 +108,16 @@ impl SubjectPattern {
     /// starts with the pattern's literal prefix: narrows the search with the
     /// subject index before [`Self::sql_regex`] decides.
     pub fn sql_like_prefix(&self) -> String {
+        let prefix = self.literal_prefix();
+        if self.is_literal() {
+            return escape_like(&prefix);
+        }
+        format!("{}%", escape_like(&prefix))
+    }
+
+    /// What every matching subject starts with: the tokens before the first
+    /// wildcard, each with its dot (the whole subject when there is none).
+    pub fn literal_prefix(&self) -> String {
         let mut prefix = String::new();
         for token in &self.tokens {
             match token {
@@ -115,14 +125,11 @@ impl SubjectPattern {
                     prefix.push_str(lit);
                     prefix.push('.');
                 }
-                Token::One | Token::Rest => break,
+                Token::One | Token::Rest => return prefix,
             }
         }
-        if self.is_literal() {
-            prefix.pop();
-            return escape_like(&prefix);
-        }
-        format!("{}%", escape_like(&prefix))
+        prefix.pop();
+        prefix
     }
 
     /// A PostgreSQL regular expression (`~`) equivalent to the pattern, with
