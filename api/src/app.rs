@@ -68,6 +68,8 @@ impl App {
         infrastructure::db::migrate(&pool)
             .await
             .context("while applying database migrations")?;
+        let reads = infrastructure::db::connect_lazy(&config.reads.db_config(&config.database))
+            .context("while configuring the database pool of reads")?;
 
         let nats = connect_nats(config).await?;
         let live = Arc::new(LiveFeed::start(
@@ -100,7 +102,8 @@ impl App {
 
         let hub = Hub {
             id: config.hub_id.clone(),
-            read: ReadModels::new(pool.clone()),
+            read: ReadModels::new(reads),
+            writes: pool.clone(),
             live,
             read_your_writes: ReadYourWrites::new(
                 ReadModels::new(pool.clone()),

@@ -33,8 +33,14 @@ use crate::rebuilds::Rebuilds;
 pub struct Hub {
     /// This hub's id (`HUB_ID`): its subjects are `hub.<id>.…`.
     pub id: String,
-    /// Answers queries from the read models.
+    /// Answers clients' reads: queries, event pages and the catch-up of
+    /// subscriptions and streams, on a pool of their own whose statements
+    /// PostgreSQL cancels after `HUB_DB_READ_TIMEOUT_MS`.
     pub read: ReadModels,
+    /// The pool that writes: commands, the feeds, the operator's views
+    /// (health, metrics, parked events' repair). Clients' reads never hold
+    /// its connections.
+    pub writes: PgPool,
     /// Live events from NATS, fanned out to subscribers.
     pub live: Arc<LiveFeed>,
     /// An answer to a write waits here until the read models show it.
@@ -44,9 +50,10 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// The database pool (the read models').
+    /// The pool that writes ([`Hub::writes`]); clients' reads use
+    /// [`Hub::read`]'s.
     pub fn pool(&self) -> &PgPool {
-        self.read.pool()
+        &self.writes
     }
 
     /// The origin recorded on events of a request by `user`.

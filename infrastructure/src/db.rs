@@ -20,6 +20,10 @@ pub struct DbConfig {
     /// How long a request waits for a connection before it fails as unavailable.
     /// Keeps a database outage from hanging requests.
     pub acquire_timeout: Duration,
+    /// The longest a statement runs before PostgreSQL cancels it
+    /// (`statement_timeout` of every session of the pool; SQLSTATE 57014).
+    /// None for no limit.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl DbConfig {
@@ -29,6 +33,7 @@ impl DbConfig {
             url: url.into(),
             max_connections: 32,
             acquire_timeout: Duration::from_secs(3),
+            statement_timeout: None,
         }
     }
 }
@@ -44,6 +49,10 @@ pub fn connect_lazy(config: &DbConfig) -> Result<PgPool, InfraError> {
     // report of who holds it back) can tell the hub's sessions apart.
     if options.get_application_name().is_none() {
         options = options.application_name("hub");
+    }
+    if let Some(timeout) = config.statement_timeout {
+        // Set at connect, in the startup packet: no round trip per query.
+        options = options.options([("statement_timeout", format!("{}ms", timeout.as_millis()))]);
     }
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)

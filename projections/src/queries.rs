@@ -85,6 +85,13 @@ impl QueryError {
         matches!(self, Self::Database(err) if infrastructure::error::is_unavailable(err))
     }
 
+    /// Whether PostgreSQL cancelled the statement (SQLSTATE 57014): it ran
+    /// past the `statement_timeout` of the reads' sessions.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|code| code == "57014"))
+    }
+
     /// Whether the database refused a value the client gave (SQLSTATE class
     /// 22, data exception: text it cannot hold, a number out of range): the
     /// request's fault, not the hub's.

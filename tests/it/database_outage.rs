@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use hub_tests::graphql::{data_as, view, views};
+use hub_tests::hub::error_code;
 use hub_tests::ops::{self, payload, Response};
 use hub_tests::views::{ConsumerHealth, Event, Health, HealthStatus, Project};
 use hub_tests::{wait_until, Proxy, TestDb, TestHub};
@@ -220,7 +221,14 @@ async fn the_feed_recovers_promptly_from_a_short_outage_after_a_long_one() {
         answer.body["errors"].is_null().then_some(())
     })
     .await;
-    let stopped = hub.stop_project(&id, None).await;
+    // Writes have a pool of their own: a connection of it that the outage
+    // broke fails its next use once with UNAVAILABLE ("try again"), as a
+    // client is told to.
+    let stopped = wait_until("writes to answer again", RECOVERY, || async {
+        let answer = hub.stop_project(&id, None).await;
+        (error_code(&answer) != Some("UNAVAILABLE")).then_some(answer)
+    })
+    .await;
     let version = view::<Project>(payload(&stopped, "stopProject")).version;
     assert!(version == 4 || version == 5, "{stopped}");
     assert_eq!(hub.wait_for_status(&id, "STOPPED").await["version"], 5);

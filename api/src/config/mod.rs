@@ -144,6 +144,36 @@ impl DatabaseArgs {
             url: self.database_url.clone(),
             max_connections: self.db_max_connections,
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            statement_timeout: None,
+        }
+    }
+}
+
+/// The pool of clients' reads, apart from the pool that writes.
+#[derive(Debug, Clone, Args)]
+pub struct ReadPoolArgs {
+    /// Most database connections serving clients' reads (queries, event
+    /// pages, the catch-up of subscriptions and streams), in a pool of
+    /// their own: reads that wait or run long never take the connections
+    /// that commands, the feeds and the health checks use.
+    #[arg(long, env = "HUB_DB_READ_CONNECTIONS", default_value_t = 16)]
+    pub db_read_connections: u32,
+
+    /// Milliseconds one statement of a client's read may run before
+    /// PostgreSQL cancels it; the read then fails with QUERY_TIMEOUT. 0 for
+    /// no limit.
+    #[arg(long, env = "HUB_DB_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub db_read_timeout_ms: u64,
+}
+
+impl ReadPoolArgs {
+    /// The read pool's config: `database`'s, with these bounds.
+    pub fn db_config(&self, database: &DatabaseArgs) -> infrastructure::db::DbConfig {
+        infrastructure::db::DbConfig {
+            max_connections: self.db_read_connections.max(1),
+            statement_timeout: (self.db_read_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.db_read_timeout_ms)),
+            ..database.db_config()
         }
     }
 }
@@ -154,6 +184,10 @@ pub struct ServeConfig {
     /// Database connection.
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    /// The pool of clients' reads.
+    #[command(flatten)]
+    pub reads: ReadPoolArgs,
 
     /// This hub's id: the second token of every subject (`hub.<id>.project.created`).
     #[arg(long, env = "HUB_ID", default_value = "local-hub", value_parser = parse_hub_id)]
@@ -252,6 +286,10 @@ impl ServeConfig {
                 database_url: database_url.into(),
                 db_max_connections: 32,
                 db_acquire_timeout_ms: 3000,
+            },
+            reads: ReadPoolArgs {
+                db_read_connections: 16,
+                db_read_timeout_ms: 10_000,
             },
             hub_id: "local-hub".into(),
             bind: ([127, 0, 0, 1], 9001).into(),

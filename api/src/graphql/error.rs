@@ -25,6 +25,8 @@ pub enum ErrorCode {
     Unavailable,
     /// A cursor the hub cannot resume from: start again without it.
     ResyncRequired,
+    /// A read ran longer than the hub lets one run; ask for less.
+    QueryTimeout,
     /// A bug; see the server log.
     Internal,
 }
@@ -41,6 +43,7 @@ impl ErrorCode {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Unavailable => "UNAVAILABLE",
             Self::ResyncRequired => "RESYNC_REQUIRED",
+            Self::QueryTimeout => "QUERY_TIMEOUT",
             Self::Internal => "INTERNAL",
         }
     }
@@ -78,6 +81,15 @@ impl ApiError {
         )
     }
 
+    /// A statement of a read ran past `HUB_DB_READ_TIMEOUT_MS` and
+    /// PostgreSQL stopped it.
+    pub fn query_timeout() -> Self {
+        Self::new(
+            ErrorCode::QueryTimeout,
+            "the query ran longer than the hub allows (HUB_DB_READ_TIMEOUT_MS) and was stopped; narrow its filter or ask for less",
+        )
+    }
+
     /// A database error outside a query of the read models: UNAVAILABLE
     /// when the database cannot be reached, INTERNAL otherwise.
     pub fn database(err: &sqlx::Error) -> Self {
@@ -110,6 +122,10 @@ impl From<QueryError> for ApiError {
         match &err {
             QueryError::Cursor(cursor) => Self::invalid_input(cursor),
             _ if err.is_unavailable() => Self::unavailable(&err),
+            _ if err.is_timeout() => {
+                tracing::warn!(error = %err, "a read ran past its statement timeout");
+                Self::query_timeout()
+            }
             _ if err.is_bad_value() => {
                 tracing::warn!(error = %err, "the database refused a value of a query");
                 Self::invalid_input("a value in the request cannot be compared with stored data (e.g. it holds a NUL character)")

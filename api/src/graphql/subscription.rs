@@ -49,7 +49,7 @@ async fn resolve_after(state: &GraphqlState, after: &str) -> Result<FeedPosition
         if position == 0 {
             return Ok(FeedPosition::START);
         }
-        return position_of(state.hub.pool(), position)
+        return position_of(state.hub.read.pool(), position)
             .await
             .map_err(|err| ApiError::from(projections::QueryError::from(err)))?
             .ok_or_else(|| {
@@ -75,7 +75,12 @@ async fn resolve_board_after(state: &GraphqlState, after: &str) -> Result<FeedPo
     };
     let at = match resolve_after(state, after).await {
         Ok(at) => at,
-        Err(err) if err.code == ErrorCode::Unavailable || err.code == ErrorCode::Internal => {
+        Err(err)
+            if matches!(
+                err.code,
+                ErrorCode::Unavailable | ErrorCode::QueryTimeout | ErrorCode::Internal
+            ) =>
+        {
             return Err(err)
         }
         Err(_) => return Err(resync("this is not a cursor the hub gave out")),
@@ -83,7 +88,7 @@ async fn resolve_board_after(state: &GraphqlState, after: &str) -> Result<FeedPo
     if at == FeedPosition::START {
         return Ok(at);
     }
-    let stored = position_of(state.hub.pool(), at.position)
+    let stored = position_of(state.hub.read.pool(), at.position)
         .await
         .map_err(|err| ApiError::from(projections::QueryError::from(err)))?;
     if stored != Some(at) {
@@ -222,7 +227,7 @@ impl SubscriptionRoot {
         // Subscribe before replaying, so nothing relayed during the replay is missed.
         let live = state.hub.live.subscribe();
         let events = replay_then_live(
-            state.hub.pool().clone(),
+            state.hub.read.pool().clone(),
             state.hub.id.clone(),
             live,
             filter,

@@ -45,6 +45,10 @@ pub enum RestError {
     /// The database is down; retry later (503).
     #[error("the hub's database is unavailable right now; try again shortly")]
     Unavailable,
+    /// The query ran longer than the hub lets a read run, and was stopped
+    /// (503).
+    #[error("the query ran longer than the hub allows (HUB_DB_READ_TIMEOUT_MS) and was stopped; narrow its filter or ask for fewer events")]
+    QueryTimeout,
     /// A bug (500).
     #[error("an internal error occurred; it has been logged (quote the X-Correlation-ID response header)")]
     Internal,
@@ -79,7 +83,7 @@ impl RestError {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::NotAStream => StatusCode::NOT_ACCEPTABLE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +100,7 @@ impl RestError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::NotAStream => "NOT_ACCEPTABLE",
             Self::Unavailable => "UNAVAILABLE",
+            Self::QueryTimeout => "QUERY_TIMEOUT",
             Self::Internal => "INTERNAL",
         }
     }
@@ -143,6 +148,10 @@ impl From<QueryError> for RestError {
         match &err {
             QueryError::Cursor(cursor) => Self::invalid(cursor),
             _ if err.is_unavailable() => Self::unavailable(&err),
+            _ if err.is_timeout() => {
+                tracing::warn!(error = %err, "a read ran past its statement timeout");
+                Self::QueryTimeout
+            }
             _ if err.is_bad_value() => {
                 tracing::warn!(error = %err, "the database refused a value of a query");
                 Self::invalid("a value in the request cannot be compared with stored data (e.g. it holds a NUL character)")

@@ -206,7 +206,7 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
             headers(("x-next-cursor" = Option<String>, description = "Present when more events match."))),
         (status = 401, description = "A token is configured and was not sent.", body = ErrorBody),
         (status = 422, description = "A parameter is not acceptable; the message says which.", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; retry.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`UNAVAILABLE`; retry), or the query ran past `HUB_DB_READ_TIMEOUT_MS` (`QUERY_TIMEOUT`; narrow it).", body = ErrorBody),
     ),
     security((), ("token" = []))
 )]
@@ -256,7 +256,7 @@ pub async fn list(
         (status = 401, description = "A token is configured and was not sent.", body = ErrorBody),
         (status = 404, description = "No event has this id.", body = ErrorBody),
         (status = 422, description = "The id is not a UUID.", body = ErrorBody),
-        (status = 503, description = "The database is unavailable; retry.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`UNAVAILABLE`; retry), or the query ran past `HUB_DB_READ_TIMEOUT_MS` (`QUERY_TIMEOUT`; narrow it).", body = ErrorBody),
     ),
     security((), ("token" = []))
 )]

@@ -154,7 +154,7 @@ async fn resolve(state: &AppState, name: &str, value: &str) -> Result<FeedPositi
     if position == 0 {
         return Ok(FeedPosition::START);
     }
-    position_of(state.hub.pool(), position)
+    position_of(state.hub.read.pool(), position)
         .await
         .map_err(QueryError::from)?
         .ok_or_else(|| {
@@ -229,7 +229,13 @@ async fn open(state: AppState, uri: &Uri, headers: &HeaderMap) -> Result<Respons
         (Some(at), _) => at,
         (None, Some(since)) => state.hub.read.replay_start_since(since).await?,
         (None, None) => {
-            let mut conn = state.hub.pool().acquire().await.map_err(QueryError::from)?;
+            let mut conn = state
+                .hub
+                .read
+                .pool()
+                .acquire()
+                .await
+                .map_err(QueryError::from)?;
             last_readable(&mut conn).await.map_err(QueryError::from)?
         }
     };
@@ -237,7 +243,7 @@ async fn open(state: AppState, uri: &Uri, headers: &HeaderMap) -> Result<Respons
     let metrics = state.hub.metrics.clone();
     let on_lag = OnLag::Replay(Arc::new(move |_skipped| metrics.sse_caught_up()));
     let events = replay_then_live(
-        state.hub.pool().clone(),
+        state.hub.read.pool().clone(),
         state.hub.id.clone(),
         live,
         filter,

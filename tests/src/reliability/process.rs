@@ -218,6 +218,7 @@ impl HubProcess {
             .env("RUST_LOG", "info")
             // Many tests run at once on one PostgreSQL: keep the share small.
             .env("HUB_DB_MAX_CONNECTIONS", "10")
+            .env("HUB_DB_READ_CONNECTIONS", "4")
             .env_remove("HUB_API_TOKEN")
             .env_remove("HUB_NATS_STREAM")
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))

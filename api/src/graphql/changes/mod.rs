@@ -115,7 +115,7 @@ fn events_after(
     start: FeedPosition,
 ) -> impl Stream<Item = Result<Arc<Envelope>, LiveError>> + Send + 'static {
     replay_then_live(
-        state.hub.pool().clone(),
+        state.hub.read.pool().clone(),
         state.hub.id.clone(),
         live,
         filter,
@@ -155,7 +155,7 @@ pub async fn project(
     // Subscribe first: every event is then either readable at `start`, and
     // so in the history read after it, or comes after `start`.
     let live = state.hub.live.subscribe();
-    let pool = state.hub.pool().clone();
+    let pool = state.hub.read.pool().clone();
     let mut conn = pool.acquire().await.map_err(store_error)?;
     let start = last_readable(&mut conn).await.map_err(store_error)?;
     let mut project = ProjectVersions::new(id);
@@ -283,7 +283,7 @@ pub async fn every_project(
     ApiError,
 > {
     let live = state.hub.live.subscribe();
-    let pool = state.hub.pool().clone();
+    let pool = state.hub.read.pool().clone();
     let start = match after {
         Some(after) => after,
         None => {
@@ -335,7 +335,7 @@ pub async fn board(
         .flatten()
         .map(|row| (row.id, ProjectVersions::from_row(row.clone())))
         .collect();
-    let pool = state.hub.pool().clone();
+    let pool = state.hub.read.pool().clone();
     let events = events_after(state, live, EventFilter::default(), start);
     let cursor = encode_event_cursor(start);
     let mut first = Vec::new();
