@@ -38,9 +38,9 @@ pub struct Hub {
     /// PostgreSQL cancels after `HUB_DB_READ_TIMEOUT_MS`.
     pub read: ReadModels,
     /// The pool that writes: commands, the feeds, the operator's views
-    /// (health, metrics, parked events' repair). Clients' reads never hold
-    /// its connections.
-    pub writes: PgPool,
+    /// (health, metrics, the read models' status, parked events and their
+    /// repair). Clients' reads never hold its connections.
+    pub(crate) writes: PgPool,
     /// Live events from NATS, fanned out to subscribers.
     pub live: Arc<LiveFeed>,
     /// An answer to a write waits here until the read models show it.
@@ -50,8 +50,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// The pool that writes ([`Hub::writes`]); clients' reads use
-    /// [`Hub::read`]'s.
+    /// The pool that writes; clients' reads use [`Hub::read`]'s.
     pub fn pool(&self) -> &PgPool {
         &self.writes
     }

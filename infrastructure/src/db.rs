@@ -20,9 +20,12 @@ pub struct DbConfig {
     /// How long a request waits for a connection before it fails as unavailable.
     /// Keeps a database outage from hanging requests.
     pub acquire_timeout: Duration,
+    /// The sessions' `application_name` in `pg_stat_activity` (unless the
+    /// URL names one), so that an operator can tell the pools apart.
+    pub application_name: &'static str,
     /// The longest a statement runs before PostgreSQL cancels it
-    /// (`statement_timeout` of every session of the pool; SQLSTATE 57014).
-    /// None for no limit.
+    /// (`statement_timeout` of every session of the pool, sent in its
+    /// startup packet; SQLSTATE 57014). None leaves the server's own.
     pub statement_timeout: Option<Duration>,
 }
 
@@ -33,6 +36,7 @@ impl DbConfig {
             url: url.into(),
             max_connections: 32,
             acquire_timeout: Duration::from_secs(3),
+            application_name: "hub",
             statement_timeout: None,
         }
     }
@@ -48,7 +52,7 @@ pub fn connect_lazy(config: &DbConfig) -> Result<PgPool, InfraError> {
     // Named, so that an operator reading pg_stat_activity (or the feed's
     // report of who holds it back) can tell the hub's sessions apart.
     if options.get_application_name().is_none() {
-        options = options.application_name("hub");
+        options = options.application_name(config.application_name);
     }
     if let Some(timeout) = config.statement_timeout {
         // Set at connect, in the startup packet: no round trip per query.

@@ -11,8 +11,9 @@
 //!   of rows (a dense pattern's page is there, [`window`]), then each
 //!   matching subject's own entries in that index ([`list_pattern`]), so a
 //!   page past the pattern's last event reads no more than that; with
-//!   other filters too, or with more than [`MAX_SUBJECTS`] subjects under
-//!   its literal prefix, the walk;
+//!   other filters too, for a pattern that starts with a wildcard, or with
+//!   more than [`MAX_SUBJECTS`] subjects under its literal prefix, the
+//!   walk;
 //! - an aggregate or event types: the walk, or the filter's index when its
 //!   rows are few;
 //! - a correlation id: its index holds its rows in feed order (migration
@@ -145,7 +146,7 @@ fn window() -> String {
 
 /// A page of a subject pattern and no other filter whose [`window`] holds
 /// less than a page, bounded however far the pattern's next event lies
-/// behind the cursor (`$1`-`$5` as for the window; `$6`-`$7`: the range of
+/// after the cursor (`$1`-`$5` as for the window; `$6`-`$7`: the range of
 /// subjects under the pattern's literal prefix, see [`prefix_range`]).
 ///
 /// The window's matches come first; the rest of the page comes from each
@@ -155,7 +156,9 @@ fn window() -> String {
 /// The subjects are found by skipping through the subject index from one
 /// distinct subject to the next under the prefix (one lookup each); with
 /// more than [`MAX_SUBJECTS`] of them, the walk goes on after the window
-/// instead. One statement, so one snapshot: the window is read again.
+/// instead. When the window reaches the end of the log (a page at its
+/// tail), nothing follows it and the subjects are not looked for. One
+/// statement, so one snapshot: the window is read again.
 ///
 /// Each part is exact: the window's matches are the first in feed order
 /// up to its end, and after it every matching row of the page is among the
@@ -178,8 +181,11 @@ fn list_pattern() -> String {
              SELECT transaction_id, position FROM event_log
              WHERE (transaction_id, position) >= ($3, $4)
              ORDER BY transaction_id, position OFFSET {WINDOW} * $5 - 1 LIMIT 1),
-         short AS (SELECT count(*) < $5 AS short FROM walked),
-         few AS (SELECT count(*) <= {MAX_SUBJECTS} AS few FROM listed),
+         plan AS (
+             SELECT CASE WHEN (SELECT count(*) FROM walked) = $5
+                              OR NOT EXISTS (SELECT 1 FROM window_end) THEN 'done'
+                         WHEN (SELECT count(*) FROM listed) <= {MAX_SUBJECTS} THEN 'subjects'
+                         ELSE 'walk' END AS next),
          after_window AS (
              SELECT entry.transaction_id, entry.position
              FROM (SELECT subject FROM listed WHERE {PATTERN}) AS matching
@@ -188,7 +194,7 @@ fn list_pattern() -> String {
                  WHERE own.subject = matching.subject
                    AND (transaction_id, position) > (SELECT transaction_id, position FROM window_end)
                  ORDER BY transaction_id, position LIMIT $5) AS entry
-             WHERE (SELECT short FROM short) AND (SELECT few FROM few)
+             WHERE (SELECT next FROM plan) = 'subjects'
              ORDER BY 1, 2 LIMIT $5)
          SELECT * FROM (
              SELECT * FROM walked
@@ -199,7 +205,7 @@ fn list_pattern() -> String {
              UNION ALL
              (SELECT * FROM event_log WHERE {PATTERN}
                 AND (transaction_id, position) > (SELECT transaction_id, position FROM window_end)
-                AND (SELECT short FROM short) AND NOT (SELECT few FROM few)
+                AND (SELECT next FROM plan) = 'walk'
               ORDER BY transaction_id, position LIMIT $5)
          ) AS page
          ORDER BY transaction_id, position

@@ -101,6 +101,17 @@ impl ReadYourWrites {
         .await
     }
 
+    /// The `projects` row of `id` as the read model holds it now, however
+    /// far behind the write: what a write's answer starts from when
+    /// [`Self::project`] timed out. Read on the writes' own connections,
+    /// never waiting behind clients' reads.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn current(&self, id: Uuid) -> Result<Option<ProjectRow>, QueryError> {
+        self.read.project(id).await
+    }
+
     /// Waits until the event log holds event `id`, appended at `written_at`:
     /// true once it does (or parked it), false when the deadline passed
     /// first.

@@ -496,22 +496,37 @@ async fn interleaved_transactions_record_timestamps_out_of_feed_order_and_since_
 async fn a_pattern_over_more_subjects_than_a_page_reads_one_by_one_still_pages_exactly() {
     let db = TestDb::create().await;
     let pool = migrated_pool(&db).await;
-    // 84 subjects under `hub.<id>.w`, more than a page reads one by one
-    // (`MAX_SUBJECTS`): one event in twenty is `.rare` (four of them, too
-    // sparse for a page's walk in feed order), and `w1%` and `w2%` have
-    // few subjects of their own.
-    let subjects = "'w' || (n % 80) || CASE WHEN n % 20 = 3 THEN '.rare' ELSE '.ping' END";
-    seed_subjects(&pool, 0..EVENTS, chrono::Duration::zero(), subjects).await;
+    // Two families of subjects, each with a rare one (one event in forty)
+    // that sorts after all the others: under `hub.<id>.a` 64 subjects, as
+    // many as a page reads one by one (`MAX_SUBJECTS`), under `hub.<id>.b`
+    // 65, one more, so its pages walk. Cut short, a listing of either
+    // would leave out its rare subject.
+    let subjects =
+        "CASE WHEN n % 20 = 3 THEN (CASE WHEN n % 40 = 3 THEN 'az' ELSE 'bz' END) || '.rare' \
+                    WHEN n % 127 < 63 THEN 'a' || lpad((n % 127)::text, 2, '0') || '.ping' \
+                    ELSE 'b' || lpad((n % 127 - 63)::text, 2, '0') || '.ping' END";
+    let events = 600;
+    seed_subjects(&pool, 0..events, chrono::Duration::zero(), subjects).await;
     let _runners = live_runners(&db);
     caught_up(&pool).await;
     let logged = rows(&pool).await;
-    assert_eq!(logged.len() as i64, EVENTS);
+    assert_eq!(logged.len() as i64, events);
+    let under = |prefix: &str| {
+        let prefix = format!("hub.{HUB_ID}.{prefix}");
+        let distinct: std::collections::BTreeSet<&str> = logged
+            .iter()
+            .map(|row| row.subject.as_str())
+            .filter(|subject| subject.starts_with(&prefix))
+            .collect();
+        distinct.len()
+    };
+    assert_eq!((under("a"), under("b")), (64, 65));
     let read = ReadModels::new(pool.clone());
     check_subjects(
         &read,
         &logged,
         &[
-            "w%.rare", "*.rare", "w1%.rare", "w2%.rare", "w1.*", "w7%", "w%",
+            "a%.rare", "b%.rare", "*.rare", "a%", "b%", "az.*", "a0%.ping",
         ],
     )
     .await;

@@ -43,6 +43,7 @@ mod original_plan;
 mod poison_events;
 mod project_reservations;
 mod read_model_batches;
+mod read_pool;
 mod rebuild;
 mod rebuild_statistics;
 mod relay_checkpoint_loss;

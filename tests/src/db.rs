@@ -133,6 +133,23 @@ impl TestDb {
     }
 }
 
+/// A transaction of another session holding `table` so that no one else
+/// can read or write it until the transaction ends.
+///
+/// # Panics
+/// When the lock cannot be taken.
+pub async fn lock_table(
+    pool: &sqlx::PgPool,
+    table: &str,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut blocker = pool.begin().await.expect("begin");
+    sqlx::query(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut *blocker)
+        .await
+        .unwrap_or_else(|err| panic!("lock {table}: {err}"));
+    blocker
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();

@@ -44,6 +44,7 @@ impl TestHub {
         config.nats.nats_url = nats_url();
         // Tests run in parallel on one server: keep each hub's share small.
         config.database.db_max_connections = 10;
+        config.reads.db_read_connections = 4;
         config
     }
 

@@ -11,7 +11,6 @@
 //! - `secrets`: `DATABASE_URL_FILE` and the other `*_FILE` variables.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use domain::PortRange;
@@ -19,6 +18,7 @@ use infrastructure::append::AppendLimits;
 use secrecy::SecretString;
 
 mod access;
+mod database;
 mod events;
 mod limits;
 mod nats;
@@ -26,6 +26,7 @@ mod orchestration;
 pub mod secrets;
 
 pub use access::{effective_token, AccessArgs};
+pub use database::{DatabaseArgs, ReadPoolArgs};
 pub use events::{
     EventsArgs, EventsCommand, ExportArgs, ExportFormat, FilterArgs, FollowArgs, Format, HubArgs,
     QueryArgs,
@@ -118,64 +119,6 @@ pub enum ProjectionsCommand {
         #[arg(long, default_value_t = 5000)]
         batch_size: i64,
     },
-}
-
-/// How to reach PostgreSQL.
-#[derive(Debug, Clone, Args)]
-pub struct DatabaseArgs {
-    /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
-
-    /// Most pooled database connections.
-    #[arg(long, env = "HUB_DB_MAX_CONNECTIONS", default_value_t = 32)]
-    pub db_max_connections: u32,
-
-    /// Milliseconds a request waits for a database connection before it
-    /// fails with UNAVAILABLE.
-    #[arg(long, env = "HUB_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
-    pub db_acquire_timeout_ms: u64,
-}
-
-impl DatabaseArgs {
-    /// The infrastructure's view of these flags.
-    pub fn db_config(&self) -> infrastructure::db::DbConfig {
-        infrastructure::db::DbConfig {
-            url: self.database_url.clone(),
-            max_connections: self.db_max_connections,
-            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
-            statement_timeout: None,
-        }
-    }
-}
-
-/// The pool of clients' reads, apart from the pool that writes.
-#[derive(Debug, Clone, Args)]
-pub struct ReadPoolArgs {
-    /// Most database connections serving clients' reads (queries, event
-    /// pages, the catch-up of subscriptions and streams), in a pool of
-    /// their own: reads that wait or run long never take the connections
-    /// that commands, the feeds and the health checks use.
-    #[arg(long, env = "HUB_DB_READ_CONNECTIONS", default_value_t = 16)]
-    pub db_read_connections: u32,
-
-    /// Milliseconds one statement of a client's read may run before
-    /// PostgreSQL cancels it; the read then fails with QUERY_TIMEOUT. 0 for
-    /// no limit.
-    #[arg(long, env = "HUB_DB_READ_TIMEOUT_MS", default_value_t = 10_000)]
-    pub db_read_timeout_ms: u64,
-}
-
-impl ReadPoolArgs {
-    /// The read pool's config: `database`'s, with these bounds.
-    pub fn db_config(&self, database: &DatabaseArgs) -> infrastructure::db::DbConfig {
-        infrastructure::db::DbConfig {
-            max_connections: self.db_read_connections.max(1),
-            statement_timeout: (self.db_read_timeout_ms > 0)
-                .then(|| Duration::from_millis(self.db_read_timeout_ms)),
-            ..database.db_config()
-        }
-    }
 }
 
 /// Everything `hub serve` needs.

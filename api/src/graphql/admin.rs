@@ -191,7 +191,7 @@ pub(crate) async fn projections(ctx: &Context<'_>) -> Result<Vec<Projection>> {
     // The rebuilds' state first: a rebuild seen as switched over has then
     // already committed what the database read below shows.
     let jobs = state.rebuilds.jobs();
-    let statuses = projections::status::list(state.hub.read.pool(), &state.hub.id)
+    let statuses = projections::status::list(state.hub.pool(), &state.hub.id)
         .await
         .map_err(|err| ApiError::database(&err))?;
     Ok(statuses

@@ -127,8 +127,8 @@ async fn run(
     tracing::warn!(project_id = %id, version, "read model did not catch up in time; answering with the project as the command left it");
     let previous = state
         .hub
-        .read
-        .project(id.as_uuid())
+        .read_your_writes
+        .current(id.as_uuid())
         .await
         .unwrap_or_default();
     let project =

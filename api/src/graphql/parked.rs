@@ -75,13 +75,10 @@ impl Projection {
             .into());
         }
         let state = ctx.data::<GraphqlState>()?;
-        let parked = infrastructure::feed::first_parked_events(
-            state.hub.read.pool(),
-            &self.name,
-            first.into(),
-        )
-        .await
-        .map_err(|err| ApiError::database(&err))?;
+        let parked =
+            infrastructure::feed::first_parked_events(state.hub.pool(), &self.name, first.into())
+                .await
+                .map_err(|err| ApiError::database(&err))?;
         Ok(parked.into_iter().map(ParkedEvent::from).collect())
     }
 }

@@ -121,7 +121,7 @@ pub struct ErrorDetail {
     /// A stable machine code: `INVALID_INPUT`, `MALFORMED_JSON`,
     /// `PAYLOAD_TOO_LARGE`, `REQUEST_TIMEOUT`, `UNSUPPORTED_MEDIA_TYPE`,
     /// `UNAUTHENTICATED`, `FORBIDDEN`, `MISDIRECTED_REQUEST`, `NOT_FOUND`,
-    /// `UNAVAILABLE`, `INTERNAL`.
+    /// `UNAVAILABLE`, `QUERY_TIMEOUT`, `INTERNAL`.
     #[schema(example = "INVALID_INPUT")]
     pub code: String,
     /// What to fix, in words.
