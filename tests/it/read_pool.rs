@@ -106,8 +106,8 @@ async fn reads_that_wait_do_not_hold_up_writes() {
         },
     )
     .await;
-    // The write commits and its answer shows it (read-your-writes, on the
-    // pool that writes), while every connection for reads is taken.
+    // The write commits and its answer shows it, while every connection
+    // for reads is taken.
     let created = hub
         .graphql(
             "mutation($input: CreateProjectInput!) { createProject(input: $input) { project { id name } stale } }",

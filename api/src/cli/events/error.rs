@@ -66,15 +66,13 @@ pub enum ClientError {
 
 impl ClientError {
     /// Whether trying again later may succeed: the hub is away, slow, or
-    /// says it is unavailable. A query the hub stopped for running too long
-    /// (`QUERY_TIMEOUT`) would run as long again.
+    /// says it is unavailable.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unreachable { .. }
             | Self::ConnectionLost { .. }
             | Self::Timeout { .. }
             | Self::BadAnswer(_) => true,
-            Self::Refused { code, .. } if code.as_deref() == Some("QUERY_TIMEOUT") => false,
             Self::Refused { status, .. } => *status >= 500,
             Self::BadUrl { .. } | Self::Unauthenticated { .. } => false,
         }
@@ -156,8 +154,6 @@ mod tests {
             "the hub refused the request (HTTP 404): Not Found"
         );
         assert!(refused(StatusCode::SERVICE_UNAVAILABLE, b"").is_transient());
-        let stopped = br#"{"error":{"code":"QUERY_TIMEOUT","message":"the query ran longer"}}"#;
-        assert!(!refused(StatusCode::SERVICE_UNAVAILABLE, stopped).is_transient());
         let long = "x".repeat(5000);
         assert!(
             refused(StatusCode::BAD_GATEWAY, long.as_bytes())
