@@ -65,7 +65,7 @@ pub async fn list(pool: &PgPool, hub_id: &str) -> Result<Vec<ProjectionStatus>, 
     for projection in Rebuildable::all(hub_id) {
         let name = projection.name();
         let (checkpoint, handled) = checkpoint_of(&mut conn, name).await?;
-        let lag_events = infrastructure::feed::consumer_lag(pool, name).await?;
+        let lag_events = infrastructure::feed::consumer_lag(&mut *conn, name).await?;
         let (_, oldest) = lag_on(&mut conn, name).await?;
         let lag_seconds = seconds_since(oldest);
         let shadow: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")

@@ -287,7 +287,10 @@ pub async fn last_readable(conn: &mut PgConnection) -> Result<FeedPosition, sqlx
 ///
 /// # Errors
 /// Fails when the query fails.
-pub async fn consumer_lag(pool: &sqlx::PgPool, consumer: &str) -> Result<i64, sqlx::Error> {
+pub async fn consumer_lag<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    consumer: &str,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "WITH checkpoint AS ( \
              SELECT transaction_id, position FROM ( \
@@ -298,7 +301,7 @@ pub async fn consumer_lag(pool: &sqlx::PgPool, consumer: &str) -> Result<i64, sq
          WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)",
     )
     .bind(consumer)
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await
 }
 
