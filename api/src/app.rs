@@ -102,7 +102,7 @@ impl App {
 
         let hub = Hub {
             id: config.hub_id.clone(),
-            read: ReadModels::new(reads),
+            read: ReadModels::new(reads).with_page_scan(config.reads.events_page_scan_rows),
             writes: pool.clone(),
             live,
             read_your_writes: ReadYourWrites::new(

@@ -14,8 +14,7 @@
 //!   other filters too, for a pattern that starts with a wildcard, or with
 //!   more than [`MAX_SUBJECTS`] subjects under its literal prefix, the
 //!   walk;
-//! - an aggregate or event types: the walk, or the filter's index when its
-//!   rows are few;
+//! - an aggregate: the walk, or its index when its rows are few;
 //! - a correlation id: its index holds its rows in feed order (migration
 //!   0011), so its page after a cursor reads its own entries only, even
 //!   past its last event (where a walk would filter the rest of the log);
@@ -23,6 +22,16 @@
 //!   or after the time (half of a 10M-row log for a time in its middle). So
 //!   the walk starts where those rows can begin, found by the high-water
 //!   mark (below), and the few rows without a mark are read apart.
+//!
+//! Every other page (event types, `until`, a subject pattern beside other
+//! filters, one that starts with a wildcard or has more than
+//! [`MAX_SUBJECTS`] subjects under its prefix) has no index of its own to
+//! read, so its walk is bounded by a scan: it reads at most `scan` rows of
+//! the log in feed order (`HUB_EVENTS_PAGE_SCAN_ROWS`). When those hold
+//! less than a page of matches, the page is what they hold, even nothing,
+//! and it ends at the last row read ([`Rows::scanned_to`]): the next page
+//! starts after it. So no page walks the log to its end, and following the
+//! pages still reads every match once, in feed order.
 //!
 //! Why the `since` page is exact. Timestamps are not monotonic in feed
 //! order, but the high-water mark of a row written in feed order (see
@@ -44,9 +53,33 @@ use infrastructure::feed::FeedPosition;
 use infrastructure::nats::Envelope;
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
+use std::sync::LazyLock;
+
 use sqlx::{PgPool, Postgres};
 
 use crate::queries::EventFilter;
+
+/// The rows of one page, and where a page bounded by its scan stopped.
+#[derive(Debug)]
+pub(crate) struct Rows {
+    /// The matching events, in feed order.
+    pub events: Vec<Envelope>,
+    /// The last row the page's walk read, when it read as many as its
+    /// scan allows: the next page starts after it, whether it matched or
+    /// not. None when the walk reached the end of the log, or the page
+    /// read a filter's own index instead.
+    pub scanned_to: Option<FeedPosition>,
+}
+
+/// One row of a page's statement: an event of the page (`matches`), the
+/// last row of a walk that read all it may (`scan_end`), or both.
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    event: Envelope,
+    matches: bool,
+    scan_end: bool,
+}
 
 /// Every filter; `$1`-`$7` and `$11`, each skipped when null. A subject
 /// without wildcards is compared for equality (`$11`, with `$1` null):
@@ -73,8 +106,8 @@ const WINDOW: i64 = 10;
 /// reads one by one; with more, it walks the feed-order index as before.
 const MAX_SUBJECTS: i64 = 64;
 
-/// A page without `since`: from feed position `($8, $9)` on (the one
-/// after the cursor), `$10` rows.
+/// A page without `since` that a filter's own index bounds: from feed
+/// position `($8, $9)` on (the one after the cursor), `$10` rows.
 ///
 /// The bound is inclusive on purpose. PostgreSQL estimates a row
 /// comparison by its first column alone, so `(transaction_id, position) >
@@ -84,46 +117,133 @@ const MAX_SUBJECTS: i64 = 64;
 /// `>= (t, p + 1)` selects the same rows and counts all of `t`'s.
 fn list() -> String {
     format!(
-        "SELECT * FROM event_log WHERE {FILTERS}
+        "SELECT *, true AS matches, false AS scan_end FROM event_log WHERE {FILTERS}
            AND (transaction_id, position) >= ($8, $9)
          ORDER BY transaction_id, position
          LIMIT $10"
     )
 }
 
-/// A page with `since` (`$6`, not null): the walk from the later of `($8,
-/// $9)` and the first row whose high-water mark reaches `since` (none when
-/// no row's does), and the rows without a mark from `($8, $9)` to there.
-fn list_since() -> String {
+/// A walk bounded by its scan: of the first `{scan}` rows in feed order
+/// where `{from}` holds, the first `{limit}` that pass `{filters}`; and
+/// when those are fewer, the `{scan}`th row, marked as the scan's end (none
+/// when fewer rows follow). The walk stops at `{limit}` matches; the end
+/// is looked for only when the page is not full, in the feed-order index
+/// alone.
+fn scan(from: &str, scan: &str, filters: &str, limit: &str) -> String {
+    let nth = nth(from, scan);
     format!(
-        "WITH first AS (
-             SELECT transaction_id, position FROM event_log
-             WHERE timestamp_high_water >= $6
-             ORDER BY timestamp_high_water, transaction_id, position
-             LIMIT 1),
-         walk AS (
-             SELECT first.position IS NOT NULL AS found,
-                    CASE WHEN (first.transaction_id, first.position) > ($8, $9)
-                         THEN first.transaction_id ELSE $8 END AS transaction_id,
-                    CASE WHEN (first.transaction_id, first.position) > ($8, $9)
-                         THEN first.position ELSE $9 END AS position
-             FROM (SELECT 1) AS one LEFT JOIN first ON true)
+        "WITH found AS MATERIALIZED (
+             SELECT *, true AS matches, false AS scan_end FROM (
+                 SELECT * FROM event_log WHERE {from}
+                 ORDER BY transaction_id, position LIMIT {scan}) AS scanned
+             WHERE {filters}
+             ORDER BY transaction_id, position LIMIT {limit})
+         SELECT * FROM found
+         UNION ALL
+         SELECT logged.*, false AS matches, true AS scan_end FROM event_log AS logged
+         WHERE (SELECT count(*) FROM found) < {limit}
+           AND (logged.transaction_id, logged.position) = ({nth})"
+    )
+}
+
+/// The feed position of the `{scan}`th row in feed order where `{from}`
+/// holds: none when fewer rows follow. Read from an index alone.
+fn nth(from: &str, scan: &str) -> String {
+    format!(
+        "SELECT transaction_id, position FROM event_log WHERE {from}
+         ORDER BY transaction_id, position OFFSET {scan} - 1 LIMIT 1"
+    )
+}
+
+/// A page without `since` and without an index of its own: the matches
+/// among the `$12` rows from feed position `($8, $9)` on, at most `$10`,
+/// and the last of those rows when there are `$12`.
+fn list_scan() -> String {
+    let scan = scan(
+        "(transaction_id, position) >= ($8, $9)",
+        "$12",
+        FILTERS,
+        "$10",
+    );
+    format!("SELECT * FROM ({scan}) AS page ORDER BY transaction_id, position")
+}
+
+/// Where the walk of a page with `since` (`$6`, not null) starts: the
+/// later of `($8, $9)` and the first row whose high-water mark reaches
+/// `since` (`found` is false when no row's does).
+const SINCE_WALK: &str = "\
+    first AS (
+        SELECT transaction_id, position FROM event_log
+        WHERE timestamp_high_water >= $6
+        ORDER BY timestamp_high_water, transaction_id, position
+        LIMIT 1),
+    walk AS (
+        SELECT first.position IS NOT NULL AS found,
+               CASE WHEN (first.transaction_id, first.position) > ($8, $9)
+                    THEN first.transaction_id ELSE $8 END AS transaction_id,
+               CASE WHEN (first.transaction_id, first.position) > ($8, $9)
+                    THEN first.position ELSE $9 END AS position
+        FROM (SELECT 1) AS one LEFT JOIN first ON true)";
+
+/// The rows of a `since` walk.
+const SINCE_FROM: &str = "(SELECT found FROM walk)
+    AND (transaction_id, position) >= (SELECT transaction_id, position FROM walk)";
+
+/// The rows without a mark from `($8, $9)` to where a `since` page's walk
+/// starts (all of them after `($8, $9)` when no row's mark reaches
+/// `since`). Few once the log has been written with marks; all of a log
+/// written before they existed.
+const SINCE_LATE_FROM: &str = "timestamp_high_water IS NULL
+    AND (transaction_id, position) >= ($8, $9)
+    AND (NOT (SELECT found FROM walk)
+         OR (transaction_id, position) < (SELECT transaction_id, position FROM walk))";
+
+/// The matches among the rows of [`SINCE_LATE_FROM`]: `$10` at most, each
+/// as a page's event.
+fn since_late() -> String {
+    format!(
+        "SELECT *, true AS matches, false AS scan_end FROM event_log
+         WHERE {SINCE_LATE_FROM} AND {FILTERS}
+         ORDER BY transaction_id, position
+         LIMIT $10"
+    )
+}
+
+/// A page with `since` (`$6`, not null) that a filter's own index bounds:
+/// the walk from [`SINCE_WALK`], and the rows without a mark before it.
+fn list_since() -> String {
+    let late = since_late();
+    format!(
+        "WITH {SINCE_WALK}
          SELECT * FROM (
-             (SELECT * FROM event_log WHERE {FILTERS}
-                AND (SELECT found FROM walk)
-                AND (transaction_id, position) >= (SELECT transaction_id, position FROM walk)
+             (SELECT *, true AS matches, false AS scan_end FROM event_log
+              WHERE {FILTERS} AND {SINCE_FROM}
               ORDER BY transaction_id, position
               LIMIT $10)
              UNION ALL
-             (SELECT * FROM event_log WHERE timestamp_high_water IS NULL AND {FILTERS}
-                AND (transaction_id, position) >= ($8, $9)
-                AND (NOT (SELECT found FROM walk)
-                     OR (transaction_id, position) < (SELECT transaction_id, position FROM walk))
-              ORDER BY transaction_id, position
-              LIMIT $10)
+             ({late})
          ) AS page
          ORDER BY transaction_id, position
          LIMIT $10"
+    )
+}
+
+/// A page with `since` and without an index of its own: as
+/// [`list_since`], each part a [`scan`] of at most `$12` rows. The rows
+/// without a mark all come before the walk: when there are `$12` of them
+/// (`late_end`), the page is their matches and ends at the last of them;
+/// else the walk follows them.
+fn list_since_scan() -> String {
+    let late_end = nth(SINCE_LATE_FROM, "$12");
+    let walk_from = format!("NOT EXISTS (SELECT 1 FROM late_end) AND {SINCE_FROM}");
+    let late = scan(SINCE_LATE_FROM, "$12", FILTERS, "$10");
+    let walk = scan(&walk_from, "$12", FILTERS, "$10");
+    format!(
+        "WITH {SINCE_WALK},
+         late_end AS ({late_end})
+         SELECT * FROM (({late}) UNION ALL ({walk})) AS page
+         ORDER BY transaction_id, position"
     )
 }
 
@@ -136,7 +256,7 @@ const PATTERN: &str = "subject LIKE $1 ESCAPE '\\' AND ($2::text IS NULL OR subj
 /// page, read by the walk of the feed-order index alone.
 fn window() -> String {
     format!(
-        "SELECT * FROM (
+        "SELECT *, true AS matches, false AS scan_end FROM (
              SELECT * FROM event_log WHERE (transaction_id, position) >= ($3, $4)
              ORDER BY transaction_id, position LIMIT {WINDOW} * $5) AS head
          WHERE {PATTERN}
@@ -147,7 +267,8 @@ fn window() -> String {
 /// A page of a subject pattern and no other filter whose [`window`] holds
 /// less than a page, bounded however far the pattern's next event lies
 /// after the cursor (`$1`-`$5` as for the window; `$6`-`$7`: the range of
-/// subjects under the pattern's literal prefix, see [`prefix_range`]).
+/// subjects under the pattern's literal prefix, see [`prefix_range`];
+/// `$8`: the scan of a walk).
 ///
 /// The window's matches come first; the rest of the page comes from each
 /// matching subject's own entries after the window (the subject index
@@ -156,7 +277,8 @@ fn window() -> String {
 /// The subjects are found by skipping through the subject index from one
 /// distinct subject to the next under the prefix (one lookup each); with
 /// more than [`MAX_SUBJECTS`] of them, the walk goes on after the window
-/// instead. When the window reaches the end of the log (a page at its
+/// instead, for at most `$8` rows (the last of them marked when it reads
+/// that many). When the window reaches the end of the log (a page at its
 /// tail), nothing follows it and the subjects are not looked for. One
 /// statement, so one snapshot: the window is read again.
 ///
@@ -165,6 +287,9 @@ fn window() -> String {
 /// first `$5` of its own subject there.
 fn list_pattern() -> String {
     let window = window();
+    let walk_on = "(SELECT next FROM plan) = 'walk'
+        AND (transaction_id, position) > (SELECT transaction_id, position FROM window_end)";
+    let walk = scan(walk_on, "$8", PATTERN, "$5");
     format!(
         "WITH RECURSIVE subjects (subject) AS (
              (SELECT subject FROM event_log WHERE subject ~>=~ $6 AND subject ~<~ $7
@@ -199,17 +324,14 @@ fn list_pattern() -> String {
          SELECT * FROM (
              SELECT * FROM walked
              UNION ALL
-             SELECT logged.* FROM after_window JOIN event_log AS logged
+             SELECT logged.*, true AS matches, false AS scan_end
+             FROM after_window JOIN event_log AS logged
                  ON (logged.transaction_id, logged.position)
                     = (after_window.transaction_id, after_window.position)
              UNION ALL
-             (SELECT * FROM event_log WHERE {PATTERN}
-                AND (transaction_id, position) > (SELECT transaction_id, position FROM window_end)
-                AND (SELECT next FROM plan) = 'walk'
-              ORDER BY transaction_id, position LIMIT $5)
+             ({walk})
          ) AS page
-         ORDER BY transaction_id, position
-         LIMIT $5"
+         ORDER BY transaction_id, position"
     )
 }
 
@@ -271,8 +393,21 @@ fn successor(after: FeedPosition) -> Option<FeedPosition> {
     }
 }
 
+/// Whether a filter has an index of its own that bounds its page: an
+/// exact subject, an aggregate or a correlation id.
+fn has_own_index(filter: &EventFilter) -> bool {
+    filter
+        .subject
+        .as_ref()
+        .is_some_and(|s| s.literal().is_some())
+        || filter.aggregate_id.is_some()
+        || filter.correlation_id.is_some()
+}
+
 /// The rows of one page: up to `limit` events after `after` that pass
-/// `filter`, in feed order.
+/// `filter`, in feed order. A page without an index of its own reads at
+/// most `scan` rows of the log (at least `limit`), and says where it
+/// stopped when it read that many.
 ///
 /// # Errors
 /// When the database fails or refuses a value of the filter.
@@ -281,15 +416,22 @@ pub(crate) async fn page_rows(
     filter: &EventFilter,
     after: FeedPosition,
     limit: i64,
-) -> Result<Vec<Envelope>, sqlx::Error> {
-    static LIST: std::sync::LazyLock<String> = std::sync::LazyLock::new(list);
-    static LIST_SINCE: std::sync::LazyLock<String> = std::sync::LazyLock::new(list_since);
-    static WINDOW_ONLY: std::sync::LazyLock<String> = std::sync::LazyLock::new(window);
-    static LIST_PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(list_pattern);
+    scan: i64,
+) -> Result<Rows, sqlx::Error> {
+    static LIST: LazyLock<String> = LazyLock::new(list);
+    static LIST_SCAN: LazyLock<String> = LazyLock::new(list_scan);
+    static LIST_SINCE: LazyLock<String> = LazyLock::new(list_since);
+    static LIST_SINCE_SCAN: LazyLock<String> = LazyLock::new(list_since_scan);
+    static WINDOW_ONLY: LazyLock<String> = LazyLock::new(window);
+    static LIST_PATTERN: LazyLock<String> = LazyLock::new(list_pattern);
     let Some(from) = successor(after) else {
-        return Ok(Vec::new());
+        return Ok(Rows {
+            events: Vec::new(),
+            scanned_to: None,
+        });
     };
-    if let Some((subject, lower, upper)) = pattern_range(filter) {
+    let scan = scan.max(limit);
+    let rows: Vec<PageRow> = if let Some((subject, lower, upper)) = pattern_range(filter) {
         let like = subject.sql_like();
         let regex = regex(subject);
         let pattern = |sql| {
@@ -300,32 +442,58 @@ pub(crate) async fn page_rows(
                 .bind(from.position)
                 .bind(limit)
         };
-        let head: Vec<Envelope> = pattern(WINDOW_ONLY.as_str()).fetch_all(pool).await?;
+        let head: Vec<PageRow> = pattern(WINDOW_ONLY.as_str()).fetch_all(pool).await?;
         if i64::try_from(head.len()) == Ok(limit) {
-            return Ok(head);
+            head
+        } else {
+            pattern(LIST_PATTERN.as_str())
+                .bind(lower)
+                .bind(upper)
+                .bind(scan)
+                .fetch_all(pool)
+                .await?
         }
-        return pattern(LIST_PATTERN.as_str())
-            .bind(lower)
-            .bind(upper)
-            .fetch_all(pool)
-            .await;
-    }
-    let sql = if filter.since.is_some() {
-        LIST_SINCE.as_str()
     } else {
-        LIST.as_str()
+        let own_index = has_own_index(filter);
+        let sql = match (filter.since.is_some(), own_index) {
+            (false, true) => LIST.as_str(),
+            (false, false) => LIST_SCAN.as_str(),
+            (true, true) => LIST_SINCE.as_str(),
+            (true, false) => LIST_SINCE_SCAN.as_str(),
+        };
+        let query = bind(sqlx::query_as(sql), filter, from, limit);
+        let query = if own_index { query } else { query.bind(scan) };
+        query.fetch_all(pool).await?
     };
-    bind(sqlx::query_as(sql), filter, from, limit)
-        .fetch_all(pool)
-        .await
+    Ok(split(rows, limit))
+}
+
+/// A statement's rows as a page: its first `limit` events, and the scan's
+/// end when it has one.
+fn split(rows: Vec<PageRow>, limit: i64) -> Rows {
+    let mut page = Rows {
+        events: Vec::with_capacity(rows.len()),
+        scanned_to: None,
+    };
+    for row in rows {
+        if row.scan_end {
+            page.scanned_to = Some(row.event.feed_position());
+        }
+        if row.matches {
+            page.events.push(row.event);
+        }
+    }
+    page.events
+        .truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    page
 }
 
 fn bind<'q>(
-    query: QueryAs<'q, Postgres, Envelope, PgArguments>,
+    query: QueryAs<'q, Postgres, PageRow, PgArguments>,
     filter: &'q EventFilter,
     from: FeedPosition,
     limit: i64,
-) -> QueryAs<'q, Postgres, Envelope, PgArguments> {
+) -> QueryAs<'q, Postgres, PageRow, PgArguments> {
     let literal = filter.subject.as_ref().and_then(SubjectFilter::literal);
     let subject = filter.subject.as_ref().filter(|_| literal.is_none());
     query

@@ -42,7 +42,9 @@ pub use board::Board;
 pub use event_log::EventLogProjection;
 pub use progress::{Passed, RunnerProgress};
 pub use projects::{ProjectRow, ProjectVersions, ProjectsProjection};
-pub use queries::{EventFilter, Page, ProjectFilter, ProjectStats, QueryError, ReadModels};
+pub use queries::{
+    EventFilter, Page, ProjectFilter, ProjectStats, QueryError, ReadModels, DEFAULT_PAGE_SCAN,
+};
 pub use read_your_writes::{ReadModelRunners, ReadYourWrites};
 pub use rebuild::{rebuild, Progress, RebuildError, RebuildOptions, RebuildOutcome, Rebuildable};
 pub use recent::RecentRows;

@@ -19,9 +19,31 @@ use crate::projects::ProjectRow;
 pub struct Page<T> {
     /// The items with their cursors, in list order.
     pub items: Vec<(String, T)>,
-    /// Whether more items follow the last one.
+    /// Whether more items may follow the last one.
     pub has_next_page: bool,
+    /// Where the next page starts when that is past the last item: a page
+    /// of events that stopped at its scan before it was full goes on after
+    /// the last event it read (the cursor of that event, which need not
+    /// match). None when the next page starts right after the last item.
+    pub resume_after: Option<String>,
 }
+
+impl<T> Page<T> {
+    /// The `after` of the next page, when there is one and this page is
+    /// not empty or stopped at its scan.
+    pub fn next_cursor(&self) -> Option<String> {
+        if !self.has_next_page {
+            return None;
+        }
+        self.resume_after
+            .clone()
+            .or_else(|| self.items.last().map(|(cursor, _)| cursor.clone()))
+    }
+}
+
+/// Most rows of the event log a page of events reads in feed order when
+/// no index of its own bounds its filter (`HUB_EVENTS_PAGE_SCAN_ROWS`).
+pub const DEFAULT_PAGE_SCAN: u32 = 10_000;
 
 /// Counts of projects per status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -105,6 +127,7 @@ impl QueryError {
 #[derive(Clone, Debug)]
 pub struct ReadModels {
     pool: PgPool,
+    page_scan: u32,
 }
 
 const PROJECT_LIST: &str = "\
@@ -116,9 +139,23 @@ ORDER BY created_at, id
 LIMIT $5";
 
 impl ReadModels {
-    /// Reads from `pool`.
+    /// Reads from `pool`; a page of events reads at most
+    /// [`DEFAULT_PAGE_SCAN`] rows.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            page_scan: DEFAULT_PAGE_SCAN,
+        }
+    }
+
+    /// A page of events without an index of its own reads at most `rows`
+    /// rows of the log (at least its size) before it answers what it found.
+    #[must_use]
+    pub fn with_page_scan(self, rows: u32) -> Self {
+        Self {
+            page_scan: rows,
+            ..self
+        }
     }
 
     /// The pool the read models are read from.
@@ -182,6 +219,7 @@ impl ReadModels {
                 .map(|row| (encode_project_cursor(row.created_at, row.id), row))
                 .collect(),
             has_next_page,
+            resume_after: None,
         })
     }
 
@@ -196,7 +234,9 @@ impl ReadModels {
     }
 
     /// A page of events in feed order (how each filter's page stays
-    /// bounded: `event_list`).
+    /// bounded: `event_list`). A page that read as many rows as its scan
+    /// allows holds the matches among them, possibly fewer than `first` or
+    /// none, and its next cursor is the last row it read.
     ///
     /// # Errors
     /// A foreign cursor, or the database fails.
@@ -210,16 +250,26 @@ impl ReadModels {
             .map(decode_event_cursor)
             .transpose()?
             .unwrap_or(FeedPosition::START);
-        let mut rows =
-            crate::event_list::page_rows(&self.pool, filter, after, i64::from(first) + 1).await?;
-        let has_next_page = rows.len() > first as usize;
+        let crate::event_list::Rows {
+            events: mut rows,
+            scanned_to,
+        } = crate::event_list::page_rows(
+            &self.pool,
+            filter,
+            after,
+            i64::from(first) + 1,
+            i64::from(self.page_scan),
+        )
+        .await?;
+        let more = rows.len() > first as usize;
         rows.truncate(first as usize);
         Ok(Page {
             items: rows
                 .into_iter()
                 .map(|row| (encode_event_cursor(row.feed_position()), row))
                 .collect(),
-            has_next_page,
+            has_next_page: more || scanned_to.is_some(),
+            resume_after: scanned_to.filter(|_| !more).map(encode_event_cursor),
         })
     }
 

@@ -3,8 +3,13 @@
 //! their walk at the timestamps' high-water mark (see
 //! `projections/src/event_list.rs`), and rows written out of feed order (a
 //! parked event handled later) have no mark and are read apart. Every page
-//! is checked against the table itself, filtered and ordered here.
+//! is checked against the table itself, filtered and ordered here, with
+//! the default scan (every page before the last is full) and with a scan
+//! shorter than a sparse filter's gaps (the pages of filters without an
+//! index of their own stop short, and following them still gives every
+//! match once).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +18,7 @@ use hub_tests::feed::migrated_pool;
 use hub_tests::rebuild::{live_runners, rebuild_fully, HUB_ID};
 use hub_tests::{wait_until, TestDb};
 use infrastructure::feed::{consumer_lag, read_after, FeedConsumer, FeedPosition};
-use projections::cursor::encode_event_cursor;
+use projections::cursor::{decode_event_cursor, encode_event_cursor};
 use projections::{EventFilter, EventLogProjection, ReadModels, Rebuildable};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -24,6 +29,11 @@ const EVENTS: i64 = 240;
 /// subject pattern's page reads ten pages' worth of rows in feed order before
 /// its subjects' own entries, fewer than the log has.
 const PAGE: u32 = 10;
+/// Rows of the log a page without an index of its own reads at most in
+/// the checks of pages bounded by their scan: fewer than a sparse filter's
+/// page needs, and more than a page (a page reads at least its size and
+/// one more).
+const SCAN: u32 = 15;
 
 /// One row of `event_log`, as the checks need it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -134,10 +144,17 @@ async fn rows(pool: &PgPool) -> Vec<Row> {
     .expect("read the log")
 }
 
-/// Follows `filter`'s pages from `after` to the end, checking each page's
-/// size and `has_next_page`; returns the events in order.
-async fn follow(read: &ReadModels, filter: &EventFilter, after: Option<String>) -> Vec<Uuid> {
+/// Follows `filter`'s pages from `after` to the end, checking that each
+/// holds at most a page and that each next cursor is after its events;
+/// returns the events in order, and how many pages before the last held
+/// less than a page (stopped at their scan).
+async fn follow(
+    read: &ReadModels,
+    filter: &EventFilter,
+    after: Option<String>,
+) -> (Vec<Uuid>, usize) {
     let mut ids = Vec::new();
+    let mut short = 0;
     let mut after = after;
     for _ in 0..=EVENTS {
         let page = read
@@ -146,29 +163,37 @@ async fn follow(read: &ReadModels, filter: &EventFilter, after: Option<String>) 
             .expect("a page");
         assert!(page.items.len() <= PAGE as usize);
         ids.extend(page.items.iter().map(|(_, event)| event.id));
-        if !page.has_next_page {
-            return ids;
+        assert_eq!(page.has_next_page, page.next_cursor().is_some());
+        let Some(next) = page.next_cursor() else {
+            return (ids, short);
+        };
+        if let Some((last, _)) = page.items.last() {
+            let position = |cursor: &str| decode_event_cursor(cursor).expect("a cursor");
+            assert!(
+                position(&next) >= position(last),
+                "the next page starts after this one"
+            );
         }
-        assert_eq!(
-            page.items.len(),
-            PAGE as usize,
-            "a page before the last is full"
-        );
-        after = page.items.last().map(|(cursor, _)| cursor.clone());
+        if page.items.len() < PAGE as usize {
+            short += 1;
+        }
+        after = Some(next);
     }
     panic!("the pages never ended");
 }
 
 /// Checks `filter`'s pages from the start and from a few cursors (the
 /// first row, the middle, the last row, each filter's own last event, and
-/// past the end) against the rows that pass `keep`.
+/// past the end) against the rows that pass `keep`; returns how many pages
+/// before the last held less than a page.
 async fn check(
     read: &ReadModels,
     rows: &[Row],
     name: &str,
     filter: EventFilter,
     keep: impl Fn(&Row) -> bool,
-) {
+) -> usize {
+    let mut short = 0;
     let matching: Vec<&Row> = rows.iter().filter(|row| keep(row)).collect();
     let mut cursors = vec![None, Some(rows[0].at()), Some(rows[rows.len() / 2].at())];
     cursors.push(rows.last().map(Row::at));
@@ -183,13 +208,21 @@ async fn check(
             .filter(|row| cursor.is_none_or(|after| row.at() > after))
             .map(|row| row.id)
             .collect();
-        let got = follow(read, &filter, cursor.map(encode_event_cursor)).await;
+        let (got, stopped) = follow(read, &filter, cursor.map(encode_event_cursor)).await;
         assert_eq!(got, expected, "{name}, after {cursor:?}");
+        short += stopped;
     }
+    short
 }
 
-/// Checks every kind of filter against `rows` (the whole log).
-async fn check_every_filter(read: &ReadModels, rows: &[Row]) {
+/// How many pages before the last held less than a page, by filter.
+type Short = BTreeMap<String, usize>;
+
+/// Checks every kind of filter against `rows` (the whole log); returns
+/// how many pages before the last held less than a page, by filter.
+async fn check_every_filter(read: &ReadModels, rows: &[Row]) -> Short {
+    let mut short = Short::new();
+    let mut count = |name: &str, pages: usize| *short.entry(name.to_owned()).or_default() += pages;
     let mut times: Vec<DateTime<Utc>> = rows.iter().map(|row| row.timestamp).collect();
     times.sort();
     // Around every twentieth timestamp (exactly at it, and a microsecond
@@ -205,24 +238,31 @@ async fn check_every_filter(read: &ReadModels, rows: &[Row]) {
             since: Some(since),
             ..EventFilter::default()
         };
-        check(read, rows, "since", filter, |row| row.timestamp >= since).await;
+        count(
+            "since",
+            check(read, rows, "since", filter, |row| row.timestamp >= since).await,
+        );
     }
     for &until in instants.iter().step_by(3) {
         let filter = EventFilter {
             until: Some(until),
             ..EventFilter::default()
         };
-        check(read, rows, "until", filter, |row| row.timestamp < until).await;
+        count(
+            "until",
+            check(read, rows, "until", filter, |row| row.timestamp < until).await,
+        );
         let since = until - chrono::Duration::seconds(5);
         let filter = EventFilter {
             since: Some(since),
             until: Some(until),
             ..EventFilter::default()
         };
-        check(read, rows, "since and until", filter, |row| {
+        let pages = check(read, rows, "since and until", filter, |row| {
             row.timestamp >= since && row.timestamp < until
         })
         .await;
+        count("since and until", pages);
     }
     for n in 0..8 {
         let correlation = format!("corr-{n}");
@@ -231,20 +271,52 @@ async fn check_every_filter(read: &ReadModels, rows: &[Row]) {
             ..EventFilter::default()
         };
         let own = |row: &Row| row.correlation_id.as_deref() == Some(correlation.as_str());
-        check(read, rows, "correlation id", filter, own).await;
+        count(
+            "correlation id",
+            check(read, rows, "correlation id", filter, own).await,
+        );
         let since = instants[instants.len() / 2];
         let filter = EventFilter {
             correlation_id: Some(correlation.clone()),
             since: Some(since),
             ..EventFilter::default()
         };
-        check(read, rows, "correlation id since", filter, |row| {
+        let pages = check(read, rows, "correlation id since", filter, |row| {
             own(row) && row.timestamp >= since
         })
         .await;
+        count("correlation id since", pages);
     }
-    check_subjects(read, rows, &PATTERNS, None).await;
-    check_subjects(read, rows, &PATTERNS, Some(instants[instants.len() / 3])).await;
+    // Every seeded event has the same type.
+    for (name, types) in [
+        (
+            "its type",
+            vec!["IntegrationEventPublished", "ProjectCreated"],
+        ),
+        ("another type", vec!["ProjectCreated"]),
+    ] {
+        let all = name == "its type";
+        let filter = EventFilter {
+            event_types: Some(types.iter().map(|&t| t.to_owned()).collect()),
+            ..EventFilter::default()
+        };
+        count(name, check(read, rows, name, filter, |_| all).await);
+        let subject = SubjectFilter::parse(&format!("hub.{HUB_ID}.audit.*")).expect("a pattern");
+        let filter = EventFilter {
+            event_types: Some(types.iter().map(|&t| t.to_owned()).collect()),
+            subject: Some(subject.clone()),
+            ..EventFilter::default()
+        };
+        let name = format!("audit.* of {name}");
+        let pages = check(read, rows, &name, filter, |row| {
+            all && subject.matches(&row.subject)
+        })
+        .await;
+        count(&name, pages);
+    }
+    short.extend(check_subjects(read, rows, &PATTERNS, None).await);
+    short.extend(check_subjects(read, rows, &PATTERNS, Some(instants[instants.len() / 3])).await);
+    short
 }
 
 /// Subject filters after `hub.<id>.` of the seed's subjects: a subject
@@ -269,13 +341,16 @@ const PATTERNS: [&str; 11] = [
 ];
 
 /// Each of `patterns` (after `hub.<id>.`), alone or `since` a time: each
-/// page, from every cursor, as the table has it.
+/// page, from every cursor, as the table has it. Returns how many pages
+/// before the last held less than a page, by pattern (` since` after it
+/// for a page since a time).
 async fn check_subjects(
     read: &ReadModels,
     rows: &[Row],
     patterns: &[&str],
     since: Option<DateTime<Utc>>,
-) {
+) -> Short {
+    let mut short = Short::new();
     for pattern in patterns {
         let subject = SubjectFilter::parse(&format!("hub.{HUB_ID}.{pattern}")).expect("a pattern");
         let filter = EventFilter {
@@ -283,10 +358,47 @@ async fn check_subjects(
             since,
             ..EventFilter::default()
         };
-        check(read, rows, pattern, filter, |row| {
+        let pages = check(read, rows, pattern, filter, |row| {
             subject.matches(&row.subject) && since.is_none_or(|since| row.timestamp >= since)
         })
         .await;
+        let name = format!("{pattern}{}", if since.is_some() { " since" } else { "" });
+        short.insert(name, pages);
+    }
+    short
+}
+
+/// Checks every kind of filter against `rows` with the default scan, where
+/// every page before the last is full, and with a scan of [`SCAN`] rows,
+/// where the pages of filters without an index of their own stop short
+/// and those of filters with one do not.
+async fn check_every_filter_and_scan(read: &ReadModels, scanned: &ReadModels, rows: &[Row]) {
+    let short = check_every_filter(read, rows).await;
+    assert!(
+        short.values().all(|&pages| pages == 0),
+        "a page before the last is full: {short:?}"
+    );
+    let short = check_every_filter(scanned, rows).await;
+    for walked in [
+        "until",
+        "since and until",
+        "another type",
+        "audit.* of its type",
+        "audit.* of another type",
+        "audit.* since",
+        "legacy.* since",
+    ] {
+        assert!(short[walked] > 0, "{walked} stops at its scan: {short:?}");
+    }
+    for own in [
+        "correlation id",
+        "correlation id since",
+        "deploy.failed",
+        "deploy.failed since",
+        "audit.*",
+        "legacy.*",
+    ] {
+        assert_eq!(short[own], 0, "{own} reads its own index: {short:?}");
     }
 }
 
@@ -322,6 +434,7 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
     let pool = migrated_pool(&db).await;
     seed(&pool, 0..EVENTS, chrono::Duration::zero()).await;
     let read = ReadModels::new(pool.clone());
+    let scanned = ReadModels::new(pool.clone()).with_page_scan(SCAN);
 
     // Written by the live runner, batch by batch.
     let _runners = live_runners(&db);
@@ -334,7 +447,7 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
     );
     assert!(logged.iter().all(|row| row.timestamp_high_water.is_some()));
     assert_marks_hold(&logged);
-    check_every_filter(&read, &logged).await;
+    check_every_filter_and_scan(&read, &scanned, &logged).await;
 
     // A log written before the marks existed (migration 0011 leaves its
     // rows without), then events the runner appends after it, recorded as
@@ -343,7 +456,7 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
         .execute(&pool)
         .await
         .expect("remove the marks");
-    check_every_filter(&read, &rows(&pool).await).await;
+    check_every_filter_and_scan(&read, &scanned, &rows(&pool).await).await;
     seed(&pool, EVENTS..EVENTS + 20, chrono::Duration::seconds(-20)).await;
     caught_up(&pool).await;
     let logged = rows(&pool).await;
@@ -352,7 +465,7 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
         .iter()
         .all(|row| row.timestamp_high_water.is_some()));
     assert_marks_hold(&logged);
-    check_every_filter(&read, &logged).await;
+    check_every_filter_and_scan(&read, &scanned, &logged).await;
 
     // Rows written after rows that follow them, as a parked event is when
     // it is handled later: old ones (the first, the one a day late, some in
@@ -401,7 +514,7 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
         "the last row is in order"
     );
     assert_marks_hold(&logged);
-    check_every_filter(&read, &logged).await;
+    check_every_filter_and_scan(&read, &scanned, &logged).await;
 
     // A rebuild writes every row in feed order again.
     rebuild_fully(
@@ -415,7 +528,7 @@ async fn pages_are_exact_with_timestamps_out_of_feed_order_and_rows_written_late
     assert_eq!(rebuilt.len() as i64, EVENTS + 20);
     assert!(rebuilt.iter().all(|row| row.timestamp_high_water.is_some()));
     assert_marks_hold(&rebuilt);
-    check_every_filter(&read, &rebuilt).await;
+    check_every_filter_and_scan(&read, &scanned, &rebuilt).await;
 }
 
 #[tokio::test]
@@ -471,7 +584,7 @@ async fn interleaved_transactions_record_timestamps_out_of_feed_order_and_since_
             .map(|row| row.id)
             .collect();
         assert_eq!(
-            follow(&read, &filter, None).await,
+            follow(&read, &filter, None).await.0,
             expected,
             "since {since}"
         );
@@ -515,14 +628,17 @@ async fn a_pattern_over_more_subjects_than_a_page_reads_one_by_one_still_pages_e
         distinct.len()
     };
     assert_eq!((under("a"), under("b")), (64, 65));
+    let patterns = [
+        "a%.rare", "b%.rare", "*.rare", "a%", "b%", "az.*", "a0%.ping",
+    ];
     let read = ReadModels::new(pool.clone());
-    check_subjects(
-        &read,
-        &logged,
-        &[
-            "a%.rare", "b%.rare", "*.rare", "a%", "b%", "az.*", "a0%.ping",
-        ],
-        None,
-    )
-    .await;
+    let short = check_subjects(&read, &logged, &patterns, None).await;
+    assert!(short.values().all(|&pages| pages == 0), "{short:?}");
+    // With a scan shorter than the rare subjects' gaps, only the pages
+    // that walk stop short: 64 subjects are still read one by one, 65 not.
+    let scanned = ReadModels::new(pool.clone()).with_page_scan(SCAN);
+    let short = check_subjects(&scanned, &logged, &patterns, None).await;
+    assert_eq!(short["a%.rare"], 0, "{short:?}");
+    assert!(short["b%.rare"] > 0, "{short:?}");
+    assert!(short["*.rare"] > 0, "{short:?}");
 }

@@ -40,6 +40,7 @@ mod orchestration_recovery;
 mod orchestration_secrets;
 mod orchestration_shell;
 mod original_plan;
+mod page_scan;
 mod poison_events;
 mod project_reservations;
 mod read_model_batches;

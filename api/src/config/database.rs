@@ -52,6 +52,16 @@ pub struct ReadPoolArgs {
     /// leaves the server's own `statement_timeout` (none unless set).
     #[arg(long, env = "HUB_DB_READ_TIMEOUT_MS", default_value_t = 10_000)]
     pub db_read_timeout_ms: u64,
+
+    /// Most rows of the event log one page of events reads (at least its
+    /// size) when its filter has no index of its own (event types,
+    /// `until`, most subject patterns beside other filters). A page that
+    /// reads them all without filling up answers what it found, even
+    /// nothing, and its next cursor continues after the last row read.
+    #[arg(long, env = "HUB_EVENTS_PAGE_SCAN_ROWS",
+          default_value_t = projections::DEFAULT_PAGE_SCAN,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub events_page_scan_rows: u32,
 }
 
 impl ReadPoolArgs {

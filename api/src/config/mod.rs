@@ -233,6 +233,7 @@ impl ServeConfig {
             reads: ReadPoolArgs {
                 db_read_connections: 16,
                 db_read_timeout_ms: 10_000,
+                events_page_scan_rows: projections::DEFAULT_PAGE_SCAN,
             },
             hub_id: "local-hub".into(),
             bind: ([127, 0, 0, 1], 9001).into(),

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::admin::{self, Projection};
 use super::error::{ApiError, ErrorCode};
-use super::types::{page_size, Event, EventFilter, Project, ProjectStats, ProjectStatus};
+use super::types::{
+    page_size, Event, EventConnection, EventFilter, Project, ProjectStats, ProjectStatus,
+};
 use crate::state::GraphqlState;
 
 /// Reads, all answered from the read models.
@@ -83,7 +85,12 @@ impl QueryRoot {
         Ok(state.hub.read.stats().await.map_err(ApiError::from)?.into())
     }
 
-    /// Recorded events in commit order, oldest first.
+    /// Recorded events in commit order, oldest first. Follow
+    /// `pageInfo.endCursor` while `hasNextPage`: a page whose filter has no
+    /// index of its own (event types, `until`, a subject pattern beside
+    /// other filters) reads at most `HUB_EVENTS_PAGE_SCAN_ROWS` events of
+    /// the log, so it can hold fewer than `first`, even none, and still
+    /// have a next page.
     #[graphql(complexity = "super::types::page_complexity(first, child_complexity)")]
     async fn events(
         &self,
@@ -91,7 +98,7 @@ impl QueryRoot {
         filter: Option<EventFilter>,
         #[graphql(desc = "Page size, 0-1000 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last item of the previous page.")] after: Option<String>,
-    ) -> Result<Connection<String, Event, EmptyFields, EmptyFields>> {
+    ) -> Result<EventConnection> {
         let state = ctx.data::<GraphqlState>()?;
         let first = page_size(first)?;
         let filter = event_filter(filter.unwrap_or_default())?;
@@ -101,7 +108,7 @@ impl QueryRoot {
             .events(&filter, first, after.as_deref())
             .await
             .map_err(ApiError::from)?;
-        Ok(connection(page, after.is_some()))
+        Ok(EventConnection::new(page, after.is_some()))
     }
 
     /// One event by id.

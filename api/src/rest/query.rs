@@ -198,12 +198,16 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
     operation_id = "listEvents",
     tag = "events",
     summary = "Read the event log",
-    description = "Events oldest first (feed order). When more match than `limit`, the \
-        `x-next-cursor` answer header holds the `after` of the next page.",
+    description = "Events oldest first (feed order). When more may match, the \
+        `x-next-cursor` answer header holds the `after` of the next page: follow it until the \
+        header is absent. A page whose filter has no index of its own (event types, `until`, \
+        a subject pattern beside other filters) reads at most `HUB_EVENTS_PAGE_SCAN_ROWS` \
+        events of the log, so it can hold fewer than `limit`, even none, and still have a \
+        next page.",
     params(ListParams),
     responses(
         (status = 200, description = "The events.", body = Vec<EventBody>,
-            headers(("x-next-cursor" = Option<String>, description = "Present when more events match."))),
+            headers(("x-next-cursor" = Option<String>, description = "The `after` of the next page; absent when no more events match."))),
         (status = 401, description = "A token is configured and was not sent.", body = ErrorBody),
         (status = 422, description = "A parameter is not acceptable; the message says which.", body = ErrorBody),
         (status = 503, description = "The database is unavailable (`UNAVAILABLE`; retry), or the query ran past `HUB_DB_READ_TIMEOUT_MS` (`QUERY_TIMEOUT`; narrow it).", body = ErrorBody),
@@ -227,10 +231,7 @@ pub async fn list(
     })?;
     let (filter, limit, after) = parse(ListParams::from_pairs(pairs)?)?;
     let page = hub.read.events(&filter, limit, after.as_deref()).await?;
-    let next = page
-        .has_next_page
-        .then(|| page.items.last().map(|(cursor, _)| cursor.clone()))
-        .flatten();
+    let next = page.next_cursor();
     let events: Vec<EventBody> = page
         .items
         .into_iter()

@@ -67,8 +67,10 @@ pub async fn export(
             );
             let _ = err.flush();
         }
+        // A page may hold no event and still have a next one (it stopped
+        // at its scan of the log).
         match page.next {
-            Some(next) if !page.events.is_empty() => cursor = Some(next),
+            Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
             _ => break,
         }
     }

@@ -72,8 +72,10 @@ async fn query(client: &HubClient, hub: &HubArgs, args: &QueryArgs) -> anyhow::R
             .write_batch(&page.events)
             .context("while printing events")?;
         let done = args.limit.is_some_and(|limit| writer.written() >= limit);
+        // A page may hold fewer events than asked for, even none, and
+        // still have a next one (it stopped at its scan of the log).
         match page.next {
-            Some(next) if !done && !page.events.is_empty() => cursor = Some(next),
+            Some(next) if !done && cursor.as_ref() != Some(&next) => cursor = Some(next),
             _ => break,
         }
     }
