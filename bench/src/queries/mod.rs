@@ -95,13 +95,12 @@ fn filters(hub_id: &str, correlation: &str, middle: DateTime<Utc>) -> Vec<Filter
         graphql: json!({ "subject": pattern }),
     };
     let since = middle.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let start = (middle - chrono::Duration::days(1)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let retired = format!("hub.{hub_id}.{}.*", seed::RETIRED_DOMAIN);
     vec![
         subject("exact subject", format!("hub.{hub_id}.deploy.failed")),
         subject("retired subject", format!("hub.{hub_id}.{}", seed::RETIRED)),
-        subject(
-            "retired pattern",
-            format!("hub.{hub_id}.{}.*", seed::RETIRED_DOMAIN),
-        ),
+        subject("retired pattern", retired.clone()),
         subject("hub.<id>.*.failed", format!("hub.{hub_id}.*.failed")),
         subject("hub.<id>.deploy.>", format!("hub.{hub_id}.deploy.>")),
         Filter {
@@ -113,6 +112,17 @@ fn filters(hub_id: &str, correlation: &str, middle: DateTime<Utc>) -> Vec<Filter
             name: "since",
             rest: vec![("since", since.clone())],
             graphql: json!({ "since": since }),
+        },
+        // No index of their own: their pages stop at the scan of the log.
+        Filter {
+            name: "retired pattern, since",
+            rest: vec![("subject", retired.clone()), ("since", start.clone())],
+            graphql: json!({ "subject": retired, "since": start }),
+        },
+        Filter {
+            name: "until",
+            rest: vec![("until", since.clone())],
+            graphql: json!({ "until": since }),
         },
     ]
 }
