@@ -14,7 +14,9 @@
 //!   other filters too, for a pattern that starts with a wildcard, or with
 //!   more than [`MAX_SUBJECTS`] subjects under its literal prefix, the
 //!   walk;
-//! - an aggregate: the walk, or its index when its rows are few;
+//! - an aggregate: its index `(aggregate_id, sequence)`, the aggregate's
+//!   rows sorted into feed order (or the walk, when they are many and so
+//!   near);
 //! - a correlation id: its index holds its rows in feed order (migration
 //!   0011), so its page after a cursor reads its own entries only, even
 //!   past its last event (where a walk would filter the rest of the log);
@@ -23,15 +25,18 @@
 //!   the walk starts where those rows can begin, found by the high-water
 //!   mark (below), and the few rows without a mark are read apart.
 //!
-//! Every other page (event types, `until`, a subject pattern beside other
-//! filters, one that starts with a wildcard or has more than
-//! [`MAX_SUBJECTS`] subjects under its prefix) has no index of its own to
-//! read, so its walk is bounded by a scan: it reads at most `scan` rows of
-//! the log in feed order (`HUB_EVENTS_PAGE_SCAN_ROWS`). When those hold
-//! less than a page of matches, the page is what they hold, even nothing,
-//! and it ends at the last row read ([`Rows::scanned_to`]): the next page
-//! starts after it. So no page walks the log to its end, and following the
-//! pages still reads every match once, in feed order.
+//! A page without an exact subject, a correlation id or an aggregate (event
+//! types, `until`, `since`, a subject pattern beside other filters, one
+//! that starts with a wildcard or has more than [`MAX_SUBJECTS`] subjects
+//! under its prefix) has no index of its own that bounds it, so its walk is
+//! bounded by a scan: it reads at most `scan` rows of the log in feed order
+//! (`HUB_EVENTS_PAGE_SCAN_ROWS`; a `since` page as many rows without a mark
+//! again, a pattern's page its window first). When those hold less than a
+//! page of matches, the page is what they hold, even nothing, and it ends
+//! at the last row read ([`Rows::scanned_to`]): the next page starts after
+//! it. So only a filter's own rows can make a page long, never the rest of
+//! the log, and following the pages still reads every match once, in feed
+//! order.
 //!
 //! Why the `since` page is exact. Timestamps are not monotonic in feed
 //! order, but the high-water mark of a row written in feed order (see
@@ -48,13 +53,13 @@
 //! after `since` is reached first in feed order, and ties are in feed
 //! order. All of it is one statement, so one snapshot.
 
+use std::sync::LazyLock;
+
 use domain::SubjectFilter;
 use infrastructure::feed::FeedPosition;
 use infrastructure::nats::Envelope;
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
-use std::sync::LazyLock;
-
 use sqlx::{PgPool, Postgres};
 
 use crate::queries::EventFilter;
@@ -65,14 +70,16 @@ pub(crate) struct Rows {
     /// The matching events, in feed order.
     pub events: Vec<Envelope>,
     /// The last row the page's walk read, when it read as many as its
-    /// scan allows: the next page starts after it, whether it matched or
-    /// not. None when the walk reached the end of the log, or the page
-    /// read a filter's own index instead.
+    /// scan allows and found fewer than `limit` events: the next page
+    /// starts after it, whether it matched or not. None when the page is
+    /// full, the walk reached the end of the log, or the page read a
+    /// filter's own index instead.
     pub scanned_to: Option<FeedPosition>,
 }
 
-/// One row of a page's statement: an event of the page (`matches`), the
-/// last row of a walk that read all it may (`scan_end`), or both.
+/// One row of a page's statement: an event of the page (`matches`), or
+/// the last row of a walk that read all it may (`scan_end`; that row comes
+/// again as an event when it matches).
 #[derive(sqlx::FromRow)]
 struct PageRow {
     #[sqlx(flatten)]
@@ -469,7 +476,9 @@ pub(crate) async fn page_rows(
 }
 
 /// A statement's rows as a page: its first `limit` events, and the scan's
-/// end when it has one.
+/// end when it has one and the page is not full (a full page goes on after
+/// its last event: after the scan's end, events past the cut would be
+/// skipped).
 fn split(rows: Vec<PageRow>, limit: i64) -> Rows {
     let mut page = Rows {
         events: Vec::with_capacity(rows.len()),
@@ -483,8 +492,11 @@ fn split(rows: Vec<PageRow>, limit: i64) -> Rows {
             page.events.push(row.event);
         }
     }
-    page.events
-        .truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if page.events.len() >= limit {
+        page.events.truncate(limit);
+        page.scanned_to = None;
+    }
     page
 }
 

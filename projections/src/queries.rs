@@ -269,7 +269,7 @@ impl ReadModels {
                 .map(|row| (encode_event_cursor(row.feed_position()), row))
                 .collect(),
             has_next_page: more || scanned_to.is_some(),
-            resume_after: scanned_to.filter(|_| !more).map(encode_event_cursor),
+            resume_after: scanned_to.map(encode_event_cursor),
         })
     }
 

@@ -167,12 +167,15 @@ async fn follow(
         let Some(next) = page.next_cursor() else {
             return (ids, short);
         };
+        let position = |cursor: &str| decode_event_cursor(cursor).expect("a cursor");
         if let Some((last, _)) = page.items.last() {
-            let position = |cursor: &str| decode_event_cursor(cursor).expect("a cursor");
             assert!(
                 position(&next) >= position(last),
                 "the next page starts after this one"
             );
+        }
+        if let Some(after) = &after {
+            assert!(position(&next) > position(after), "the cursor moves on");
         }
         if page.items.len() < PAGE as usize {
             short += 1;

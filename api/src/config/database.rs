@@ -55,7 +55,7 @@ pub struct ReadPoolArgs {
 
     /// Most rows of the event log one page of events reads (at least its
     /// size) when its filter has no index of its own (event types,
-    /// `until`, most subject patterns beside other filters). A page that
+    /// `until`, `since`, a subject pattern beside other filters). A page that
     /// reads them all without filling up answers what it found, even
     /// nothing, and its next cursor continues after the last row read.
     #[arg(long, env = "HUB_EVENTS_PAGE_SCAN_ROWS",

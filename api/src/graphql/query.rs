@@ -87,8 +87,8 @@ impl QueryRoot {
 
     /// Recorded events in commit order, oldest first. Follow
     /// `pageInfo.endCursor` while `hasNextPage`: a page whose filter has no
-    /// index of its own (event types, `until`, a subject pattern beside
-    /// other filters) reads at most `HUB_EVENTS_PAGE_SCAN_ROWS` events of
+    /// index of its own (event types, `until`, `since`, a subject pattern
+    /// beside other filters) reads at most `HUB_EVENTS_PAGE_SCAN_ROWS` events of
     /// the log, so it can hold fewer than `first`, even none, and still
     /// have a next page.
     #[graphql(complexity = "super::types::page_complexity(first, child_complexity)")]

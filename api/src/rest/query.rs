@@ -201,7 +201,7 @@ fn parse(params: ListParams) -> Result<(EventFilter, u32, Option<String>), RestE
     description = "Events oldest first (feed order). When more may match, the \
         `x-next-cursor` answer header holds the `after` of the next page: follow it until the \
         header is absent. A page whose filter has no index of its own (event types, `until`, \
-        a subject pattern beside other filters) reads at most `HUB_EVENTS_PAGE_SCAN_ROWS` \
+        `since`, a subject pattern beside other filters) reads at most `HUB_EVENTS_PAGE_SCAN_ROWS` \
         events of the log, so it can hold fewer than `limit`, even none, and still have a \
         next page.",
     params(ListParams),
