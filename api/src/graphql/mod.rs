@@ -7,6 +7,7 @@ pub mod admin;
 pub mod changes;
 pub mod door;
 pub mod error;
+pub mod event_connection;
 pub mod fanout;
 pub mod mutation;
 pub mod parked;

@@ -8,9 +8,8 @@ use uuid::Uuid;
 
 use super::admin::{self, Projection};
 use super::error::{ApiError, ErrorCode};
-use super::types::{
-    page_size, Event, EventConnection, EventFilter, Project, ProjectStats, ProjectStatus,
-};
+use super::event_connection::EventConnection;
+use super::types::{page_size, Event, EventFilter, Project, ProjectStats, ProjectStatus};
 use crate::state::GraphqlState;
 
 /// Reads, all answered from the read models.
