@@ -6,6 +6,7 @@ use infrastructure::feed::{
 };
 use sqlx::{Connection as _, PgConnection};
 
+use super::indexes::{add_primary_key, index_shape, table_indexes};
 use super::{RebuildError, RebuildOptions, Rebuildable};
 use infrastructure::feed::read_after as read_batch;
 
@@ -68,69 +69,6 @@ pub(super) async fn prepare_shadow(
         .await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// Builds on the shadow table its primary key, if it has none yet, and
-/// every index of the live table it lacks (named `<index>__rebuild` until
-/// the switch renames them). Idempotent, so an interrupted rebuild can run
-/// it again.
-pub(super) async fn create_deferred_indexes(
-    conn: &mut PgConnection,
-    projection: &Rebuildable,
-) -> Result<(), sqlx::Error> {
-    add_primary_key(conn, projection).await?;
-    let shadow = projection.shadow_table();
-    let existing: Vec<Option<(String, String)>> = table_indexes(conn, &shadow)
-        .await?
-        .iter()
-        .map(|(_, def)| index_shape(def))
-        .collect();
-    for (name, definition) in table_indexes(conn, projection.table()).await? {
-        let shape = index_shape(&definition);
-        if existing.contains(&shape) {
-            continue;
-        }
-        let Some((kind, rest)) = shape else { continue };
-        sqlx::query(&format!(
-            "{kind} IF NOT EXISTS {name}__rebuild ON {shadow} {rest}"
-        ))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Gives the shadow table the live table's primary key (a constraint, as
-/// the live table's is), unless it has one.
-async fn add_primary_key(
-    conn: &mut PgConnection,
-    projection: &Rebuildable,
-) -> Result<(), sqlx::Error> {
-    let shadow = projection.shadow_table();
-    let primary_key = |table: String| {
-        sqlx::query_scalar::<_, String>(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
-             WHERE conrelid = $1::regclass AND contype = 'p'",
-        )
-        .bind(table)
-    };
-    if primary_key(shadow.clone())
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
-    let Some(definition) = primary_key(projection.table().to_owned())
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(());
-    };
-    sqlx::query(&format!("ALTER TABLE {shadow} ADD {definition}"))
-        .execute(conn)
-        .await
-        .map(drop)
 }
 
 /// Applies the last events and makes the shadow table the live one, in one
@@ -301,47 +239,4 @@ async fn rename_indexes(tx: &mut PgConnection, live: &str, old: &str) -> Result<
             .await?;
     }
     Ok(())
-}
-
-/// The names and definitions of `table`'s indexes.
-async fn table_indexes(
-    conn: &mut PgConnection,
-    table: &str,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT indexname::text, indexdef FROM pg_indexes \
-         WHERE schemaname = current_schema() AND tablename = $1",
-    )
-    .bind(table)
-    .fetch_all(conn)
-    .await
-}
-
-/// An index definition without its name and table, to match an index of
-/// one table with its copy on another: `CREATE UNIQUE INDEX x ON public.t
-/// USING btree (id)` gives `CREATE UNIQUE INDEX|USING btree (id)`.
-fn index_shape(definition: &str) -> Option<(String, String)> {
-    let (head, tail) = definition.split_once(" ON ")?;
-    let (kind, _name) = head.rsplit_once(' ')?;
-    let (_table, rest) = tail.split_once(' ')?;
-    Some((kind.to_owned(), rest.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::index_shape;
-
-    #[test]
-    fn an_index_and_its_copy_have_one_shape() {
-        assert_eq!(
-            index_shape("CREATE UNIQUE INDEX projects_pkey ON public.projects USING btree (id)"),
-            index_shape(
-                "CREATE UNIQUE INDEX projects__rebuild_pkey ON public.projects__rebuild USING btree (id)"
-            )
-        );
-        assert_ne!(
-            index_shape("CREATE INDEX a ON public.t USING btree (id)"),
-            index_shape("CREATE UNIQUE INDEX b ON public.t USING btree (id)")
-        );
-    }
 }
