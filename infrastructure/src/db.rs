@@ -113,7 +113,7 @@ mod tests {
     /// migrate once an applied migration's file changes, comments included,
     /// so these stay as they are: the schema changes by a new migration, and
     /// old comments are corrected in `migrations/README.md`.
-    const RELEASED: [(i64, &str); 12] = [
+    const RELEASED: [(i64, &str); 13] = [
         (1, "d9301cbb99ac95dc1def42b868107d81d59e3d4bc1730dc87a3c9b7db0cc32125699dcbb5661b37213fc1e4a7fca9a13"),
         (2, "d2146058f83f38c198718b15cb77284ff04b49121002b3d99e7ce7344dd069062dec2c4d751aa9de7d6da50589420955"),
         (3, "47732c5c88b8cd812c52b27739b27d7642a82408ab3640286f0e2fed3576e4fb6174be376db0027f1772107f8e7e529f"),
@@ -126,6 +126,7 @@ mod tests {
         (10, "254847cc4fbf237d4b9fe724f215e14b4f10ccb91dec56411ad14530cbef174a79a06db58ac69e75a25704af3c28be6a"),
         (11, "91c44250c24ed99fac68274010c291c550c921ac4c7a6f7310eeaa42e64233ab48202725f091a439bf07317e449754a5"),
         (12, "23e84411229331925ddaacac172c67d5443daac2fe25b1f344694e7c68bb0b3ec5e8d45d7a607df505f90f6155e89b49"),
+        (13, "1ae4efa0e49a72eb137fd63d2c76dac956579bc3a2245e3e12cde3a11c1cc70e68b297c01bc12912efa0b6053266ede6"),
     ];
 
     #[test]
