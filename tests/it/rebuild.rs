@@ -164,36 +164,87 @@ async fn a_shadow_table_left_by_an_interrupted_rebuild_gets_the_status_constrain
 }
 
 #[tokio::test]
-async fn a_rebuild_interrupted_with_the_old_subject_index_switches_to_the_new_one_only() {
-    let db = TestDb::create().await;
-    let pool = db.pool().await;
-    // The schema before the subject index in feed order, with a rebuild of
-    // `event_log` interrupted after it built its indexes (the old shape).
-    hub_tests::db::migrate_before(&pool, "event log subject in feed order").await;
-    for statement in [
-        "CREATE TABLE event_log__rebuild (LIKE event_log INCLUDING ALL EXCLUDING INDEXES)",
-        "CREATE INDEX event_log_subject_idx__rebuild ON event_log__rebuild (subject text_pattern_ops)",
-        "INSERT INTO feed_checkpoints (consumer) VALUES ('event_log@rebuild')",
+async fn a_rebuild_interrupted_with_an_index_a_later_migration_dropped_switches_without_it() {
+    // Each migration that replaced or dropped an index of `event_log`, and
+    // that index as an interrupted rebuild had built it on its shadow table.
+    for (migration, old_index) in [
+        (
+            "event log subject in feed order",
+            "CREATE INDEX event_log_subject_idx__rebuild ON event_log__rebuild (subject text_pattern_ops)",
+        ),
+        (
+            "event log without timestamp index",
+            "CREATE INDEX event_log_timestamp_idx__rebuild ON event_log__rebuild (\"timestamp\")",
+        ),
     ] {
-        sqlx::query(statement).execute(&pool).await.unwrap();
-    }
+        let db = TestDb::create().await;
+        let pool = db.pool().await;
+        hub_tests::db::migrate_before(&pool, migration).await;
+        interrupted_after(&pool, &[old_index]).await;
 
-    infrastructure::db::migrate(&pool).await.unwrap();
+        infrastructure::db::migrate(&pool).await.unwrap();
+        let migrated = schema_names(&pool).await;
+        let outcome = rebuild_fully(&pool, &event_log()).await;
+        assert!(
+            matches!(outcome, RebuildOutcome::Switched(_)),
+            "{migration}: {outcome:?}"
+        );
+        assert_eq!(
+            schema_names(&pool).await,
+            migrated,
+            "{migration}: the rebuilt event_log has exactly the migrated indexes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rebuild_interrupted_before_its_primary_key_was_attached_attaches_it() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    generate_history(&bus(&pool), 5).await;
+    caught_up(&pool).await;
+    let before = models(&pool).await;
     let migrated = schema_names(&pool).await;
-    let event_log = Rebuildable::all(HUB_ID)
-        .into_iter()
-        .find(|projection| projection.name() == "event_log")
-        .expect("event_log is rebuildable");
-    let outcome = rebuild_fully(&pool, &event_log).await;
+    // The primary key is built as a unique index beside the others and
+    // attached last: a rebuild interrupted in between left the index alone.
+    interrupted_after(
+        &pool,
+        &["CREATE UNIQUE INDEX event_log_pkey__rebuild ON event_log__rebuild (id)"],
+    )
+    .await;
+
+    let outcome = rebuild_fully(&pool, &event_log()).await;
     assert!(
         matches!(outcome, RebuildOutcome::Switched(_)),
         "{outcome:?}"
     );
-    assert_eq!(
-        schema_names(&pool).await,
-        migrated,
-        "the rebuilt event_log has exactly the migrated indexes"
-    );
+    assert_eq!(schema_names(&pool).await, migrated);
+    let key: String = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE conrelid = 'event_log'::regclass AND conname = 'event_log_pkey'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(key, "PRIMARY KEY (id)");
+    assert_eq!(models(&pool).await, before);
+}
+
+/// `event_log`, as a rebuild takes it.
+fn event_log() -> Rebuildable {
+    Rebuildable::by_name("event_log", HUB_ID).expect("event_log is rebuildable")
+}
+
+/// Leaves what a rebuild of `event_log` interrupted after its bulk pass
+/// leaves: its empty shadow table, its checkpoint at the start, and the
+/// `indexes` it had built.
+async fn interrupted_after(pool: &sqlx::PgPool, indexes: &[&str]) {
+    let shadow = "CREATE TABLE event_log__rebuild (LIKE event_log INCLUDING ALL EXCLUDING INDEXES)";
+    let checkpoint = "INSERT INTO feed_checkpoints (consumer) VALUES ('event_log@rebuild')";
+    for statement in [shadow].iter().chain(indexes).chain([&checkpoint]) {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    }
 }
 
 #[tokio::test]
