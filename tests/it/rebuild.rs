@@ -165,8 +165,9 @@ async fn a_shadow_table_left_by_an_interrupted_rebuild_gets_the_status_constrain
 
 #[tokio::test]
 async fn a_rebuild_interrupted_with_an_index_a_later_migration_dropped_switches_without_it() {
-    // Each migration that replaced or dropped an index of `event_log`, and
-    // that index as an interrupted rebuild had built it on its shadow table.
+    // Each migration that replaced or dropped an index of `event_log` and
+    // kept the shadow table of an interrupted rebuild (0011 drops it), and
+    // that index as such a rebuild had built it on its shadow table.
     for (migration, old_index) in [
         (
             "event log subject in feed order",
