@@ -34,7 +34,7 @@ pub(super) async fn create_deferred_indexes(
         .map(|(_, def)| index_shape(def))
         .collect();
     let mut statements = Vec::new();
-    for (name, definition) in indexes_largest_first(first, projection.table()).await? {
+    for (name, definition) in table_indexes(first, projection.table()).await? {
         let shape = index_shape(&definition);
         if existing.contains(&shape) {
             continue;
@@ -73,21 +73,6 @@ pub(super) async fn create_deferred_indexes(
         built?;
     }
     add_primary_key(&mut *sessions[0], projection).await
-}
-
-/// The names and definitions of `table`'s indexes, the largest first.
-async fn indexes_largest_first(
-    conn: &mut PgConnection,
-    table: &str,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT indexname::text, indexdef FROM pg_indexes \
-         WHERE schemaname = current_schema() AND tablename = $1 \
-         ORDER BY pg_relation_size(format('%I.%I', schemaname, indexname)::regclass) DESC, indexname",
-    )
-    .bind(table)
-    .fetch_all(conn)
-    .await
 }
 
 /// Gives the shadow table the live table's primary key (a constraint, as
@@ -132,14 +117,15 @@ pub(super) async fn add_primary_key(
     sqlx::query(&statement).execute(conn).await.map(drop)
 }
 
-/// The names and definitions of `table`'s indexes.
+/// The names and definitions of `table`'s indexes, the largest first.
 pub(super) async fn table_indexes(
     conn: &mut PgConnection,
     table: &str,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT indexname::text, indexdef FROM pg_indexes \
-         WHERE schemaname = current_schema() AND tablename = $1",
+         WHERE schemaname = current_schema() AND tablename = $1 \
+         ORDER BY pg_relation_size(format('%I.%I', schemaname, indexname)::regclass) DESC, indexname",
     )
     .bind(table)
     .fetch_all(conn)
