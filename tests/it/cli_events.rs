@@ -302,10 +302,9 @@ async fn natural_times_resolve_against_the_injected_clock() {
 
 #[tokio::test]
 async fn errors_are_one_line_with_a_failing_exit_code() {
-    // Nothing listens on a port that was just freed.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let gone = format!("http://{}", free.local_addr().unwrap());
-    drop(free);
+    // Nothing listens on port 1 (tcpmux, a privileged port no test binds);
+    // a port freed by the test itself could be taken by another test's hub.
+    let gone = "http://127.0.0.1:1".to_owned();
     let unreachable = fails(&gone, &[], &[]).await;
     assert!(
         unreachable.contains("cannot reach the hub at"),
