@@ -219,7 +219,8 @@ async fn connect_nats(config: &ServeConfig) -> anyhow::Result<NatsConnection> {
 /// Every module's routes, inside the layers every request passes
 /// (outermost last): body limits (REST has its own, answered in its error
 /// shape), CORS, the host and origin guard, metrics, correlation ids, and
-/// `nosniff` on every answer.
+/// `nosniff` on every answer. A path or method the hub does not serve is
+/// answered in the REST error shape.
 fn router(state: &AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
     Router::new()
@@ -234,6 +235,8 @@ fn router(state: &AppState) -> Router {
             limits::reject_large_bodies(max_body, req, next)
         }))
         .merge(rest::router(max_body))
+        .fallback(rest::no_route)
+        .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(state.access.cors())
         .layer(middleware::from_fn_with_state(
             state.access.clone(),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hub_tests::rest::{self, subject};
+use hub_tests::rest::{self, subject, Answer};
 use hub_tests::{TestDb, TestHub};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -249,6 +249,36 @@ async fn one_event_is_found_by_id_and_unknown_or_malformed_ids_are_told_apart() 
             "{malformed:?}"
         );
     }
+}
+
+/// A path the hub does not serve, or one the URL parser folds into such a
+/// path (`%2E%2E` is `..`), is a typed 404; a known path asked with another
+/// method is a typed 405 with `Allow`.
+#[tokio::test]
+async fn unknown_paths_and_methods_are_answered_in_the_error_shape() {
+    let db = TestDb::create().await;
+    let hub = TestHub::start(db.url()).await;
+    for path in ["/nowhere", "/api/", "/api/events/x/y", "/api/events/%2E%2E"] {
+        let answer = rest::get(&hub, path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}: {answer:?}");
+        assert_eq!(answer.error_code(), "NOT_FOUND", "{path}");
+        assert!(
+            answer.error_message().contains("/api/events"),
+            "{path}: {answer:?}"
+        );
+    }
+    let answer = Answer::read(
+        hub.http()
+            .delete(format!("{}/api/events", hub.url()))
+            .send()
+            .await
+            .expect("DELETE /api/events"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{answer:?}");
+    assert_eq!(answer.error_code(), "METHOD_NOT_ALLOWED");
+    let allow = answer.headers.get("allow").expect("an Allow header");
+    assert_eq!(allow, "GET,HEAD,POST");
 }
 
 #[tokio::test]

@@ -33,9 +33,12 @@ pub enum RestError {
         "this operation needs the hub's API token: send the header 'Authorization: Bearer <token>'"
     )]
     Unauthenticated,
-    /// Nothing by that id (404).
+    /// Nothing by that id, or no route at that path (404).
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, but not for this method (405, with `Allow`).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A plain request for the event stream, which is served only as a
     /// WebSocket or as Server-Sent Events (406).
     #[error(
@@ -82,6 +85,7 @@ impl RestError {
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAStream => StatusCode::NOT_ACCEPTABLE,
             Self::Unavailable | Self::QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,6 +102,7 @@ impl RestError {
             Self::NotJson => "UNSUPPORTED_MEDIA_TYPE",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::NotFound(_) => "NOT_FOUND",
+            Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::NotAStream => "NOT_ACCEPTABLE",
             Self::Unavailable => "UNAVAILABLE",
             Self::QueryTimeout => "QUERY_TIMEOUT",
@@ -121,7 +126,7 @@ pub struct ErrorDetail {
     /// A stable machine code: `INVALID_INPUT`, `MALFORMED_JSON`,
     /// `PAYLOAD_TOO_LARGE`, `REQUEST_TIMEOUT`, `UNSUPPORTED_MEDIA_TYPE`,
     /// `UNAUTHENTICATED`, `FORBIDDEN`, `MISDIRECTED_REQUEST`, `NOT_FOUND`,
-    /// `UNAVAILABLE`, `QUERY_TIMEOUT`, `INTERNAL`.
+    /// `METHOD_NOT_ALLOWED`, `NOT_ACCEPTABLE`, `UNAVAILABLE`, `QUERY_TIMEOUT`, `INTERNAL`.
     #[schema(example = "INVALID_INPUT")]
     pub code: String,
     /// What to fix, in words.

@@ -17,6 +17,7 @@ pub mod sse;
 pub mod stream;
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -46,4 +47,30 @@ async fn reject_large_bodies(max: usize, request: Request, next: Next) -> Respon
         return RestError::TooLarge(max).into_response();
     }
     next.run(request).await
+}
+
+/// Any path the hub does not serve: a typed 404, like every other refusal.
+pub async fn no_route(method: Method, uri: Uri) -> RestError {
+    RestError::NotFound(format!(
+        "the hub serves nothing at {method} {}: its APIs are /graphql and /api/events (see /openapi.json)",
+        shortened(uri.path())
+    ))
+}
+
+/// A path the hub serves, asked with another method: a typed 405 (axum
+/// adds the `Allow` header).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> RestError {
+    RestError::MethodNotAllowed(format!(
+        "{} does not take {method}: the Allow header lists the methods it takes",
+        shortened(uri.path())
+    ))
+}
+
+/// A client's path as an error message quotes it: at most 200 characters.
+fn shortened(path: &str) -> String {
+    const MAX: usize = 200;
+    match path.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &path[..end]),
+        None => path.to_owned(),
+    }
 }
