@@ -232,6 +232,51 @@ async fn a_rebuild_interrupted_before_its_primary_key_was_attached_attaches_it()
     assert_eq!(models(&pool).await, before);
 }
 
+#[tokio::test]
+async fn a_failed_index_build_fails_the_rebuild_and_a_later_run_finishes_it() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let _runners = live_runners(&db);
+    generate_history(&bus(&pool), 5).await;
+    caught_up(&pool).await;
+    let before = models(&pool).await;
+    let migrated = schema_names(&pool).await;
+    // A row planted in the shadow table before its bulk: the bulk copies
+    // the same event again, so its primary key cannot be built.
+    interrupted_after(&pool, &[]).await;
+    sqlx::query("INSERT INTO event_log__rebuild SELECT * FROM event_log LIMIT 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let failed = rebuild(&pool, &event_log(), &RebuildOptions::default(), |_| {
+        ControlFlow::Continue(())
+    })
+    .await;
+    let err = failed.expect_err("a primary key over a duplicated id cannot be built");
+    assert!(err.to_string().contains("event_log_pkey__rebuild"), "{err}");
+    assert_eq!(
+        models(&pool).await,
+        before,
+        "the live read models are untouched"
+    );
+    assert_eq!(schema_names(&pool).await, migrated);
+    assert!(table_exists(&pool, "event_log__rebuild").await);
+
+    // Without the planted row, the rebuild resumes and switches.
+    sqlx::query("DELETE FROM event_log__rebuild WHERE ctid = '(0,1)'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let outcome = rebuild_fully(&pool, &event_log()).await;
+    assert!(
+        matches!(outcome, RebuildOutcome::Switched(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(schema_names(&pool).await, migrated);
+    assert_eq!(models(&pool).await, before);
+}
+
 /// `event_log`, as a rebuild takes it.
 fn event_log() -> Rebuildable {
     Rebuildable::by_name("event_log", HUB_ID).expect("event_log is rebuildable")
